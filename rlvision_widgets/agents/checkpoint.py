@@ -1,0 +1,168 @@
+"""Checkpoints: safetensors weights + a JSON config, written atomically, never unpickled.
+
+A checkpoint is a folder::
+
+    config.json          network config, env options, steps, wall time, seeds, sha256 of files
+    model.safetensors    network weights
+    optimizer.safetensors (optional) optimizer + normaliser tensors for resuming training
+
+A training run folder holds ``latest.json`` pointing at its newest checkpoint folder
+(``ckpt-<steps>``); :func:`resolve_checkpoint` accepts either.
+
+>>> save_checkpoint("runs/demo/ckpt-0", build_network("compact"), {"steps": 0})  # doctest: +SKIP
+>>> net, config = load_checkpoint("runs/demo")                                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .networks import ConvAgent, NetworkConfig
+
+FORMAT = "rlvision-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupted, or does not match its config."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON to ``path`` via a temp file + ``os.replace`` (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str, Any],
+                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` (+ optional resume tensors) and ``meta`` to ``folder`` atomically.
+
+    The files are written to a temporary sibling folder, fsynced, then renamed into place.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp"))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        files = {"model.safetensors": _sha256(tmp / "model.safetensors")}
+        if extra_tensors:
+            save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()},
+                      str(tmp / "optimizer.safetensors"))
+            files["optimizer.safetensors"] = _sha256(tmp / "optimizer.safetensors")
+        config = {"format": FORMAT, "version": VERSION, "network": model.config.to_dict(),
+                  **meta, "files": files}
+        write_json_atomic(tmp / "config.json", config)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint folder, or a run folder whose ``latest.json`` names one."""
+    path = Path(path)
+    if path.is_file() and path.name == "config.json":
+        path = path.parent
+    if (path / "latest.json").is_file():
+        try:
+            name = json.loads((path / "latest.json").read_text())["checkpoint"]
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise CheckpointError(f"{path / 'latest.json'} is corrupted: {exc}") from exc
+        path = path / name
+    if not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"no checkpoint at {path}: expected a folder with config.json and model.safetensors "
+            "(or a training run folder with latest.json)")
+    return path
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated JSON config of a checkpoint."""
+    folder = resolve_checkpoint(path)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / 'config.json'} is not an rlvision checkpoint config "
+                              f"(format must be {FORMAT!r})")
+    if config.get("version") != VERSION:
+        raise CheckpointError(f"unsupported checkpoint version {config.get('version')!r} "
+                              f"(this package reads version {VERSION})")
+    return config
+
+
+def _load_tensors(folder: Path, name: str, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    path = folder / name
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {folder} is missing {name}")
+    expected = config.get("files", {}).get(name)
+    if expected is not None and _sha256(path) != expected:
+        raise CheckpointError(f"{path} is corrupted: its sha256 does not match config.json "
+                              "(re-copy the checkpoint or resume from an earlier one)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
+def load_checkpoint(path: str | os.PathLike, *, with_extra: bool = False
+                    ) -> tuple[ConvAgent, dict[str, Any]] | tuple[ConvAgent, dict[str, Any], dict]:
+    """Load a network (eval mode) and its config; optionally the resume tensors too."""
+    folder = resolve_checkpoint(path)
+    config = read_config(folder)
+    try:
+        net_config = NetworkConfig.from_dict(config["network"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{folder / 'config.json'}: bad network section: {exc}") from exc
+    model = ConvAgent(net_config)
+    state = _load_tensors(folder, "model.safetensors", config)
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(filter(None, [
+            missing and f"missing {missing[:4]}", unexpected and f"unexpected {unexpected[:4]}",
+            wrong and "shape mismatch " + ", ".join(
+                f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+                for k in wrong[:4])]))
+        raise CheckpointError(f"weights in {folder} do not match the network in its config.json "
+                              f"({net_config.name}): {detail}")
+    model.load_state_dict(state)
+    model.eval()
+    if with_extra:
+        extra = _load_tensors(folder, "optimizer.safetensors", config) \
+            if "optimizer.safetensors" in config.get("files", {}) else {}
+        return model, config, extra
+    return model, config

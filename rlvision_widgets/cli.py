@@ -1,0 +1,74 @@
+"""The ``rlvision`` command line: train, evaluate, export, explore."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _add_env_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--distribution-mode", default="easy", choices=["easy", "hard"])
+    p.add_argument("--num-levels", type=int, default=0, help="0 = unbounded")
+    p.add_argument("--start-level", type=int, default=0)
+    p.add_argument("--no-vel-info", action="store_true", help="do not paint velocity info")
+    p.add_argument("--no-backgrounds", action="store_true")
+    p.add_argument("--restrict-themes", action="store_true")
+    p.add_argument("--monochrome-assets", action="store_true")
+
+
+def _env_options(a: argparse.Namespace, **extra):
+    from .environment import EnvOptions
+    return EnvOptions(num_envs=a.num_envs, distribution_mode=a.distribution_mode,
+                      num_levels=a.num_levels, start_level=a.start_level,
+                      paint_vel_info=not a.no_vel_info, use_backgrounds=not a.no_backgrounds,
+                      restrict_themes=a.restrict_themes,
+                      use_monochrome_assets=a.monochrome_assets, **extra)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .training import PPOConfig, train
+    cfg = PPOConfig(total_steps=a.steps, num_steps=a.num_steps, network=a.network,
+                    precision=a.precision, seed=a.seed, lr=a.lr, epochs=a.epochs,
+                    num_minibatches=a.num_minibatches, num_threads=a.threads,
+                    checkpoint_every_s=a.checkpoint_every, device=a.device)
+    if a.resume:
+        meta = train(a.resume, cfg, resume=True)
+    else:
+        meta = train(a.run_dir, cfg, _env_options(a, rand_seed=a.seed))
+    print(f"steps={meta['steps']} success_rate_recent={meta['success_rate_recent']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlvision", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a PPO agent on CoinRun")
+    p.add_argument("run_dir", nargs="?", default="runs/coinrun")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--steps", type=int, default=25_000_000)
+    p.add_argument("--num-steps", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--num-minibatches", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--network", default="compact", choices=["compact", "article"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
+    p.add_argument("--device", default="auto")
+    _add_env_flags(p)
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        print(f"rlvision: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
