@@ -1,0 +1,70 @@
+"""Load agents by name or path, offline.
+
+>>> agent = load_agent("coinrun")        # the shipped reference agent (compact network)
+>>> agent = load_agent("random")         # uniform random policy
+>>> agent = load_agent("runs/my-run")    # any checkpoint or training run folder
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+
+
+def reference_agents() -> dict[str, Path]:
+    """Shipped reference agents: name -> checkpoint folder."""
+    if not REFERENCE_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(REFERENCE_DIR.iterdir())
+            if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
+
+
+def agent_names() -> list[str]:
+    """Every name :func:`load_agent` accepts besides a path."""
+    return ["random", *reference_agents()]
+
+
+def load_agent(name_or_path: str | os.PathLike = "coinrun") -> nn.Module:
+    """A shipped agent by name ("coinrun", "random", ...) or a checkpoint / run folder.
+
+    The returned module is in eval mode and maps uint8 (N, 64, 64, 3) observations to
+    (policy logits (N, 15), value (N,)). Checkpoint agents carry their JSON config in
+    ``agent.checkpoint_config``.
+    """
+    key = str(name_or_path)
+    if key == "random":
+        from .random_agent import RandomAgent
+        return RandomAgent()
+    refs = reference_agents()
+    if key in refs:
+        path = refs[key]
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise ValueError(f"unknown agent {key!r}: not a shipped agent {agent_names()} "
+                             "and no such checkpoint path")
+    model, config = load_checkpoint(path)
+    model.checkpoint_config = config
+    if config.get("edits"):
+        from .editing import apply_recorded_edits
+        model = apply_recorded_edits(model, config)
+        model.checkpoint_config = config
+    return model
+
+
+def model_card(name: str = "coinrun") -> dict[str, Any]:
+    """The JSON model card of a shipped agent (steps, wall time, success rates, network)."""
+    refs = reference_agents()
+    if name not in refs:
+        raise ValueError(f"no shipped agent {name!r}; shipped: {sorted(refs)}")
+    card = refs[name] / "model_card.json"
+    if not card.is_file():
+        raise CheckpointError(f"{refs[name]} has no model_card.json")
+    return json.loads(card.read_text())
