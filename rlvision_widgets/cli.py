@@ -39,6 +39,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(a: argparse.Namespace) -> int:
+    from .launch import launch_jupyterlab
+    launch_jupyterlab(a.notebook, port=a.port, ip=a.ip)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     _add_env_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")
+    p.add_argument("--notebook", help="notebook to open (default: notebooks/01_quickstart.ipynb)")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--ip", default="127.0.0.1")
+    p.set_defaults(func=cmd_explore)
     return parser
 
 

@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted, or does not match its config."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -68,11 +68,11 @@ def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str,
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
-        files = {"model.safetensors": _sha256(tmp / "model.safetensors")}
+        files = {"model.safetensors": sha256_file(tmp / "model.safetensors")}
         if extra_tensors:
             save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()},
                       str(tmp / "optimizer.safetensors"))
-            files["optimizer.safetensors"] = _sha256(tmp / "optimizer.safetensors")
+            files["optimizer.safetensors"] = sha256_file(tmp / "optimizer.safetensors")
         config = {"format": FORMAT, "version": VERSION, "network": model.config.to_dict(),
                   **meta, "files": files}
         write_json_atomic(tmp / "config.json", config)
@@ -128,7 +128,7 @@ def _load_tensors(folder: Path, name: str, config: dict[str, Any]) -> dict[str, 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {folder} is missing {name}")
     expected = config.get("files", {}).get(name)
-    if expected is not None and _sha256(path) != expected:
+    if expected is not None and sha256_file(path) != expected:
         raise CheckpointError(f"{path} is corrupted: its sha256 does not match config.json "
                               "(re-copy the checkpoint or resume from an earlier one)")
     try:

@@ -117,6 +117,14 @@ class CoinRunEnv:
     the observation already belongs to the next level. A finished episode succeeded when its
     last reward is positive. ``info`` holds per-env ``level_seed``, ``prev_level_seed`` and
     ``prev_level_complete``.
+
+    With ``invisible_saws=True`` every level start hides the buzzsaws (``render_z`` 7, one
+    ``set_state`` per started env): they are drawn in no observation or frame but still kill.
+
+    Hooks: ``add_level_start_hook(hook)`` calls ``hook(env, mask)`` after each step in which
+    envs began a level (and at registration); ``add_action_hook(hook)`` calls
+    ``hook(env, actions)`` before each step. ``level_start_states(mask)`` gives the states at
+    those level starts (fetched once per step and shared by all hooks).
     """
 
     def __init__(self, options: EnvOptions | None = None, **kwargs: Any):
@@ -128,12 +136,27 @@ class CoinRunEnv:
         self.num_envs = options.num_envs
         self.env = make_procgen(options)
         self._hooks: list = []
+        self._action_hooks: list = []
+        self._state_buf = None
+        self._start_states: dict[int, bytes] = {}
+        if options.invisible_saws:
+            self._hide_saws(np.ones(self.num_envs, dtype=bool))
 
     def add_level_start_hook(self, hook) -> None:
         """Call ``hook(env, mask)`` whenever envs (bool mask) begin a new level, incl. now."""
         self._hooks.append(hook)
         _, _, first = self.env.observe()
         hook(self, np.asarray(first, dtype=bool))
+
+    def add_action_hook(self, hook) -> None:
+        """Call ``hook(env, actions)`` with the validated int32 actions before each step."""
+        self._action_hooks.append(hook)
+
+    def remove_hook(self, hook) -> None:
+        """Detach a hook added with either method (no error if absent)."""
+        for lst in (self._hooks, self._action_hooks):
+            while hook in lst:
+                lst.remove(hook)
 
     def observe(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rew, ob, first = self.env.observe()
@@ -146,12 +169,32 @@ class CoinRunEnv:
             raise ValueError(f"expected {self.num_envs} actions, got shape {actions.shape}")
         if actions.size and (actions.min() < 0 or actions.max() >= len(ACTION_NAMES)):
             raise ValueError(f"actions must be in [0, {len(ACTION_NAMES)}), got {actions}")
-        self.env.act(actions.astype(np.int32))
+        actions = actions.astype(np.int32)
+        for hook in self._action_hooks:
+            hook(self, actions)
+        self.env.act(actions)
         obs, rew, first = self.observe()
-        if self._hooks and first.any():
+        self._start_states = {}
+        if first.any():
+            if self.options.invisible_saws:
+                self._hide_saws(first)
+                obs = self.env.observe()[1]["rgb"]   # re-rendered by set_state
             for hook in self._hooks:
                 hook(self, first)
         return obs, rew, first
+
+    def _hide_saws(self, mask: np.ndarray) -> None:
+        from .state import HIDDEN_RENDER_Z, EntityType, parse_state
+        for i in np.flatnonzero(mask):
+            i = int(i)
+            state = self.get_state_of(i)
+            st = parse_state(state)
+            saws = st.entities["type"] == EntityType.SAW
+            if saws.any():
+                ed = st.editable().set_entity_field(saws, "render_z", HIDDEN_RENDER_Z)
+                state = ed.to_bytes()
+                self.env.call_c_func("set_state", i, state, len(state))
+            self._start_states[i] = state
 
     @property
     def info(self) -> list[dict[str, Any]]:
@@ -161,7 +204,129 @@ class CoinRunEnv:
         return np.array([i["level_seed"] for i in self.env.get_info()], dtype=np.int64)
 
     def get_state(self) -> list[bytes]:
-        return self.env.get_state()
+        """Engine state of every env (see :mod:`rlvision_widgets.environment.state`)."""
+        return [self.get_state_of(i) for i in range(self.num_envs)]
 
     def set_state(self, states: list[bytes]) -> None:
-        self.env.set_state(states)
+        """Restore every env; its observation is re-rendered (read it with ``observe()``)."""
+        if len(states) != self.num_envs:
+            raise ValueError(f"set_state needs {self.num_envs} states, got {len(states)}")
+        for i, s in enumerate(states):
+            self.set_state_of(i, s)
+
+    def get_state_of(self, index: int) -> bytes:
+        """Engine state of env ``index`` (one copy; no other env is touched)."""
+        if self._state_buf is None:
+            from procgen.env import MAX_STATE_SIZE
+            self._state_buf = self.env._ffi.new(f"char[{MAX_STATE_SIZE}]")
+        n = self.env.call_c_func("get_state", int(index), self._state_buf, len(self._state_buf))
+        return bytes(self.env._ffi.buffer(self._state_buf, n))
+
+    def set_state_of(self, index: int, state: bytes) -> None:
+        """Restore env ``index`` from ``state`` (validated first: bad bytes raise StateError
+        instead of aborting the process)."""
+        from .state import parse_state
+        if not 0 <= index < self.num_envs:
+            raise IndexError(f"env index {index} out of range for {self.num_envs} envs")
+        st = parse_state(state)
+        if st.options.get("use_generated_assets"):
+            raise ValueError("states with use_generated_assets cannot be restored")
+        state = bytes(state)
+        self.env.call_c_func("set_state", int(index), state, len(state))
+        self._start_states.pop(int(index), None)
+
+    def level_start_states(self, mask: np.ndarray) -> list[bytes]:
+        """States of the envs in ``mask`` at their level start (valid inside a level-start
+        hook; shared between hooks so each is fetched once)."""
+        out = []
+        for i in np.flatnonzero(mask):
+            i = int(i)
+            s = self._start_states.get(i)
+            if s is None:
+                s = self._start_states[i] = self.get_state_of(i)
+            out.append(s)
+        return out
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class ScratchEnv:
+    """One CoinRun game without worker threads, for replays and re-renders from states.
+
+    ``render=True`` adds the 512x512 frame (``render_mode="rgb_array"``); only use it here,
+    never on a collection env (it renders every env on every observe).
+
+    >>> scratch = ScratchEnv()
+    >>> scratch.set_state(CoinRunEnv(num_envs=1, rand_seed=0).get_state()[0])
+    >>> scratch.replay([7, 7, 7])              # hold RIGHT for three steps
+    >>> obs64 = scratch.observation()
+    """
+
+    def __init__(self, options: EnvOptions | None = None, render: bool = False):
+        opts = (options or EnvOptions()).replace(num_envs=1)
+        self.render = render
+        self.env = make_procgen(opts, num=1, num_threads=0,
+                                render_mode="rgb_array" if render else None)
+        from procgen.env import MAX_STATE_SIZE
+        self._buf = self.env._ffi.new(f"char[{MAX_STATE_SIZE}]")
+        # gym3's act() validates and copies a dict per call; replays write the action buffer
+        # and call libenv_act directly when these gym3 internals are present
+        try:
+            self._ac = self.env._ac["action"]
+            self._act_fn = self.env._c_lib.libenv_act
+            self._c_env = self.env._c_env
+        except (AttributeError, KeyError, TypeError):
+            self._ac = None
+
+    def set_state(self, state: bytes) -> None:
+        from .state import parse_state
+        parse_state(state)                         # never hand invalid bytes to the engine
+        state = bytes(state)
+        self.env.call_c_func("set_state", 0, state, len(state))
+
+    def get_state(self) -> bytes:
+        n = self.env.call_c_func("get_state", 0, self._buf, len(self._buf))
+        return bytes(self.env._ffi.buffer(self._buf, n))
+
+    def act(self, action: int) -> None:
+        if self._ac is not None:
+            self._ac[0] = action
+            self._act_fn(self._c_env)
+        else:
+            self.env.act(np.array([action], dtype=np.int32))
+
+    def replay(self, actions) -> None:
+        """Apply ``actions`` in order (no observation is read in between)."""
+        if self._ac is None:
+            for a in actions:
+                self.act(int(a))
+            return
+        ac, fn, ce = self._ac, self._act_fn, self._c_env
+        for a in np.asarray(actions, dtype=np.int32).tolist():
+            ac[0] = a
+            fn(ce)
+
+    def observe(self) -> tuple[np.ndarray, float, bool]:
+        """(64x64x3 observation copy, last reward, first)."""
+        rew, ob, first = self.env.observe()
+        return ob["rgb"][0].copy(), float(rew[0]), bool(first[0])
+
+    def observation(self) -> np.ndarray:
+        return self.observe()[0]
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """(64x64x3 observation, 512x512x3 frame) of the current state (``render=True``)."""
+        if not self.render:
+            raise RuntimeError("this ScratchEnv was created with render=False; "
+                               "use ScratchEnv(render=True) for 512x512 frames")
+        rew, ob, first = self.env.observe()
+        info = getattr(self.env, "_info", None)
+        if isinstance(info, dict) and "rgb" in info:
+            frame = np.array(info["rgb"][0], copy=True)
+        else:
+            frame = np.asarray(self.env.get_info()[0]["rgb"]).copy()
+        return ob["rgb"][0].copy(), frame
+
+    def close(self) -> None:
+        self.env.close()
