@@ -39,6 +39,29 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    import json
+    from .agents.registry import load_agent
+    from .analysis.evaluation import evaluate
+    agent = load_agent(a.agent)
+    result = evaluate(agent, levels=a.levels, start_level=a.start_level,
+                      distribution_mode=a.distribution_mode, invisible_saws=a.invisible_saws,
+                      seed=a.seed, num_envs=a.num_envs, sample=not a.argmax, progress=True)
+    out = result.to_json(per_level=a.per_level)
+    out["agent"] = str(a.agent)
+    if a.csv:
+        result.write_csv(a.csv)
+    if a.json:
+        print(json.dumps(out))
+    else:
+        lo, hi = out["ci95"]
+        print(f"{a.agent}: {out['success_rate']:.1%} of {out['levels']} levels completed "
+              f"(95% CI {lo:.1%}-{hi:.1%})")
+        for cause, n in out["failures"].items():
+            print(f"  {cause:12s} {n:6d}  ({n / out['levels']:.2%})")
+    return 0
+
+
 def cmd_explore(a: argparse.Namespace) -> int:
     from .launch import launch_jupyterlab
     launch_jupyterlab(a.notebook, port=a.port, ip=a.ip)
@@ -64,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     _add_env_flags(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="success rate and failures by cause on exact levels")
+    p.add_argument("--agent", default="coinrun", help="shipped agent name, 'random', or a path")
+    p.add_argument("--levels", type=int, default=1000)
+    p.add_argument("--start-level", type=int, default=0)
+    p.add_argument("--distribution-mode", default="easy", choices=["easy", "hard"])
+    p.add_argument("--invisible-saws", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--argmax", action="store_true", help="greedy actions instead of sampling")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--per-level", action="store_true", help="include per-level outcomes in JSON")
+    p.add_argument("--csv", help="also write per-level outcomes to this CSV file")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")
     p.add_argument("--notebook", help="notebook to open (default: notebooks/01_quickstart.ipynb)")

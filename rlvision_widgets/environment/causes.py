@@ -281,6 +281,11 @@ class CauseTracker:
         """Steps taken since the tracker was attached."""
         return self._t
 
+    @property
+    def current_level_seeds(self) -> np.ndarray:
+        """Level seed each env is playing now (0 where not tracked)."""
+        return self._seed.copy()
+
     def pop_records(self) -> list[EpisodeRecord]:
         out, self.records = self.records, []
         return out

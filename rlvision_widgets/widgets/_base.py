@@ -1,0 +1,128 @@
+"""Base class of the component widgets: bundle location, data setters, static HTML export."""
+from __future__ import annotations
+
+import pathlib
+from typing import Any, ClassVar, Sequence
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from . import _encode as enc
+
+STATIC = pathlib.Path(__file__).parent / "static"
+
+_MISSING_BUNDLE = """
+export default { render({ el }) {
+  el.innerHTML = '<div style="color:#b91c1c;font:13px system-ui;padding:8px;border:1px solid #fca5a5">'
+    + 'rlvision_widgets: the JavaScript bundle %s is missing. Build it with '
+    + '<code>npm ci &amp;&amp; npm run build</code> in the repository (or reinstall the package).</div>';
+} };
+"""
+
+
+def bundle(name: str) -> pathlib.Path | str:
+    """Path of a built ESM bundle, or a tiny module that explains how to build it."""
+    p = STATIC / f"{name}.js"
+    return p if p.is_file() else _MISSING_BUNDLE % f"{name}.js"
+
+
+def _as_5d_obs(obs: Any) -> np.ndarray:
+    o = np.asarray(obs)
+    if o.dtype != np.uint8:
+        raise TypeError(f"observations must be uint8, got {o.dtype}")
+    if o.ndim == 4:
+        o = o[None]
+    if o.ndim != 5 or o.shape[-1] != 3 or o.shape[2] != o.shape[3]:
+        raise ValueError("observations must be (T, S, S, 3) or (E, T, S, S, 3) uint8, got "
+                         f"shape {o.shape}")
+    return o
+
+
+def _series(x: Any, E: int, T: int, name: str, extra: tuple[int, ...] = ()) -> np.ndarray | None:
+    if x is None:
+        return None
+    a = np.asarray(x)
+    if a.shape == (T, *extra) and E == 1:
+        a = a[None]
+    if a.shape != (E, T, *extra):
+        raise ValueError(f"{name} must have shape {(E, T, *extra)} (or {(T, *extra)} for one "
+                         f"trajectory), got {a.shape}")
+    return a
+
+
+class RLVisionWidget(anywidget.AnyWidget):
+    """Common base: the component's bundle and kernel-less HTML export."""
+
+    _component: ClassVar[str] = "explorer"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        cls._esm = bundle(cls._component)  # before anywidget turns it into watched FileContents
+        super().__init_subclass__(**kwargs)
+
+    def save_html(self, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+        """Write one self-contained HTML file (scripts and data inlined, nothing fetched) that
+        renders this widget without a kernel at its current settings.
+
+        >>> viewer.save_html("trajectory.html")          # doctest: +SKIP
+        """
+        from .export import save_html
+
+        return save_html(self, path, title=title)
+
+
+class TrajectoryDataMixin(t.HasTraits):
+    """``set_trajectories`` / ``set_attribution`` for widgets that show trajectories."""
+
+    def set_trajectories(self, obs: Any, values: Any = None, advantages: Any = None,
+                         rewards: Any = None, actions: Any = None, firsts: Any = None,
+                         logits: Any = None, labels: Sequence[str] | None = None) -> None:
+        """Load observations (E, T, S, S, 3) or (T, S, S, 3) uint8 and per-step series
+        (E, T) — logits (E, T, A) — as compact binary buffers."""
+        o = _as_5d_obs(obs)
+        E, T = o.shape[:2]
+        png, offsets = enc.encode_png_strips(o)
+        vals = _series(values, E, T, "values")
+        adv = _series(advantages, E, T, "advantages")
+        rew = _series(rewards, E, T, "rewards")
+        act = _series(actions, E, T, "actions")
+        fir = _series(firsts, E, T, "firsts")
+        lg = None
+        if logits is not None:
+            la = np.asarray(logits)
+            lg = _series(la, E, T, "logits", (la.shape[-1],))
+        with self.hold_sync():
+            self.frame = 0
+            self.trajectory = 0
+            self.n_trajectories = int(E)
+            self.n_steps = int(T)
+            self.obs_size = int(o.shape[2])
+            self.obs_png = png
+            self.obs_offsets = offsets
+            self.values = enc.f32(vals if vals is not None else np.zeros((E, T)))
+            self.advantages = enc.f32(adv)
+            self.rewards = enc.f32(rew)
+            self.actions = enc.u8(act)
+            self.firsts = enc.u8(fir)
+            self.logits = enc.f32(lg)
+            self.trajectory_labels = list(labels) if labels else []
+
+    def set_attribution(self, features: Any, residual: Any = None, layer: str = "") -> None:
+        """Load signed per-feature attribution maps (E, T, H, W, K) (or (T, H, W, K)) and the
+        residual (E, T, H, W); colouring, blur, gain and isolation then happen in the browser."""
+        f = np.asarray(features, dtype=np.float32)
+        if f.ndim == 4:
+            f = f[None]
+            residual = None if residual is None else np.asarray(residual)[None]
+        maps, scales, shape = enc.encode_attribution(f, residual)
+        with self.hold_sync():
+            self.attr_maps = maps
+            self.attr_scales = scales
+            self.attr_shape = shape
+            if hasattr(self, "n_features"):
+                k = shape[-1] - 1
+                self.n_features = k
+                labels = list(getattr(self, "feature_labels", []))[:k]
+                self.feature_labels = labels + [""] * (k - len(labels))
+            if layer and hasattr(self, "attr_layer"):
+                self.attr_layer = layer

@@ -1,0 +1,190 @@
+"""Synced trait groups shared by the component widgets and the Explorer.
+
+Each component's JS reads traits by these names, so a component rendered alone (on its own
+model) and inside the Explorer (on the shared model) behave the same. Binary data travels as
+``traitlets.Bytes`` tagged with ipywidgets' ``bytes_serialization`` (raw websocket buffers).
+"""
+from __future__ import annotations
+
+import traitlets as t
+from ipywidgets.widgets.trait_types import bytes_serialization
+
+from ..environment.coinrun import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
+
+
+def _bytes() -> t.Bytes:
+    return t.Bytes(b"").tag(sync=True, **bytes_serialization)
+
+
+class NavTraits(t.HasTraits):
+    """Which trajectory and step are shown."""
+
+    trajectory = t.Int(0).tag(sync=True)
+    frame = t.Int(0).tag(sync=True)
+
+    @t.validate("trajectory")
+    def _valid_trajectory(self, proposal: t.Bunch) -> int:
+        v = int(proposal["value"])
+        n = getattr(self, "n_trajectories", 0) or 0
+        if v < 0 or (n and v >= n):
+            raise t.TraitError(f"trajectory must be in [0, {max(n - 1, 0)}], got {v}")
+        return v
+
+    @t.validate("frame")
+    def _valid_frame(self, proposal: t.Bunch) -> int:
+        v = int(proposal["value"])
+        n = getattr(self, "n_steps", 0) or 0
+        if v < 0 or (n and v >= n):
+            raise t.TraitError(f"frame must be in [0, {max(n - 1, 0)}], got {v}")
+        return v
+
+
+class TrajectoryTraits(t.HasTraits):
+    """Observations and per-step series of E trajectories of T steps."""
+
+    title = t.Unicode("").tag(sync=True)
+    n_trajectories = t.Int(0).tag(sync=True)
+    n_steps = t.Int(0).tag(sync=True)
+    obs_size = t.Int(64).tag(sync=True)
+    obs_png = _bytes()
+    obs_offsets = t.List(t.Int()).tag(sync=True)
+    values = _bytes()
+    advantages = _bytes()
+    rewards = _bytes()
+    actions = _bytes()
+    firsts = _bytes()
+    logits = _bytes()
+    action_names = t.List(t.Unicode(), default_value=list(ACTION_NAMES)).tag(sync=True)
+    action_glyphs = t.List(t.Unicode(), default_value=list(ACTION_GLYPHS)).tag(sync=True)
+    action_groups = t.Dict(default_value={k: list(v) for k, v in ACTION_GROUPS.items()}).tag(sync=True)
+    trajectory_labels = t.List(t.Unicode()).tag(sync=True)
+    screen_size = t.Int(232).tag(sync=True)
+
+
+class OutputTraits(t.HasTraits):
+    """The network output being attributed (spec as in ``analysis.outputs``) and bookmarks."""
+
+    output = t.Unicode("value").tag(sync=True)
+    output_label = t.Unicode("value").tag(sync=True)
+    bookmarks = t.List(t.Dict()).tag(sync=True)
+
+
+class DisplayTraits(t.HasTraits):
+    """Display settings applied in the browser (no kernel round trip)."""
+
+    gain = t.Float(1.0).tag(sync=True)
+    blur = t.Float(1.0).tag(sync=True)
+    scale_mode = t.Enum(["trajectory", "frame"], "trajectory").tag(sync=True)
+    show_residual = t.Bool(False).tag(sync=True)
+    overlay_mode = t.Enum(["split", "combined"], "split").tag(sync=True)
+    grey_underlay = t.Bool(False).tag(sync=True)
+    full_res = t.Bool(False).tag(sync=True)
+
+    @t.validate("gain")
+    def _valid_gain(self, proposal: t.Bunch) -> float:
+        v = float(proposal["value"])
+        if not 0 < v <= 1000:
+            raise t.TraitError(f"gain must be in (0, 1000], got {v}")
+        return v
+
+    @t.validate("blur")
+    def _valid_blur(self, proposal: t.Bunch) -> float:
+        v = float(proposal["value"])
+        if not 0 <= v <= 4:
+            raise t.TraitError(f"blur must be in [0, 4] (1 = the article, 0 = off), got {v}")
+        return v
+
+
+class FeatureTraits(t.HasTraits):
+    """NMF features: count, labels, isolation."""
+
+    n_features = t.Int(0).tag(sync=True)
+    feature_labels = t.List(t.Unicode()).tag(sync=True)
+    suggested_labels = t.List(t.Unicode()).tag(sync=True)
+    isolated_feature = t.Int(-1).tag(sync=True)
+
+
+class AttributionTraits(t.HasTraits):
+    """Per-feature attribution maps of every frame (see ``_encode.encode_attribution``)."""
+
+    attr_maps = _bytes()
+    attr_scales = _bytes()
+    attr_shape = t.List(t.Int()).tag(sync=True)
+    attr_layer = t.Unicode("").tag(sync=True)
+
+
+class EditedTraits(t.HasTraits):
+    """The shown trajectory under the current edits, and a re-run of the edited agent."""
+
+    edited_trajectory = t.Int(-1).tag(sync=True)
+    edited_values = _bytes()
+    edited_logits = _bytes()
+    edited_attr_maps = _bytes()
+    edited_attr_scales = _bytes()
+    edited_attr_shape = t.List(t.Int()).tag(sync=True)
+    rerun_png = _bytes()
+    rerun_values = _bytes()
+    rerun_actions = _bytes()
+    rerun_rewards = _bytes()
+    rerun_firsts = _bytes()
+    rerun_info = t.Dict().tag(sync=True)
+
+
+class EditTraits(t.HasTraits):
+    """Per-feature edit strength (0..1) and switch-off toggles."""
+
+    edit_strengths = t.List(t.Float()).tag(sync=True)
+    edit_off = t.List(t.Bool()).tag(sync=True)
+
+    @t.validate("edit_strengths")
+    def _valid_strengths(self, proposal: t.Bunch) -> list[float]:
+        v = [float(x) for x in proposal["value"]]
+        if any(not 0.0 <= x <= 1.0 for x in v):
+            raise t.TraitError(f"edit strengths must lie in [0, 1], got {v}")
+        return v
+
+
+class LegendTraits(t.HasTraits):
+    """Legend thumbnails (one RGBA PNG strip of K square thumbnails side by side)."""
+
+    thumbnails_png = _bytes()
+    thumbnail_size = t.Int(0).tag(sync=True)
+
+
+class GridTraits(t.HasTraits):
+    """The spatially-aware feature visualization of one feature."""
+
+    grid_feature = t.Int(-1).tag(sync=True)
+    grid_density = t.Int(8).tag(sync=True)
+    grid_zoom = t.Float(2.0).tag(sync=True)
+    grid_png = _bytes()
+    grid_shape = t.List(t.Int()).tag(sync=True)       # [rows, cols, cell pixels]
+    grid_sources = _bytes()                            # int32 (rows*cols, 2): (trajectory, frame)
+    grid_source_png = _bytes()                         # optional strip of source observations
+    grid_busy = t.Bool(False).tag(sync=True)
+
+    @t.validate("grid_density")
+    def _valid_density(self, proposal: t.Bunch) -> int:
+        v = int(proposal["value"])
+        if not 1 <= v <= 64:
+            raise t.TraitError(f"grid_density must be in [1, 64] cells per side, got {v}")
+        return v
+
+
+class ControlTraits(t.HasTraits):
+    """Analysis settings (recomputed in Python)."""
+
+    layers = t.List(t.Unicode()).tag(sync=True)
+    layer = t.Unicode("").tag(sync=True)
+    outputs = t.List().tag(sync=True)                  # [spec, label, group]
+    rank = t.Int(8).tag(sync=True)
+    rank_max = t.Int(16).tag(sync=True)
+
+
+class StatusTraits(t.HasTraits):
+    """Progress of long Python work, shown in the widget."""
+
+    busy = t.Bool(False).tag(sync=True)
+    progress = t.Float(0.0).tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
