@@ -53,6 +53,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

@@ -161,7 +161,7 @@ def _hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, max_iter: int, tol:
             HHt = H @ H.T
             obj = (xx - 2.0 * float((W.double() * XHt.double()).sum())
                    + float((WtW.double() * HHt.double()).sum()))
-            if prev - obj <= tol * max(abs(prev), 1e-30):
+            if math.isfinite(prev) and prev - obj <= tol * max(abs(prev), 1e-30):
                 break
             prev = obj
     return W, H, it, max(obj, 0.0)

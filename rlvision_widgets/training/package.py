@@ -41,11 +41,11 @@ def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | N
         steps, rate, (lo, hi) = eval_point
         ax.errorbar([steps / 1e6], [100 * rate], yerr=[[100 * (rate - lo)], [100 * (hi - rate)]],
                     fmt="o", color="C3", capsize=3, label="evaluation, unseen levels (95% CI)")
-    ax.axhline(40, color="0.6", lw=0.8, ls=":", label="uniform random policy (~40%)")
     ax.set_xlabel("environment steps (millions)")
     ax.set_ylabel("levels completed (%)")
     ax.set_ylim(0, 100)
-    ax.set_xlim(left=0)
+    last = max([r["steps"] for r in log] + [1])
+    ax.set_xlim(0, max(1.25 * last, 1.1e6) / 1e6)
     ax.grid(alpha=0.3)
     ax.set_title(title or "CoinRun (easy), PPO learning curve")
     ax.legend(fontsize=7, loc="lower right")
