@@ -33,7 +33,8 @@ export interface Attr {
   W: number;
   C: number; // K + 1
   K: number;
-  q: Int8Array;
+  q: (e: number) => Int8Array | null; // per-trajectory int8 maps (T·H·W·C), decoded lazily
+  ready: (e: number, t: number) => boolean; // false where the data is still being computed
   scales: Float32Array;
 }
 
@@ -65,16 +66,34 @@ export interface Grid {
 function decodeAttr(model: AnyModel, prefix: string): Attr | null {
   const shape = model.get(`${prefix}attr_shape`) as number[] | undefined;
   const bytes = bytesOf(model.get(`${prefix}attr_maps`));
+  const offsets = (model.get(`${prefix}attr_offsets`) as number[] | undefined) ?? [];
   if (!shape || shape.length !== 5 || bytes.length === 0) return null;
   const [E, T, H, W, C] = shape;
-  const raw = inflate(bytes);
-  if (raw.length !== E * T * H * W * C) {
-    console.warn(`rlvision: attribution size ${raw.length} ≠ ${E}×${T}×${H}×${W}×${C}`);
-    return null;
-  }
   const scales = f32(model.get(`${prefix}attr_scales`));
   if (scales.length !== E * T * C) return null;
-  return { E, T, H, W, C, K: C - 1, q: new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales };
+  const parts = offsets.length === E + 1 ? split(bytes, offsets) : [bytes];
+  const chunks: (Int8Array | null)[] = new Array(E).fill(null);
+  const n = T * H * W * C;
+  const decode = (e: number): Int8Array | null => {
+    const part = parts.length === E ? parts[e] : null;
+    if (!part || part.length === 0) return null;
+    const raw = inflate(part);
+    if (raw.length !== n) {
+      console.warn(`rlvision: attribution chunk ${e} has ${raw.length} values, expected ${n}`);
+      return null;
+    }
+    return new Int8Array(raw.buffer, raw.byteOffset, raw.length);
+  };
+  const ready = bytesOf(model.get(`${prefix}attr_ready`));
+  return {
+    E, T, H, W, C, K: C - 1, scales,
+    q: (e: number) => {
+      if (e < 0 || e >= E) return null;
+      if (chunks[e] === null) chunks[e] = decode(e);
+      return chunks[e];
+    },
+    ready: (e: number, t: number) => (ready.length === E * T ? ready[e * T + t] !== 0 : true),
+  };
 }
 
 export class DataStore {
@@ -87,8 +106,8 @@ export class DataStore {
     const deps: Record<string, string[]> = {
       steps: ["values", "advantages", "rewards", "actions", "firsts", "logits", "n_trajectories", "n_steps"],
       obs: ["obs_png", "obs_offsets", "obs_size"],
-      attr: ["attr_maps", "attr_scales", "attr_shape"],
-      edited: ["edited_attr_maps", "edited_attr_scales", "edited_attr_shape", "edited_values", "edited_logits", "edited_trajectory"],
+      attr: ["attr_maps", "attr_scales", "attr_shape", "attr_offsets", "attr_ready"],
+      edited: ["edited_attr_maps", "edited_attr_scales", "edited_attr_shape", "edited_attr_offsets", "edited_attr_ready", "edited_values", "edited_logits", "edited_trajectory"],
       rerun: ["rerun_png", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts", "rerun_info"],
       thumbs: ["thumbnails_png", "thumbnail_size"],
       grid: ["grid_png", "grid_shape", "grid_sources"],
@@ -217,15 +236,19 @@ export class DataStore {
     return ed && ed.trajectory === e ? ed : null;
   }
 
-  /** Dequantised maps (H·W·C) of (e, t), optionally from the edited data. Reuses one buffer. */
-  frameMaps(a: Attr, e: number, t: number): Float32Array {
+  /** Dequantised maps (H·W·C) of (e, t), or null if not available. Reuses one buffer. */
+  frameMaps(a: Attr, e: number, t: number): Float32Array | null {
+    const q = a.q(e);
+    if (!q || !a.ready(e, t)) return null;
     const n = a.H * a.W * a.C;
     if (this.frameBuf.length !== n) this.frameBuf = new Float32Array(n);
     const out = this.frameBuf;
-    const base = (e * a.T + t) * n;
+    const base = t * n;
     const sb = (e * a.T + t) * a.C;
     const C = a.C;
-    for (let i = 0; i < n; i++) out[i] = (a.q[base + i] * a.scales[sb + (i % C)]) / 127;
+    for (let p = 0; p < n; p += C) {
+      for (let c = 0; c < C; c++) out[p + c] = (q[base + p + c] * a.scales[sb + c]) / 127;
+    }
     return out;
   }
 
@@ -237,14 +260,19 @@ export class DataStore {
       const frameAbsMax = new Float32Array(T);
       const totals = new Float32Array(T * C);
       const n = H * W * C;
+      const q = a.q(e);
       for (let t = 0; t < T; t++) {
-        const base = (e * T + t) * n;
+        if (!q || !a.ready(e, t)) {
+          for (let c = 0; c < C; c++) totals[t * C + c] = NaN;
+          continue;
+        }
+        const base = t * n;
         const sb = (e * T + t) * C;
         let mx = -Infinity;
         let amx = 0;
         for (let p = 0; p < H * W; p++) {
           for (let c = 0; c < C; c++) {
-            const v = (a.q[base + p * C + c] * a.scales[sb + c]) / 127;
+            const v = (q[base + p * C + c] * a.scales[sb + c]) / 127;
             totals[t * C + c] += v;
             if (c < K) {
               if (v > mx) mx = v;
@@ -256,7 +284,9 @@ export class DataStore {
         frameMax[t] = K > 0 ? mx : 0;
         frameAbsMax[t] = amx;
       }
-      return { frameMax, frameAbsMax, totals, scale: trajectoryScale(frameMax) };
+      const readyMax: number[] = [];
+      for (let t = 0; t < T; t++) if (q && a.ready(e, t)) readyMax.push(frameMax[t]);
+      return { frameMax, frameAbsMax, totals, scale: trajectoryScale(readyMax) };
     });
   }
 

@@ -111,21 +111,22 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
       g.drawImage(tmp, 0, 0, S, S);
     };
     paint(orig, data.frame(e, t));
-    const rt = Math.min(t, rr.T - 1);
+    const start = +(info.start ?? 0);
+    const rt = Math.max(0, Math.min(t - start, rr.T - 1));
     const n = os * os * 4;
     paint(edit, rr.frames ? rr.frames.data.subarray(rt * n, (rt + 1) * n) : null);
     origCap.textContent = `Original · step ${t}${info.original_outcome ? ` · ${info.original_outcome}` : ""}`;
-    editCap.textContent = `Edited re-run · step ${rt}${t >= rr.T ? " (ended)" : ""}${info.outcome ? ` · ${info.outcome}` : ""}`;
+    editCap.textContent = `Edited re-run · step ${rt}${t < start ? " (not started)" : t - start >= rr.T ? " (ended)" : ""}${info.outcome ? ` · ${info.outcome}` : ""}`;
     const s = data.steps();
     if (!s) return;
     const W = Math.max(300, Math.min(560, root.clientWidth - 40));
     const g = fitCanvas(chart, W, 90);
     g.clearRect(0, 0, W, 90);
-    const T = Math.max(s.T, rr.T);
+    const T = Math.max(s.T - start, rr.T);
     drawChart(g, {
       T, box: { x: 44, y: 4, w: W - 54, h: 68 }, title: "Value: original (green) vs edited re-run (purple)",
-      series: [{ data: s.values.subarray(e * s.T, (e + 1) * s.T), color: "#2ca02c" }, { data: rr.values, color: "#9467bd" }],
-      playhead: t, xAxis: true,
+      series: [{ data: s.values.subarray(e * s.T + start, (e + 1) * s.T), color: "#2ca02c" }, { data: rr.values, color: "#9467bd" }],
+      playhead: t - start, xAxis: true,
     });
   };
 

@@ -113,7 +113,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     root.classList.toggle("rlv-hidden", !!opts.closable && k < 0);
     if (opts.closable && k < 0) return;
     const labels = (model.get("feature_labels") as string[]) ?? [];
-    const z = +(model.get("grid_zoom") ?? 2);
+    const z = +(model.get("grid_zoom") ?? 1);
     zoom.value = String(z);
     zoomVal.textContent = `${z}×`;
     dens.value = String(model.get("grid_density") ?? 8);
@@ -136,7 +136,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     mosaic.width = g.image.width;
     mosaic.height = g.image.height;
     mosaic.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(g.image.data), g.image.width, g.image.height), 0, 0);
-    const base = Math.min(320, g.image.width * 2);
+    const base = Math.min(256, g.image.width * 2);
     mosaic.style.width = `${base * z}px`;
     mosaic.style.height = `${(base * z * g.image.height) / g.image.width}px`;
     if (selected) {

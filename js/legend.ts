@@ -135,9 +135,17 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
     const src = ed && ed.attr ? ed.attr : a;
     const st = data.stats(src, src.E === 1 ? 0 : e, ed && ed.attr ? "edited" : "");
     let m = 0;
-    for (let c = 0; c < src.C; c++) m = Math.max(m, Math.abs(st.totals[t * src.C + c]));
+    for (let c = 0; c < src.C; c++) {
+      const v = Math.abs(st.totals[t * src.C + c]);
+      if (isFinite(v)) m = Math.max(m, v);
+    }
     entries.forEach((en, c) => {
       const v = st.totals[t * src.C + c];
+      if (!isFinite(v)) {
+        en.bar.style.width = "0";
+        en.val.textContent = "…";
+        return;
+      }
       const frac = m > 0 ? Math.abs(v) / m : 0;
       en.bar.style.width = `${(50 * frac).toFixed(1)}%`;
       en.bar.style.left = v >= 0 ? "50%" : `${(50 - 50 * frac).toFixed(1)}%`;

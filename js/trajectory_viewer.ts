@@ -8,6 +8,29 @@ import { blurKernel, cssColor, featureColors, greyRGBA, Kernel, overlayRGBA, RES
 import { Box, drawChart, drawXAxis, fitCanvas, fmt, Series, tOf, xOf } from "./plot";
 
 const SPEEDS = [3, 6, 12, 24, 48];
+const ICONS: Record<string, string> = {
+  play: "M4 2.5v11l9-5.5z",
+  pause: "M3.5 2.5h3v11h-3zM9.5 2.5h3v11h-3z",
+  first: "M2.5 2.5h2v11h-2zM14 2.5v11l-8.5-5.5z",
+  last: "M11.5 2.5h2v11h-2zM2 2.5v11l8.5-5.5z",
+  prev: "M12 2.5v11l-9-5.5z",
+  next: "M4 2.5v11l9-5.5z",
+  prevEp: "M1.5 2.5h1.5v11h-1.5zM9 2.5v11l-5.5-5.5zM15 2.5v11l-5.5-5.5z",
+  nextEp: "M13 2.5h1.5v11h-1.5zM1 2.5v11l5.5-5.5zM7 2.5v11l5.5-5.5z",
+};
+function icon(name: string): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name]);
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
 const SCRUB_RANGE: [number, number] = [42 / 64, 44 / 64]; // the original's filmstrip slice
 const COL = { value: "#2ca02c", advantage: "#1f77b4", output: "#d62728", edited: "#ff7f0e", rerun: "#9467bd" };
 
@@ -48,9 +71,9 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     return { root: r, canvas, title: t, sub: s, sign };
   };
   const scrObs = mkScreen("Observation", "Video game pixels seen by the model", null);
-  const scrPos = mkScreen("Positive attribution", "Good news: objects that raise the output", 1);
-  const scrNeg = mkScreen("Negative attribution", "Bad news: objects that lower the output", -1);
-  const scrAbs = mkScreen("Attribution (both signs)", "|attribution|: where each feature matters", 0);
+  const scrPos = mkScreen("Positive attribution", "Good news: raises the output", 1);
+  const scrNeg = mkScreen("Negative attribution", "Bad news: lowers the output", -1);
+  const scrAbs = mkScreen("Attribution (both signs)", "|attribution| of each feature", 0);
   const screens = h("div", { class: "rlv-screens" }, scrObs.root, scrPos.root, scrNeg.root, scrAbs.root);
   const badge = h("div", { class: "rlv-badge rlv-hidden", text: "NEW EPISODE",
     title: "This step starts a new episode (the environment was reset)" });
@@ -58,17 +81,17 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
 
   // --- info + policy -----------------------------------------------------------------------
   const info = h("div", { class: "rlv-info" });
-  const policyBars = h("div", { class: "rlv-policy-bars" });
-  const policyGlyphs = h("div", { class: "rlv-policy-glyphs" });
+  const policyCanvas = h("canvas", { class: "rlv-policy-canvas" });
   const policy = h("div", { class: "rlv-policy" },
-    h("div", { class: "rlv-subtitle", text: "Policy π(a | s)", title: "Action probabilities at this step; the action taken is outlined. Dashed outline: the original policy when edits are active." }),
-    policyBars, policyGlyphs);
+    h("div", { class: "rlv-subtitle", text: "Policy π(a | s)", title: "Action probabilities at this step; red: the action taken. Dashed outline: the original policy when edits are active. Hover a bar for details." }),
+    policyCanvas);
   const side = h("div", { class: "rlv-side" }, info, policy);
   const top = h("div", { class: "rlv-top" }, screens, side);
 
   // --- transport ------------------------------------------------------------------------------
   const btn = (label: string, title: string, fn: () => void) => {
-    const b = h("button", { class: "rlv-btn", title, text: label, "data-lm-suppress-shortcuts": "true" });
+    const b = h("button", { class: "rlv-btn rlv-icon-btn", title, "aria-label": title, "data-lm-suppress-shortcuts": "true" });
+    b.append(icon(label));
     ctx.dom(b, "click", (e: Event) => {
       e.preventDefault();
       fn();
@@ -76,7 +99,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     });
     return b;
   };
-  const playBtn = btn("▶", "Play / pause (space)", () => togglePlay());
+  const playBtn = btn("play", "Play / pause (space)", () => togglePlay());
   const speedSel = h("select", { class: "rlv-select", title: "Playback speed (frames per second)", "data-lm-suppress-shortcuts": "true" });
   for (const s of SPEEDS) speedSel.append(h("option", { value: String(s), text: `${s} fps` }));
   speedSel.value = "12";
@@ -84,13 +107,13 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
   const stepLabel = h("span", { class: "rlv-step-label" });
   const transport = h("div", { class: "rlv-transport" },
     h("label", { class: "rlv-inline", title: "Trajectory" }, "Trajectory ", trajSel),
-    btn("⏮", "First step (Home)", () => seek(0)),
-    btn("⇤", "Previous episode start ([)", () => jumpEpisode(-1)),
-    btn("◀", "Step back (←; shift: 10 steps)", () => seek(frame() - 1)),
+    btn("first", "First step (Home)", () => seek(0)),
+    btn("prevEp", "Previous episode start ([)", () => jumpEpisode(-1)),
+    btn("prev", "Step back (←; shift: 10 steps)", () => seek(frame() - 1)),
     playBtn,
-    btn("▶|", "Step forward (→; shift: 10 steps)", () => seek(frame() + 1)),
-    btn("⇥", "Next episode start (])", () => jumpEpisode(1)),
-    btn("⏭", "Last step (End)", () => seek(nSteps() - 1)),
+    btn("next", "Step forward (→; shift: 10 steps)", () => seek(frame() + 1)),
+    btn("nextEp", "Next episode start (])", () => jumpEpisode(1)),
+    btn("last", "Last step (End)", () => seek(nSteps() - 1)),
     speedSel, stepLabel,
     h("span", { class: "rlv-hint", text: "← → step · space play · [ ] episodes" }));
 
@@ -144,7 +167,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
   };
   const setPlaying = (p: boolean) => {
     ctx.local.playing = p;
-    playBtn.textContent = p ? "⏸" : "▶";
+    playBtn.replaceChildren(icon(p ? "pause" : "play"));
     if (p) {
       if (frame() >= nSteps() - 1) ctx.set("frame", 0);
       last = 0;
@@ -197,7 +220,16 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
   let ovBytes: Uint8ClampedArray = new Uint8ClampedArray(0);
   let greyBytes: Uint8ClampedArray = new Uint8ClampedArray(0);
 
-  const screenSize = () => (model.get("screen_size") as number) || 232;
+  // Screens shrink to fit three abreast beside the info column (or above it when narrow).
+  const screenSize = () => {
+    const max = (model.get("screen_size") as number) || 232;
+    const W = root.clientWidth || host.clientWidth || 900;
+    let s = Math.floor((W - 16 - 12 - 210) / 3);
+    const narrow = s < 180;
+    if (narrow) s = Math.floor((W - 18) / 3);
+    root.classList.toggle("rlv-narrow", narrow);
+    return Math.max(100, Math.min(max, s));
+  };
 
   const putPixels = (c: HTMLCanvasElement, px: Uint8ClampedArray, w: number, hh: number) => {
     if (c.width !== w || c.height !== hh) {
@@ -239,6 +271,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
       putPixels(greyCanvas, greyBytes, pw, ph);
       under = greyCanvas;
     }
+    for (const sc of [scrObs, scrPos, scrNeg, scrAbs]) sc.sub.style.maxWidth = `${S}px`;
     const paintBase = (c: HTMLCanvasElement, img: HTMLCanvasElement | null) => {
       const g = fitCanvas(c, S, S);
       g.imageSmoothingEnabled = !!full;
@@ -249,7 +282,13 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     };
     paintBase(scrObs.canvas, src);
     // Overlays.
-    const { a, tag } = attrFor(e);
+    let { a, tag } = attrFor(e);
+    let editPending = false;
+    if (tag === "edited" && a && !a.ready(0, t)) {
+      a = data.attr();
+      tag = "";
+      editPending = true;
+    }
     const active = mode === "split" ? [scrPos, scrNeg] : [scrAbs];
     const blur = +(model.get("blur") ?? 1);
     if (blur !== kernelFor) {
@@ -267,6 +306,14 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
         colorsFor = a.K;
       }
       const maps = data.frameMaps(a, a.E === 1 ? 0 : e, t);
+      if (!maps) {
+        scr.sub.dataset.state = "pending";
+        g.fillStyle = "rgba(255,255,255,0.85)";
+        g.font = "12px system-ui, sans-serif";
+        g.fillText("computing attribution…", 8, S - 10);
+        continue;
+      }
+      scr.sub.dataset.state = "ok";
       const n = a.H * a.W;
       if (scratch.length < 6 * n) scratch = new Float32Array(6 * n);
       if (ovBytes.length !== 4 * n) ovBytes = new Uint8ClampedArray(4 * n);
@@ -287,27 +334,74 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     scrNeg.title.textContent = `Negative attribution${isoText}`;
     scrAbs.title.textContent = `Attribution, both signs${isoText}`;
     const edited = tag === "edited";
-    for (const s of active) s.root.classList.toggle("rlv-edited", edited);
+    for (const s of active) {
+      s.root.classList.toggle("rlv-edited", edited);
+      s.root.classList.toggle("rlv-edit-pending", editPending);
+      s.root.title = edited ? "Attribution of the edited agent" : editPending ? "Edited attribution is being computed; showing the original" : "";
+    }
   };
 
   // --- drawing: info + policy ---------------------------------------------------------------
-  let policyCells: { bar: HTMLElement; ghost: HTMLElement; cell: HTMLElement }[] = [];
-  const buildPolicy = (A: number) => {
-    if (policyCells.length === A) return;
-    policyBars.replaceChildren();
-    policyGlyphs.replaceChildren();
-    policyCells = [];
-    const names = (model.get("action_names") as string[]) ?? [];
+  let policyState: { p: Float64Array; p0: Float64Array | null; taken: number } | null = null;
+  const drawPolicy = (p: Float64Array, p0: Float64Array | null, taken: number) => {
+    policyState = { p, p0, taken };
+    const W = Math.max(180, Math.min(420, policy.clientWidth || side.clientWidth || 220));
+    const Hh = 96;
+    const g = fitCanvas(policyCanvas, W, Hh);
+    g.clearRect(0, 0, W, Hh);
+    const A = p.length;
+    const left = 30, bottom = 18, top = 6;
+    const bw = (W - left - 2) / A;
+    let mx = 0;
+    for (let i = 0; i < A; i++) mx = Math.max(mx, p[i], p0 ? p0[i] : 0);
+    const ymax = [0.1, 0.2, 0.25, 0.5, 0.75, 1].find((v) => v >= mx - 1e-9) ?? 1;
+    const yOf = (v: number) => top + (Hh - top - bottom) * (1 - v / ymax);
+    g.font = "10px system-ui, sans-serif";
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    for (const v of [0, ymax / 2, ymax]) {
+      const y = Math.round(yOf(v)) + 0.5;
+      g.strokeStyle = v === 0 ? "#888" : "#eee";
+      g.beginPath();
+      g.moveTo(left, y);
+      g.lineTo(W, y);
+      g.stroke();
+      g.fillStyle = "#666";
+      g.fillText(`${Math.round(v * 100)}%`, left - 3, y);
+    }
     const glyphs = (model.get("action_glyphs") as string[]) ?? [];
+    g.textAlign = "center";
+    g.textBaseline = "top";
     for (let i = 0; i < A; i++) {
-      const bar = h("div", { class: "rlv-pbar" });
-      const ghost = h("div", { class: "rlv-pghost rlv-hidden" });
-      const cell = h("div", { class: "rlv-pcell" }, ghost, bar);
-      policyBars.append(cell);
-      policyGlyphs.append(h("div", { class: "rlv-pglyph", text: glyphs[i] ?? String(i), title: names[i] ?? `action ${i}` }));
-      policyCells.push({ bar, ghost, cell });
+      const x = left + i * bw + 1;
+      g.fillStyle = i === taken ? "#d62728" : "#9ca3af";
+      const y = yOf(p[i]);
+      g.fillRect(x, y, Math.max(1, bw - 2), yOf(0) - y);
+      if (p0) {
+        g.strokeStyle = "#374151";
+        g.setLineDash([2, 2]);
+        const y0 = yOf(p0[i]);
+        g.strokeRect(x + 0.5, y0 + 0.5, Math.max(1, bw - 3), yOf(0) - y0);
+        g.setLineDash([]);
+      }
+      g.fillStyle = i === taken ? "#d62728" : "#374151";
+      g.font = `${i === taken ? "700 " : ""}11px system-ui, sans-serif`;
+      g.fillText(glyphs[i] ?? String(i), x + bw / 2 - 1, Hh - bottom + 3);
     }
   };
+  ctx.dom(policyCanvas, "mousemove", (ev: MouseEvent) => {
+    if (!policyState) return;
+    const r = policyCanvas.getBoundingClientRect();
+    const A = policyState.p.length;
+    const i = Math.floor(((ev.clientX - r.left - 30) / (r.width - 32)) * A);
+    if (i < 0 || i >= A) {
+      policyCanvas.title = "";
+      return;
+    }
+    const names = (model.get("action_names") as string[]) ?? [];
+    const { p, p0, taken } = policyState;
+    policyCanvas.title = `${names[i] ?? i}: p = ${(100 * p[i]).toFixed(1)}%${p0 ? ` (original ${(100 * p0[i]).toFixed(1)}%)` : ""}${i === taken ? " · taken" : ""}`;
+  });
 
   const infoRow = (k: string, v: string, title = "", cls = "") =>
     h("div", { class: `rlv-info-row ${cls}`, title }, h("span", { class: "rlv-info-k", text: k }), h("span", { class: "rlv-info-v", text: v }));
@@ -331,7 +425,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
       ep++;
       start = u;
     }
-    const lastReward = t > 0 && !s.firsts[i] ? s.rewards[i - 1] : 0;
+    const lastReward = t > 0 ? s.rewards[i - 1] : 0;
     const ed = data.editedFor(e);
     const out = data.outputSpec();
     const outLabel = (model.get("output_label") as string) || out;
@@ -354,18 +448,8 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     badge.classList.toggle("rlv-hidden", !s.firsts[i]);
     // Policy.
     if (!s.A) return;
-    buildPolicy(s.A);
     const logits = ed && ed.logits.length === s.T * s.A ? ed.logits.subarray(t * s.A, (t + 1) * s.A) : s.logits.subarray(i * s.A, (i + 1) * s.A);
-    const p = softmax(logits);
-    const p0 = ed ? softmax(s.logits.subarray(i * s.A, (i + 1) * s.A)) : null;
-    for (let k = 0; k < s.A; k++) {
-      const c = policyCells[k];
-      c.bar.style.height = `${(100 * p[k]).toFixed(1)}%`;
-      c.cell.classList.toggle("rlv-taken", k === a);
-      c.cell.title = `${names[k] ?? k}: p = ${(100 * p[k]).toFixed(1)}%${p0 ? ` (original ${(100 * p0[k]).toFixed(1)}%)` : ""}${k === a ? " · taken" : ""}`;
-      c.ghost.classList.toggle("rlv-hidden", !p0);
-      if (p0) c.ghost.style.height = `${(100 * p0[k]).toFixed(1)}%`;
-    }
+    drawPolicy(softmax(logits), ed ? softmax(s.logits.subarray(i * s.A, (i + 1) * s.A)) : null, a);
   };
 
   // --- drawing: timeline ----------------------------------------------------------------------
@@ -414,9 +498,14 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     const rinfo = rr?.info ?? {};
     const vSeries: Series[] = [{ data: values, color: COL.value, label: "value" }];
     if (ed) vSeries.push({ data: ed.values, color: COL.edited, dash: [4, 3], label: "edited value" });
-    if (rr && rinfo.trajectory === e) vSeries.push({ data: rr.values, color: COL.rerun, width: 1.2, label: "re-run value" });
+    if (rr && rinfo.trajectory === e) {
+      const start = +(rinfo.start ?? 0);
+      const shifted = new Float32Array(T).fill(NaN);
+      for (let i = 0; i < rr.T && start + i < T; i++) shifted[start + i] = rr.values[i];
+      vSeries.push({ data: shifted, color: COL.rerun, width: 1.2, label: "re-run value" });
+    }
     const out: { title: string; series: Series[]; zero?: boolean }[] = [
-      { title: ed ? "Value (green: original · orange: edited)" : "Value", series: vSeries },
+      { title: `Value${ed ? " · orange dashed: edited agent" : ""}${vSeries.length > (ed ? 2 : 1) ? " · purple: edited re-run" : ""}`, series: vSeries },
       { title: "Advantage", series: [{ data: s.advantages.subarray(off, off + T), color: COL.advantage }], zero: true },
     ];
     const spec = data.outputSpec();
@@ -627,7 +716,6 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
   });
   ctx.watch(["output", "output_label", "bookmarks", "action_names", "action_glyphs", "trajectory_labels"], () => {
     baseValid = false;
-    policyCells = [];
     sched.request();
   });
   ctx.listen("data", () => {
@@ -664,3 +752,6 @@ function render({ model, el }: RenderProps): () => void {
 }
 
 export default { render };
+
+/** The display maths (also used by tests and for custom renderings). */
+export * as display from "./display";

@@ -60,7 +60,7 @@ def array_hash(x: np.ndarray) -> str:
     """sha256 of an array's dtype, shape and bytes (e.g. a corpus of observations), hex.
 
     >>> array_hash(np.zeros(3, np.uint8))[:12]
-    '9d3d4e6e8c4b'
+    'ec61eee2026e'
     """
     x = np.ascontiguousarray(x)
     h = hashlib.sha256()
@@ -139,7 +139,7 @@ class AnalysisCache:
     >>> import tempfile
     >>> c = AnalysisCache(tempfile.mkdtemp())
     >>> k = c.key(model="abc", layer="2b", output="value", method="ig", corpus="def")
-    >>> c.save(k, {"a": np.zeros(2)}, {}); c.has(k)
+    >>> _ = c.save(k, {"a": np.zeros(2)}, {}); c.has(k)
     True
     """
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import LayerAccess, check_observations
@@ -112,9 +113,72 @@ def _access(agent: nn.Module | LayerAccess) -> LayerAccess:
     return agent if isinstance(agent, LayerAccess) else LayerAccess(agent)
 
 
+def _shared_conv_plan(access: LayerAccess, layer: str) -> tuple[str, nn.Conv2d] | None:
+    """(next layer, its conv) when ``layer``'s activation feeds a ConvAgent conv block
+    directly (no pool in between, no hooks on the block), else None.
+
+    Then conv(alpha * a) = alpha * conv(a) exactly, so one conv per frame serves every alpha
+    forward, and one transposed conv of the alpha-summed gradient serves them backward.
+    """
+    model = access.model
+    if not access._fast_layer(layer) or not hasattr(model, "config"):
+        return None
+    names = list(model.layer_names)
+    i = names.index(layer)
+    if i + 1 >= len(names) or model.config.convs[i].pool > 1:
+        return None
+    nxt = names[i + 1]
+    block = getattr(model, nxt, None)
+    if not isinstance(block, nn.Sequential) or len(block) != 2 \
+            or not isinstance(block[0], nn.Conv2d) or not isinstance(block[1], nn.ReLU):
+        return None
+    from torch.nn.modules import module as _module
+    if any(getattr(_module, g, None) for g in ("_global_forward_hooks",
+                                                "_global_forward_pre_hooks")):
+        return None
+    for m in block.modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return None
+    return nxt, block[0]
+
+
+def _chunk_gradients(access: LayerAccess, layer: str, spec: Any, a: torch.Tensor,
+                     alphas: torch.Tensor, plan: tuple[str, nn.Conv2d] | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum over alphas of dF/da at alpha * a, and F(a), for one chunk of frames."""
+    steps = alphas.shape[0]
+    b, c, h, w = a.shape
+    with torch.enable_grad():
+        if plan is None:
+            scaled = (alphas * a.unsqueeze(0)).reshape(steps * b, c, h, w)
+            scaled = scaled.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            logits, value = access.forward_from(layer, scaled)
+            y = spec(logits, value)
+            (grad,) = torch.autograd.grad(y.sum(), scaled)
+            gsum = grad.view(steps, b, c, h, w).sum(0)
+        else:
+            nxt, conv = plan
+            with torch.no_grad():
+                u = F.conv2d(a, conv.weight, None, conv.stride, conv.padding, conv.dilation,
+                             conv.groups)
+                bias = conv.bias if conv.bias is not None else torch.zeros(u.shape[1])
+                pre = alphas * u.unsqueeze(0) + bias.view(1, 1, -1, 1, 1)
+            pre = pre.reshape(steps * b, *u.shape[1:]).contiguous(
+                memory_format=torch.channels_last).requires_grad_(True)
+            logits, value = access.forward_from(nxt, torch.relu(pre))
+            y = spec(logits, value)
+            (grad,) = torch.autograd.grad(y.sum(), pre)
+            with torch.no_grad():
+                g = grad.view(steps, b, *u.shape[1:]).sum(0)
+                gsum = torch.nn.grad.conv2d_input(a.shape, conv.weight, g, conv.stride,
+                                                  conv.padding, conv.dilation, conv.groups)
+    return gsum, y.detach().view(steps, b)[-1]
+
+
 def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
                          output: OutputLike = "value", steps: int = 10,
-                         batch_size: int | None = None) -> Attribution:
+                         batch_size: int | None = None, *,
+                         share_next_conv: bool = True) -> Attribution:
     """Integrated gradients of ``output`` at ``layer`` for each frame of ``obs``.
 
     ``agent``: a ConvAgent, any agent module, or a :class:`LayerAccess` (to keep edits).
@@ -122,6 +186,9 @@ def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
     ``"group:<g>"``, ``"logprob:<a>"``. ``steps``: right-Riemann steps (alpha = 1/n ... 1);
     1 gives gradient x activation. ``batch_size``: rows (frame x alpha pairs) per forward pass,
     rounded down to whole frames (default: :func:`default_batch_size`).
+    ``share_next_conv``: when the layer feeds the next conv directly (no pool), compute that
+    conv once per frame for all alphas (exact: the conv is linear); False forces the plain
+    path.
 
     >>> from rlvision_widgets.agents import build_network
     >>> obs = np.zeros((2, 64, 64, 3), np.uint8)
@@ -155,28 +222,24 @@ def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
         zero = torch.zeros(1, c, h, w).contiguous(memory_format=torch.channels_last)
         baseline = float(spec(*access.forward_from(layer, zero))[0])
 
+    plan = _shared_conv_plan(access, layer) if share_next_conv else None
     for start in range(0, n, frames_per_chunk):
         xb = x[start:start + frames_per_chunk]
         a = access.activations_nchw(xb, layer)                    # (b, C, H, W)
         b = a.shape[0]
-        with torch.enable_grad():
-            scaled = (alphas * a.unsqueeze(0)).reshape(steps * b, c, h, w)
-            scaled = scaled.contiguous(memory_format=torch.channels_last).requires_grad_(True)
-            logits, value = access.forward_from(layer, scaled)
-            y = spec(logits, value)
-            (grad,) = torch.autograd.grad(y.sum(), scaled)
+        gsum, out = _chunk_gradients(access, layer, spec, a, alphas, plan)
         with torch.no_grad():
-            gsum = grad.view(steps, b, c, h, w).sum(0)
             attr = gsum.mul_(a).div_(steps)
             attributions[start:start + b] = attr.permute(0, 2, 3, 1).numpy()
             activations[start:start + b] = a.permute(0, 2, 3, 1).numpy()
-            outputs[start:start + b] = y.detach().view(steps, b)[-1].numpy()
+            outputs[start:start + b] = out.numpy()
 
     baseline_outputs = np.full(n, baseline, np.float32)
     delta = (attributions.sum((1, 2, 3), dtype=np.float64)
              - (outputs.astype(np.float64) - baseline)).astype(np.float32)
     return Attribution(attributions, activations, outputs, baseline_outputs, delta,
-                       layer, spec.name, steps)
+                       layer, spec.name, steps,
+                       meta={"shared_next_conv": plan is not None, "batch_size": int(batch_size)})
 
 
 def input_gradients(agent: nn.Module, obs: Any, output: OutputLike = "value") -> np.ndarray:

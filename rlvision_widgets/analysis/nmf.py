@@ -137,34 +137,39 @@ def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tenso
 
 def _hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, max_iter: int, tol: float,
           xx: float) -> tuple[torch.Tensor, torch.Tensor, int, float]:
-    """HALS on ``X`` (m, C) from (W, H); returns (W, H, iterations, objective)."""
+    """HALS on ``X`` (m, C) from (W (m, K), H (K, C)); returns (W, H, iterations, objective).
+
+    W is kept transposed (K, m) so every coordinate update touches contiguous memory.
+    """
     k = H.shape[0]
     eps = 1e-12
+    Xt = X.T.contiguous()                                     # (C, m)
+    Wt = W.T.contiguous()                                     # (K, m)
     prev = math.inf
     obj = math.inf
     it = 0
     for it in range(1, max_iter + 1):
-        # W update
+        # W update (columns of W = rows of Wt)
         HHt = H @ H.T
-        XHt = X @ H.T
+        HXt = H @ Xt                                          # (K, m)
         for j in range(k):
-            W[:, j] = (W[:, j] + (XHt[:, j] - W @ HHt[:, j]) / max(float(HHt[j, j]), eps)
-                       ).clamp_min_(0)
+            step = HXt[j] - HHt[j] @ Wt
+            Wt[j].add_(step, alpha=1.0 / max(float(HHt[j, j]), eps)).clamp_min_(0)
         # H update
-        WtW = W.T @ W
-        WtX = W.T @ X
+        WtW = Wt @ Wt.T
+        WtX = Wt @ X                                          # (K, C)
         for j in range(k):
             H[j] = (H[j] + (WtX[j] - WtW[j] @ H) / max(float(WtW[j, j]), eps)).clamp_min_(0)
         if it % 5 == 0 or it == max_iter:
             # objective = ||X||^2 - 2 <W, X H^T> + <W^T W, H H^T>, with the current H
-            XHt = X @ H.T
+            HXt = H @ Xt
             HHt = H @ H.T
-            obj = (xx - 2.0 * float((W.double() * XHt.double()).sum())
+            obj = (xx - 2.0 * float((Wt.double() * HXt.double()).sum())
                    + float((WtW.double() * HHt.double()).sum()))
             if math.isfinite(prev) and prev - obj <= tol * max(abs(prev), 1e-30):
                 break
             prev = obj
-    return W, H, it, max(obj, 0.0)
+    return Wt.T.contiguous(), H, it, max(obj, 0.0)
 
 
 def _nndsvda(X: torch.Tensor, k: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -155,17 +155,29 @@ class CauseTracker:
     level-start state and actions in its record (what is needed to re-render any frame).
     ``verify=True`` also replays each replayed terminal step for real and checks that it
     ends the episode (for tests). ``stats`` counts replays and the time spent in them.
+
+    ``checkpoint_every=K`` (off by default) trades the one-snapshot-per-level-start rule for
+    speed: in levels whose failures need a replay (enemies, or several kinds of hazard) the
+    state is also saved every K steps, so a replay covers at most K steps instead of the whole
+    episode. Labels are identical either way.
     """
 
     def __init__(self, env: CoinRunEnv, keep_states: bool = False, replay_all: bool = False,
-                 verify: bool = False):
+                 verify: bool = False, checkpoint_every: int | None = None):
+        if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
+                                             or checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every must be None or a positive integer, got "
+                             f"{checkpoint_every!r}")
+        self.checkpoint_every = int(checkpoint_every) if checkpoint_every else None
         self.env = env
         self.keep_states = keep_states
         self.replay_all = replay_all
         self.verify = verify
         self.records: list[EpisodeRecord] = []
         self.stats = {"episodes": 0, "failures": 0, "replays": 0, "replayed_steps": 0,
-                      "harmless_steps": 0, "snapshots": 0, "cause_seconds": 0.0}
+                      "harmless_steps": 0, "snapshots": 0, "checkpoints": 0,
+                      "cause_seconds": 0.0,
+                      "hook_seconds": 0.0}
         n = env.num_envs
         self._t = 0
         self._base = 0
@@ -176,24 +188,36 @@ class CauseTracker:
         self._seed = np.zeros(n, dtype=np.int64)
         self._hazards: list[frozenset] = [frozenset()] * n
         self._pre_timeout: list[bytes | None] = [None] * n
+        self._next_ckpt = np.full(n, -1, dtype=np.int64)     # step index of the next checkpoint
+        self._ckpt: list[tuple[int, bytes] | None] = [None] * n
         self._scratch: ScratchEnv | None = None
         env.add_action_hook(self._on_actions)
         env.add_level_start_hook(self._on_level_start)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _on_actions(self, env: CoinRunEnv, actions: np.ndarray) -> None:
+        t0 = time.perf_counter()
         row = self._t - self._base
         if row >= len(self._actions):
             self._compact()
             row = self._t - self._base
         self._actions[row] = actions
-        due = np.flatnonzero(self._deadline == self._t)
-        for i in due:                                        # one step before the timeout
-            self._pre_timeout[i] = env.get_state_of(int(i))
+        t = self._t
+        due = np.flatnonzero((self._deadline == t) | (self._next_ckpt == t))
+        for i in due.tolist():
+            state = env.get_state_of(i)
             self.stats["snapshots"] += 1
+            if self._deadline[i] == t:                       # one step before the timeout
+                self._pre_timeout[i] = state
+            if self._next_ckpt[i] == t:
+                self._ckpt[i] = (t, state)
+                self._next_ckpt[i] = t + self.checkpoint_every
+                self.stats["checkpoints"] += 1
         self._t += 1
+        self.stats["hook_seconds"] += time.perf_counter() - t0
 
     def _on_level_start(self, env: CoinRunEnv, mask: np.ndarray) -> None:
+        t0 = time.perf_counter()
         idx = np.flatnonzero(mask)
         states = env.level_start_states(mask)
         for i, state in zip(idx.tolist(), states):
@@ -206,6 +230,12 @@ class CauseTracker:
             self._hazards[i] = st.hazard_kinds
             self._deadline[i] = self._t + (st.timeout - st.cur_time) - 1
             self._pre_timeout[i] = None
+            self._ckpt[i] = None
+            needs_replay = self.replay_all or "enemy" in st.hazard_kinds or \
+                len(st.hazard_kinds) > 1
+            self._next_ckpt[i] = (self._t + self.checkpoint_every
+                                  if self.checkpoint_every and needs_replay else -1)
+        self.stats["hook_seconds"] += time.perf_counter() - t0
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _compact(self) -> None:
@@ -258,11 +288,16 @@ class CauseTracker:
         scratch = self._scratch_env()
         pre = self._pre_timeout[i] if timed_out else None
         if pre is None:
-            scratch.set_state(fast_replay_state(self._start_state[i]))
-            scratch.replay(actions[:-1])
+            start, state = int(self._start[i]), self._start_state[i]
+            ckpt = self._ckpt[i]
+            if ckpt is not None and ckpt[0] < start + length:
+                start, state = ckpt
+            frm = start - int(self._start[i])
+            scratch.set_state(fast_replay_state(state))
+            scratch.replay(actions[frm:-1])
             pre = scratch.get_state()
             self.stats["replays"] += 1
-            self.stats["replayed_steps"] += length - 1
+            self.stats["replayed_steps"] += length - 1 - frm
         self.stats["harmless_steps"] += 1
         pre_st = parse_state(pre)
         cause = classify_terminal_step(pre_st, int(actions[-1]), scratch)

@@ -57,7 +57,8 @@ class RLVisionWidget(anywidget.AnyWidget):
     _component: ClassVar[str] = "explorer"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        cls._esm = bundle(cls._component)  # before anywidget turns it into watched FileContents
+        if "_component" in cls.__dict__:  # not for ipywidgets' add_traits subclasses
+            cls._esm = bundle(cls._component)  # before anywidget makes it watched FileContents
         super().__init_subclass__(**kwargs)
 
     def save_html(self, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
@@ -114,11 +115,11 @@ class TrajectoryDataMixin(t.HasTraits):
         if f.ndim == 4:
             f = f[None]
             residual = None if residual is None else np.asarray(residual)[None]
-        maps, scales, shape = enc.encode_attribution(f, residual)
+        traits = enc.encode_attribution(f, residual)
+        shape = traits["attr_shape"]
         with self.hold_sync():
-            self.attr_maps = maps
-            self.attr_scales = scales
-            self.attr_shape = shape
+            for k, v in traits.items():
+                setattr(self, k, v)
             if hasattr(self, "n_features"):
                 k = shape[-1] - 1
                 self.n_features = k

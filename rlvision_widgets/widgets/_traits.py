@@ -108,8 +108,10 @@ class AttributionTraits(t.HasTraits):
     """Per-feature attribution maps of every frame (see ``_encode.encode_attribution``)."""
 
     attr_maps = _bytes()
+    attr_offsets = t.List(t.Int()).tag(sync=True)
     attr_scales = _bytes()
     attr_shape = t.List(t.Int()).tag(sync=True)
+    attr_ready = _bytes()                              # uint8 (E, T); empty = all ready
     attr_layer = t.Unicode("").tag(sync=True)
 
 
@@ -120,8 +122,10 @@ class EditedTraits(t.HasTraits):
     edited_values = _bytes()
     edited_logits = _bytes()
     edited_attr_maps = _bytes()
+    edited_attr_offsets = t.List(t.Int()).tag(sync=True)
     edited_attr_scales = _bytes()
     edited_attr_shape = t.List(t.Int()).tag(sync=True)
+    edited_attr_ready = _bytes()
     rerun_png = _bytes()
     rerun_values = _bytes()
     rerun_actions = _bytes()
@@ -156,7 +160,7 @@ class GridTraits(t.HasTraits):
 
     grid_feature = t.Int(-1).tag(sync=True)
     grid_density = t.Int(8).tag(sync=True)
-    grid_zoom = t.Float(2.0).tag(sync=True)
+    grid_zoom = t.Float(1.0).tag(sync=True)
     grid_png = _bytes()
     grid_shape = t.List(t.Int()).tag(sync=True)       # [rows, cols, cell pixels]
     grid_sources = _bytes()                            # int32 (rows*cols, 2): (trajectory, frame)

@@ -1,0 +1,263 @@
+"""Bookmarks: frames worth looking at in a batch of trajectories.
+
+* :func:`gae_advantages` - generalised advantage estimates (the trainer's ``gae``; the article
+  uses gamma = 0.999, lambda = 0.95);
+* :func:`advantage_bookmarks` - the k highest (or lowest) advantage frames, at most one per
+  episode (the original tool's bookmarks);
+* :func:`value_spikes` - single-step value jumps ranked by size; ``kind="spike"`` keeps only
+  one-frame blips (the value jumps and comes straight back: the article's hallucinations);
+* :func:`failed_episodes` - failed episodes with their cause and the frames before the failure.
+
+Arrays are (envs, steps) as in :class:`~rlvision_widgets.trajectories.Trajectories`:
+``rewards[e, t]`` is the reward for the action at step t, ``firsts[e, t]`` marks an episode
+start.
+
+>>> values = np.array([[0.5, 0.5, 0.9, 0.5, 0.5]], np.float32)
+>>> firsts = np.array([[True, False, False, False, False]])
+>>> [(b.env, b.step, round(b.score, 2)) for b in value_spikes(values, firsts, k=1)]
+[(0, 2, 0.4)]
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Bookmark", "FailedEpisode", "advantage_bookmarks", "episode_ids", "failed_episodes",
+           "gae_advantages", "value_spikes"]
+
+FAILURE_CAUSES = ("saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout", "unknown")
+_NOT_FINISHED = ("unfinished", "incomplete", "running", "")
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """One bookmarked frame: ``env``, ``step``, ``score`` (signed), ``kind`` ("high", "low",
+    "spike", "jump", "failure"), ``episode`` (per-batch episode id) and a ``label``."""
+
+    env: int
+    step: int
+    score: float
+    kind: str
+    episode: int = -1
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FailedEpisode:
+    """A failed episode: ``env``, ``start``, ``stop`` (exclusive), ``cause``, ``level_seed``,
+    and ``frames`` - the steps shown before the failure (the last ``before`` steps)."""
+
+    env: int
+    start: int
+    stop: int
+    cause: str
+    level_seed: int = -1
+    frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["frames"] = self.frames.tolist()
+        return d
+
+
+def _check_2d(name: str, a: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be (envs, steps), got shape {a.shape}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape} (envs, steps)")
+    return a
+
+
+def gae_advantages(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, *,
+                   last_values: np.ndarray | None = None, last_firsts: np.ndarray | None = None,
+                   gamma: float = 0.999, lam: float = 0.95) -> np.ndarray:
+    """GAE advantages for (envs, steps) arrays, via :func:`rlvision_widgets.training.ppo.gae`.
+
+    Without ``last_values`` (the value after the final step) the final step cannot be
+    bootstrapped: it is evaluated from the other steps and its advantage is 0 (as in the
+    original tool).
+
+    >>> r = np.array([[0, 0, 10.0]]); v = np.array([[5.0, 5, 5]]); f = np.zeros((1, 3), bool)
+    >>> gae_advantages(r, v, f, last_values=np.zeros(1), last_firsts=np.ones(1, bool)).round(2)
+    array([[4.49, 4.74, 5.  ]], dtype=float32)
+    """
+    from ..training.ppo import gae
+    rewards = _check_2d("rewards", rewards).astype(np.float32)
+    values = _check_2d("values", values, rewards.shape).astype(np.float32)
+    firsts = _check_2d("firsts", firsts, rewards.shape).astype(bool)
+    e, t = rewards.shape
+    if last_values is None:
+        if t < 2:
+            return np.zeros((e, t), np.float32)
+        adv = gae(rewards[:, :-1].T, values[:, :-1].T, firsts[:, :-1].T, values[:, -1],
+                  firsts[:, -1], gamma, lam).T
+        return np.concatenate([adv, np.zeros((e, 1), np.float32)], axis=1).astype(np.float32)
+    last_values = np.asarray(last_values, np.float32).reshape(e)
+    last_firsts = (np.zeros(e, bool) if last_firsts is None
+                   else np.asarray(last_firsts, bool).reshape(e))
+    adv = gae(rewards.T, values.T, firsts.T, last_values, last_firsts, gamma, lam).T
+    return np.ascontiguousarray(adv, np.float32)
+
+
+def episode_ids(firsts: np.ndarray) -> np.ndarray:
+    """Episode id (unique across the batch) of every (env, step), from ``firsts``.
+
+    >>> episode_ids(np.array([[1, 0, 1], [0, 1, 0]], bool)).tolist()
+    [[0, 0, 1], [2, 3, 3]]
+    """
+    firsts = _check_2d("firsts", firsts).astype(bool)
+    starts = firsts.copy()
+    starts[:, 0] = True
+    ids = np.cumsum(starts.reshape(-1)).reshape(starts.shape) - 1
+    return ids.astype(np.int64)
+
+
+def advantage_bookmarks(advantages: np.ndarray, firsts: np.ndarray, k: int = 16,
+                        sign: str = "high") -> list[Bookmark]:
+    """The ``k`` frames with the highest (``sign="high"``) or lowest (``"low"``) advantage,
+    at most one per episode (each episode's extreme, if of that sign), strongest first.
+
+    >>> adv = np.array([[0.1, 0.9, 0.3, -0.5]]); f = np.array([[1, 0, 1, 0]], bool)
+    >>> [(b.step, b.score) for b in advantage_bookmarks(adv, f, k=5)]
+    [(1, 0.9), (2, 0.3)]
+    """
+    if sign not in ("high", "low"):
+        raise ValueError(f"sign must be 'high' or 'low', got {sign!r}")
+    adv = _check_2d("advantages", advantages).astype(np.float64)
+    ids = episode_ids(_check_2d("firsts", firsts, adv.shape))
+    s = adv if sign == "high" else -adv
+    flat_s, flat_id = s.reshape(-1), ids.reshape(-1)
+    # per episode argmax: sort by (episode, -score) and take the first of each episode
+    order = np.lexsort((-flat_s, flat_id))
+    first = np.ones(order.size, bool)
+    first[1:] = flat_id[order][1:] != flat_id[order][:-1]
+    best = order[first]
+    best = best[flat_s[best] > 0]
+    best = best[np.argsort(-flat_s[best], kind="stable")][:max(0, int(k))]
+    t = adv.shape[1]
+    return [Bookmark(int(i // t), int(i % t), float(adv.reshape(-1)[i]), sign, int(flat_id[i]),
+                     f"{sign} advantage {adv.reshape(-1)[i]:+.3f}") for i in best]
+
+
+def value_spikes(values: np.ndarray, firsts: np.ndarray, k: int = 16, *, kind: str = "spike",
+                 direction: str = "both", one_per_episode: bool = True,
+                 min_size: float = 0.0) -> list[Bookmark]:
+    """Single-step value changes within episodes, ranked by size.
+
+    ``kind="jump"``: score = v[t] - v[t-1]. ``kind="spike"``: a one-frame blip, v[t] differs from
+    both neighbours in the same direction; score = the smaller of the two changes, signed
+    (positive = spike up, e.g. a hallucinated coin; negative = dip, e.g. a hallucinated saw).
+    ``direction``: "both", "up" or "down". ``min_size``: ignore smaller changes.
+
+    >>> v = np.array([[0.2, 0.2, 0.6, 0.6, 0.1, 0.6]]); f = np.zeros((1, 6), bool)
+    >>> [(b.step, round(b.score, 2)) for b in value_spikes(v, f, kind="jump",
+    ...                                                   one_per_episode=False)][:2]
+    [(4, -0.5), (5, 0.5)]
+    """
+    if kind not in ("spike", "jump"):
+        raise ValueError(f"kind must be 'spike' or 'jump', got {kind!r}")
+    if direction not in ("both", "up", "down"):
+        raise ValueError(f"direction must be 'both', 'up' or 'down', got {direction!r}")
+    v = _check_2d("values", values).astype(np.float64)
+    f = _check_2d("firsts", firsts, v.shape).astype(bool)
+    ids = episode_ids(f)
+    e, t = v.shape
+    score = np.zeros((e, t))
+    valid = np.zeros((e, t), bool)
+    if t >= 2:
+        up = np.zeros((e, t))
+        up[:, 1:] = v[:, 1:] - v[:, :-1]
+        same_ep_prev = np.zeros((e, t), bool)
+        same_ep_prev[:, 1:] = ~f[:, 1:]
+        if kind == "jump":
+            score, valid = up, same_ep_prev
+        else:
+            down = np.zeros((e, t))
+            down[:, :-1] = v[:, :-1] - v[:, 1:]
+            same_ep_next = np.zeros((e, t), bool)
+            same_ep_next[:, :-1] = ~f[:, 1:]
+            valid = same_ep_prev & same_ep_next & (up * down > 0)
+            score = np.sign(up) * np.minimum(np.abs(up), np.abs(down))
+    if direction == "up":
+        valid &= score > 0
+    elif direction == "down":
+        valid &= score < 0
+    valid &= np.abs(score) > min_size
+    idx = np.flatnonzero(valid.reshape(-1))
+    mag = np.abs(score.reshape(-1)[idx])
+    idx = idx[np.argsort(-mag, kind="stable")]
+    out: list[Bookmark] = []
+    seen: set[int] = set()
+    for i in idx:
+        ep = int(ids.reshape(-1)[i])
+        if one_per_episode and ep in seen:
+            continue
+        seen.add(ep)
+        s = float(score.reshape(-1)[i])
+        word = ("spike" if s > 0 else "dip") if kind == "spike" else ("jump" if s > 0 else "drop")
+        out.append(Bookmark(int(i // t), int(i % t), s, kind, ep, f"value {word} {s:+.3f}"))
+        if len(out) >= k:
+            break
+    return out
+
+
+def _records(episodes: Any) -> list[dict[str, Any]]:
+    if episodes is None:
+        return []
+    if isinstance(episodes, np.ndarray) and episodes.dtype.names:
+        names = episodes.dtype.names
+        return [{n: row[n].item() if hasattr(row[n], "item") else row[n] for n in names}
+                for row in episodes]
+    if isinstance(episodes, Mapping):
+        keys = list(episodes)
+        n = len(np.asarray(episodes[keys[0]])) if keys else 0
+        return [{k: np.asarray(episodes[k])[i].item() for k in keys} for i in range(n)]
+    if hasattr(episodes, "to_dict") and hasattr(episodes, "columns"):  # a DataFrame
+        return list(episodes.to_dict("records"))
+    return [dict(r) for r in episodes]
+
+
+def failed_episodes(episodes: Any, before: int = 16,
+                    causes: Iterable[str] | None = None) -> list[FailedEpisode]:
+    """Failed episodes (finished, not successful) with their cause and the ``before`` frames
+    leading up to the failure (``frames`` = the last ``before`` steps, ending at the last
+    frame of the episode).
+
+    ``episodes``: the trajectory episode table (structured array, dict of arrays, list of
+    dicts or DataFrame) with fields env, start, stop (exclusive) and cause, optionally
+    finished / success / level_seed. ``causes``: keep only these causes.
+
+    >>> eps = [dict(env=0, start=0, stop=40, cause="saw"), dict(env=0, start=40, stop=90,
+    ...        cause="success"), dict(env=1, start=0, stop=64, cause="unfinished")]
+    >>> [(f.env, f.cause, f.frames[[0, -1]].tolist()) for f in failed_episodes(eps, before=8)]
+    [(0, 'saw', [32, 39])]
+    """
+    if isinstance(before, bool) or not isinstance(before, (int, np.integer)) or before < 1:
+        raise ValueError(f"before must be a positive integer, got {before!r}")
+    wanted = None if causes is None else {str(c) for c in causes}
+    out = []
+    for r in _records(episodes):
+        missing = {"env", "start", "stop", "cause"} - set(r)
+        if missing:
+            raise ValueError(f"episode table needs fields env, start, stop, cause; missing "
+                             f"{sorted(missing)}")
+        cause = str(r["cause"])
+        finished = bool(r.get("finished", cause not in _NOT_FINISHED))
+        success = bool(r.get("success", cause == "success"))
+        if not finished or success or cause in _NOT_FINISHED or cause == "success":
+            continue
+        if wanted is not None and cause not in wanted:
+            continue
+        start, stop = int(r["start"]), int(r["stop"])
+        frames = np.arange(max(start, stop - int(before)), stop, dtype=np.int64)
+        out.append(FailedEpisode(int(r["env"]), start, stop, cause,
+                                 int(r.get("level_seed", -1)), frames))
+    return out

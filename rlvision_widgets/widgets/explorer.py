@@ -1,0 +1,705 @@
+"""The Explorer: every component on one model, bound to the analysis engines.
+
+Python does what needs the network (trajectory collection, integrated gradients, NMF, feature
+visualizations, edits, re-runs) in a background thread with progress shown in the widget; the
+browser does everything else (colouring, blur, gain, isolation, scrubbing, playback) without a
+kernel round trip.
+
+>>> import rlvision_widgets as rv
+>>> explorer = rv.explore()              # doctest: +SKIP  (the shipped reference agent)
+>>> explorer.frame = 10                  # doctest: +SKIP
+>>> explorer.observe(lambda ch: print(ch["new"]), "frame")   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import traitlets as t
+from torch import nn
+
+from . import _encode as enc
+from . import _engine as eng
+from ._base import RLVisionWidget, TrajectoryDataMixin
+from ._traits import (AttributionTraits, ControlTraits, DisplayTraits, EditedTraits, EditTraits,
+                      NavTraits, OutputTraits, StatusTraits, TrajectoryTraits)
+from .controls import output_label, output_options
+from .feature_grid import GridMixin
+from .legend import LegendMixin
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Explorer", "explore"]
+
+
+class _Superseded(Exception):
+    """A newer request replaced the running job."""
+
+
+class _Worker:
+    """Runs analysis jobs one at a time, newest request per key, in priority order; in a
+    background thread (keeps the kernel responsive) or synchronously."""
+
+    ORDER = ("collect", "analysis", "edit", "grid", "rerun")
+
+    def __init__(self, owner: "Explorer", background: bool):
+        self.owner = owner
+        self.background = background
+        self._cv = threading.Condition()
+        self._pending: dict[str, tuple[int, Callable]] = {}
+        self._gen: dict[str, int] = {}
+        self._running: str | None = None
+        self._thread: threading.Thread | None = None
+        self._last_report = 0.0
+        self._closed = False
+
+    def submit(self, key: str, fn: Callable[[Callable[[float, str], None]], None]) -> None:
+        with self._cv:
+            gen = self._gen.get(key, 0) + 1
+            self._gen[key] = gen
+            self._pending[key] = (gen, fn)
+            if self.background:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                    name="rlvision-explorer")
+                    self._thread.start()
+                self._cv.notify_all()
+        if not self.background and self._running is None:
+            self._drain()
+
+    def _take(self) -> tuple[str, int, Callable] | None:
+        for key in self.ORDER:
+            if key in self._pending:
+                gen, fn = self._pending.pop(key)
+                return key, gen, fn
+        return None
+
+    def _drain(self) -> None:
+        while True:
+            with self._cv:
+                job = self._take()
+                if job is None:
+                    self._running = None
+                    self._cv.notify_all()
+                    return
+                self._running = job[0]
+            self._run(*job)
+
+    def _loop(self) -> None:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        while not self._closed:
+            with self._cv:
+                job = self._take()
+                while job is None and not self._closed:
+                    self._running = None
+                    self._cv.notify_all()
+                    self._cv.wait(timeout=1.0)
+                    job = self._take()
+                if job is None:
+                    return
+                self._running = job[0]
+            self._run(*job)
+
+    def _run(self, key: str, gen: int, fn: Callable) -> None:
+        owner = self.owner
+
+        def report(frac: float, msg: str = "") -> None:
+            if self._gen.get(key) != gen or self._closed:
+                raise _Superseded
+            now = time.monotonic()
+            if now - self._last_report >= 0.1 or frac >= 1.0:
+                self._last_report = now
+                with owner.hold_sync():
+                    owner.progress = float(min(1.0, max(0.0, frac)))
+                    if msg:
+                        owner.status = msg
+
+        owner.busy = True
+        owner.error = ""
+        try:
+            fn(report)
+        except _Superseded:
+            pass
+        except Exception as exc:  # shown in the widget, logged with traceback
+            owner.error = f"{key} failed: {type(exc).__name__}: {exc}"
+            log.error("rlvision explorer job %r failed", key, exc_info=True)
+            if not self.background:
+                raise
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            with self._cv:
+                idle = not self._pending
+            if idle:
+                with owner.hold_sync():
+                    owner.busy = False
+                    owner.progress = 1.0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no job is pending or running; False on timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._pending or self._running is not None:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cv.wait(timeout=0.2 if left is None else min(0.2, left))
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        with self._cv:
+            self._pending.clear()
+            self._cv.notify_all()
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return ip is not None and getattr(ip, "kernel", None) is not None
+    except Exception:
+        return False
+
+
+class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, OutputTraits,
+               AttributionTraits, DisplayTraits, EditedTraits, EditTraits, ControlTraits,
+               StatusTraits, NavTraits, RLVisionWidget):
+    """The live explorer: trajectory viewer, attribution legend, feature grid, controls and
+    model editing, composed on one widget and bound to the analysis engines.
+
+    ``agent``: a torch module mapping uint8 (N, 64, 64, 3) to (logits, value), a name/path for
+    :func:`rlvision_widgets.agents.registry.load_agent`, or None for the shipped reference
+    agent. ``trajectories``: a :class:`~rlvision_widgets.trajectories.Trajectories` (default:
+    collect ``num_envs`` x ``num_steps`` with ``seed``). ``layer`` (default: the object layer),
+    ``output`` ("value", "logit:<a>", "group:<g>", "logprob:<a>"), ``rank`` (NMF features),
+    ``ig_steps`` (integrated-gradient steps). ``background``: run Python work in a thread
+    (default: inside a Jupyter kernel); :meth:`wait` blocks until it is done.
+
+    Every setting is a trait, observable and settable from Python::
+
+        explorer = Explorer(agent)
+        explorer.frame = 10
+        explorer.observe(lambda ch: print(ch["new"]), "frame")
+        explorer.rank = 6; explorer.wait()
+        explorer.save_html("explorer.html")
+
+    >>> from rlvision_widgets.agents import build_network
+    >>> ex = Explorer(build_network("compact"), num_envs=1, num_steps=8, rank=3,
+    ...               background=False)                        # doctest: +SKIP
+    >>> ex.n_features                                          # doctest: +SKIP
+    3
+    """
+
+    _component = "explorer"
+
+    def __init__(self, agent: nn.Module | str | None = None, trajectories: Any = None, *,
+                 layer: str | None = None, output: str = "value", rank: int = 8,
+                 num_envs: int = 8, num_steps: int = 256, seed: int = 0, ig_steps: int = 10,
+                 env_options: Any = None, background: bool | None = None,
+                 title: str | None = None, suggest_labels: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from ..analysis.layers import LayerAccess
+        from ..analysis.outputs import parse_output
+
+        self._agent, warning = eng.resolve_agent(agent)
+        self._access = LayerAccess(self._agent)
+        self._seed = int(seed)
+        self._ig_steps = int(ig_steps)
+        self._env_options = env_options
+        self._suggest = bool(suggest_labels)
+        self._traj: Any = None
+        self._arrays: dict[str, np.ndarray] = {}
+        self._ig: "OrderedDict[tuple[str, str, int], np.ndarray]" = OrderedDict()
+        self._acts: dict[tuple[str, int], np.ndarray] = {}
+        self._nmf: dict[str, Any] = {}
+        self._current: dict[str, Any] = {}
+        self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
+
+        names = self._access.layer_names
+        chosen = layer or eng.default_layer(self._agent)
+        self._access.check_layer(chosen)
+        spec = parse_output(output).name
+        cfg = getattr(self._agent, "config", None)
+        net = f"{cfg.name} network" if getattr(cfg, "name", None) else type(self._agent).__name__
+        if warning:
+            agent_name = f"{net} with random weights"
+        elif agent is None or isinstance(agent, str):
+            agent_name = f"{'coinrun' if agent is None else agent} agent ({net})"
+        else:
+            agent_name = net
+        with self.hold_sync():
+            self.layers = names if chosen in names else names + [chosen]
+            self.layer = chosen
+            self.outputs = output_options()
+            self.output = spec
+            self.output_label = output_label(spec)
+            self.rank_max = int(min(16, self._access.layer_shape(chosen)[2]))
+            self.rank = int(max(1, min(rank, self.rank_max)))
+            self.title = title or f"Understanding RL Vision · {agent_name}"
+            if warning:
+                self.error = "⚠ " + warning
+
+        self.observe(self._on_analysis_change, names=["layer", "output", "rank"])
+        self.observe(self._on_grid_change, names=["grid_feature", "grid_density"])
+        self.observe(self._on_edit_change, names=["edit_strengths", "edit_off"])
+        self.observe(self._on_trajectory_change, names=["trajectory"])
+        self.on_msg(self._on_msg)
+
+        if trajectories is None:
+            self._worker.submit("collect", lambda rep: self._job_collect(rep, num_envs,
+                                                                          num_steps))
+        else:
+            self.load_trajectories(trajectories)
+
+    # ---------------------------------------------------------------------------- public API
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until background work (analysis, edits, grid, re-runs) is done."""
+        return self._worker.wait(timeout)
+
+    @property
+    def agent(self) -> nn.Module:
+        """The explored agent (unedited)."""
+        return self._agent
+
+    @property
+    def trajectories(self) -> Any:
+        """The explored :class:`~rlvision_widgets.trajectories.Trajectories` (or None)."""
+        return self._traj
+
+    @property
+    def directions(self) -> np.ndarray | None:
+        """The current NMF directions (K, C) in the layer's channel space."""
+        return self._current.get("directions")
+
+    def features(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Current per-feature attribution (E, T, H, W, K) and residual (E, T, H, W)."""
+        if "features" not in self._current:
+            return None
+        return self._current["features"], self._current["residual"]
+
+    def load_trajectories(self, trajectories: Any) -> None:
+        """Show new trajectories (a Trajectories object, or a dict with ``obs``, ``values``,
+        ``advantages``, ``rewards``, ``actions``, ``firsts``, ``logits``) and re-analyse."""
+        if isinstance(trajectories, dict):
+            arrays = {k: np.asarray(v) for k, v in trajectories.items()}
+            self._traj = None
+        else:
+            self._traj = trajectories
+            arrays = {k: np.asarray(getattr(trajectories, k)) for k in
+                      ("obs", "values", "advantages", "rewards", "actions", "firsts", "logits")}
+        obs = arrays["obs"]
+        if obs.ndim == 4:
+            arrays = {k: v[None] for k, v in arrays.items()}
+        E, T = arrays["obs"].shape[:2]
+        # value and policy of the *explored* agent (the trajectories may come from another)
+        logits, values = self._forward(arrays["obs"].reshape(E * T, *arrays["obs"].shape[2:]))
+        values = values.reshape(E, T)
+        changed = "values" not in arrays or not np.allclose(arrays["values"], values, atol=1e-4)
+        arrays["values"], arrays["logits"] = values, logits.reshape(E, T, -1)
+        if (changed or "advantages" not in arrays) and "rewards" in arrays and "firsts" in arrays:
+            from ..trajectories import gae_advantages
+
+            # bootstrap from the last recorded frame's value (the next observation is unknown)
+            last_firsts = np.asarray(getattr(trajectories, "last_firsts", np.zeros(E, bool)))
+            adv, _ = gae_advantages(arrays["rewards"], values, np.asarray(arrays["firsts"]),
+                                    values[:, -1].copy(), last_firsts, 0.999, 0.95)
+            arrays["advantages"] = adv
+        self._arrays = arrays
+        self._ig.clear()
+        self._acts.clear()
+        self._nmf.clear()
+        self._current.clear()
+        labels = []
+        episodes = getattr(self._traj, "episodes", None)
+        for e in range(E):
+            n = int((np.asarray(arrays.get("firsts", np.zeros((E, T))))[e][1:] != 0).sum()) + 1
+            fails = ""
+            if episodes is not None and len(episodes):
+                ep = episodes[episodes["env"] == e]
+                nf = int((ep["finished"] & ~ep["success"]).sum())
+                ns = int(ep["success"].sum())
+                fails = f", {ns}✓ {nf}✗"
+            labels.append(f"{e + 1} of {E} ({n} ep{fails})")
+        self.set_trajectories(arrays["obs"], arrays.get("values"), arrays.get("advantages"),
+                              arrays.get("rewards"), arrays.get("actions"), arrays.get("firsts"),
+                              arrays.get("logits"), labels)
+        zeros = np.zeros((E, T), np.float32)
+        self.bookmarks = eng.bookmarks(arrays.get("values", zeros), arrays.get("advantages", zeros),
+                                       arrays.get("firsts", zeros).astype(bool), episodes)
+        self._clear_edited()
+        self._worker.submit("analysis", self._job_analysis)
+
+    def rerun(self) -> None:
+        """Re-run the agent with the current edits on the shown trajectory's level (from the
+        start of the shown episode); the new trajectory appears beside the old one."""
+        self._worker.submit("rerun", self._job_rerun)
+
+    def payload_bytes(self) -> dict[str, int]:
+        """Bytes of the binary traits sent to the browser, per trait and in total."""
+        sizes = {}
+        for name in self.trait_names(sync=True):
+            v = getattr(self, name)
+            if isinstance(v, (bytes, bytearray, memoryview)):
+                sizes[name] = len(v)
+        sizes["total"] = sum(sizes.values())
+        return sizes
+
+    def close(self) -> None:
+        self._worker.close()
+        super().close()
+
+    # ------------------------------------------------------------------------ observers
+    def _on_analysis_change(self, change: dict) -> None:
+        if change["name"] == "output":
+            from ..analysis.outputs import parse_output
+
+            try:
+                spec = parse_output(change["new"]).name
+            except ValueError as exc:
+                self.error = str(exc)
+                return
+            if spec != change["new"]:
+                self.output = spec
+                return
+            self.output_label = output_label(spec)
+        if change["name"] == "layer":
+            self._access.check_layer(change["new"])
+            self.rank_max = int(min(16, self._access.layer_shape(change["new"])[2]))
+            if self.rank > self.rank_max:
+                self.rank = self.rank_max
+        if change["name"] == "rank" and not 1 <= change["new"] <= self.rank_max:
+            self.rank = int(max(1, min(change["new"], self.rank_max)))
+            return
+        if self._arrays:
+            self._worker.submit("analysis", self._job_analysis)
+
+    def _on_grid_change(self, change: dict) -> None:
+        if self.grid_feature >= 0 and "directions" in self._current:
+            self.grid_busy = True
+            self._worker.submit("grid", self._job_grid)
+
+    def _edits_active(self) -> bool:
+        return any(s > 0 for s in self.edit_strengths) or any(self.edit_off)
+
+    def _on_edit_change(self, change: dict) -> None:
+        if "directions" in self._current:
+            self._worker.submit("edit", self._job_edit)
+
+    def _on_trajectory_change(self, change: dict) -> None:
+        if self._edits_active() and "directions" in self._current:
+            self._worker.submit("edit", self._job_edit)
+
+    def _on_msg(self, _widget: Any, content: dict, buffers: list) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "full_frame":
+            self._send_full_frame(int(content.get("trajectory", 0)), int(content.get("frame", 0)))
+        elif kind == "rerun":
+            self.rerun()
+
+    def _send_full_frame(self, e: int, t: int) -> None:
+        if self._traj is None or not hasattr(self._traj, "render_full"):
+            self.status = "full-resolution frames need recorded Trajectories (engine states)"
+            return
+        try:
+            img = self._traj.render_full(e, t)
+        except Exception as exc:
+            self.status = f"cannot render the full-resolution frame: {exc}"
+            return
+        self.send({"type": "full_frame", "trajectory": e, "frame": t},
+                  buffers=[enc.encode_png(np.asarray(img, np.uint8), compress_level=1)])
+
+    # ----------------------------------------------------------------------------- helpers
+    def _forward(self, obs: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        logits, values = [], []
+        for s in range(0, len(obs), batch):
+            lg, v = self._access.outputs(obs[s:s + batch])
+            logits.append(lg.float().numpy())
+            values.append(v.float().numpy())
+        return np.concatenate(logits), np.concatenate(values)
+
+    def _obs(self, e: int) -> np.ndarray:
+        return self._arrays["obs"][e]
+
+    def _order(self) -> list[int]:
+        E = self._arrays["obs"].shape[0]
+        cur = min(self.trajectory, E - 1)
+        return [cur] + [e for e in range(E) if e != cur]
+
+    def _ig_traj(self, layer: str, output: str, e: int) -> np.ndarray:
+        key = (layer, output, e)
+        if key in self._ig:
+            self._ig.move_to_end(key)
+            return self._ig[key]
+        from ..analysis.integrated_gradients import integrated_gradients
+
+        r = integrated_gradients(self._access, self._obs(e), layer, output=output,
+                                 steps=self._ig_steps)
+        self._ig[key] = r.attributions
+        self._acts[(layer, e)] = r.activations
+        E = self._arrays["obs"].shape[0]
+        while len(self._ig) > 3 * E:  # keep about three (layer, output) sets
+            self._ig.popitem(last=False)
+        return r.attributions
+
+    def _acts_all(self, layer: str) -> np.ndarray:
+        E = self._arrays["obs"].shape[0]
+        out = []
+        for e in range(E):
+            if (layer, e) not in self._acts:
+                self._acts[(layer, e)] = self._access.activations(self._obs(e), layer).numpy()
+            out.append(self._acts[(layer, e)])
+        return np.stack(out)
+
+    def _clear_edited(self) -> None:
+        with self.hold_sync():
+            self.edited_trajectory = -1
+            self.edited_values = b""
+            self.edited_logits = b""
+            self.edited_attr_maps = b""
+            self.edited_attr_offsets = []
+            self.edited_attr_scales = b""
+            self.edited_attr_shape = []
+            self.edited_attr_ready = b""
+
+    def _push_attr(self, payload: enc.AttributionPayload, prefix: str = "") -> None:
+        with self.hold_sync():
+            for k, v in payload.traits(prefix).items():
+                setattr(self, k, v)
+
+    # -------------------------------------------------------------------------------- jobs
+    def _job_collect(self, report: Callable, num_envs: int, num_steps: int) -> None:
+        report(0.0, f"collecting {num_envs} × {num_steps} steps of CoinRun…")
+        traj = eng.collect(self._agent, num_envs, num_steps, self._seed, self._env_options)
+        report(1.0, "trajectories collected")
+        self.load_trajectories(traj)
+
+    def _job_analysis(self, report: Callable) -> None:
+        layer, output, rank = self.layer, self.output, int(self.rank)
+        E, T = self._arrays["obs"].shape[:2]
+        order = self._order()
+        need_v = [e for e in order if (layer, "value", e) not in self._ig]
+        # 1. value attributions of every frame (the NMF is fitted on them, as the article)
+        for i, e in enumerate(need_v):
+            report(0.6 * i / max(1, len(need_v)),
+                   f"integrated gradients of the value at {layer}: trajectory {i + 1}/{len(need_v)}")
+            self._ig_traj(layer, "value", e)
+        report(0.6, f"NMF (rank {rank}) of the value attribution at {layer}…")
+        v_all = np.concatenate([self._ig_traj(layer, "value", e) for e in range(E)])
+        prev = self._nmf.get(layer)
+        if prev is not None and int(prev.n_components) == rank and hasattr(prev, "components_"):
+            nmf = prev
+        else:
+            nmf = eng.fit_nmf(v_all, rank, self._seed, previous=prev)
+        self._nmf[layer] = nmf
+        directions = np.asarray(nmf.components_, np.float32)
+        K = directions.shape[0]
+        H, W = v_all.shape[1:3]
+        del v_all
+        features = np.zeros((E, T, H, W, K), np.float32)
+        residual = np.zeros((E, T, H, W), np.float32)
+        payload = enc.AttributionPayload(E, T, H, W, K + 1)
+        first = True
+        last_push = time.monotonic()
+        for i, e in enumerate(order):
+            report(0.65 + 0.3 * i / E, f"attributing {output_label(output)}: trajectory "
+                                       f"{i + 1}/{E}" if output != "value" else
+                   f"reducing trajectory {i + 1}/{E} onto {K} features")
+            attr = self._ig_traj(layer, output, e)
+            f, r = eng.reduce(nmf, attr)
+            features[e], residual[e] = f, r
+            payload.set(e, enc.stack_features(f, r))
+            if first or time.monotonic() - last_push > 1.5 or i == E - 1:
+                if first:
+                    self._apply_features(layer, output, directions, K)
+                self._push_attr(payload)
+                last_push = time.monotonic()
+                first = False
+        self._current.update(layer=layer, output=output, rank=rank, directions=directions,
+                             features=features, residual=residual, nmf=nmf)
+        report(0.96, "dataset-example thumbnails…")
+        acts = self._acts_all(layer)
+        flat_acts = acts.reshape(E * T, *acts.shape[2:])
+        flat_obs = self._arrays["obs"].reshape(E * T, *self._arrays["obs"].shape[2:])
+        self.set_thumbnails(eng.thumbnails(directions, flat_acts, flat_obs))
+        if self._suggest and self._traj is not None and hasattr(self._traj, "state_at"):
+            report(0.98, "suggesting labels from ground-truth objects…")
+            try:
+                from ..analysis.features import suggest_labels
+
+                self.suggested_labels = suggest_labels(features, traj=self._traj,
+                                                       max_frames=256, seed=self._seed)
+            except Exception as exc:  # optional: never block the explorer
+                log.info("label suggestion unavailable: %s", exc)
+                self.suggested_labels = []
+        report(1.0, f"{K} features at {layer} · {output_label(output)} · "
+                    f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}")
+        if self.grid_feature >= 0:
+            self.grid_feature = min(self.grid_feature, K - 1)
+            self._on_grid_change({})
+        if self._edits_active():
+            self._worker.submit("edit", self._job_edit)
+
+    def _apply_features(self, layer: str, output: str, directions: np.ndarray, K: int) -> None:
+        """New features: reset labels/edits when their meaning changed."""
+        prev = self._current.get("directions")
+        same = (prev is not None and prev.shape == directions.shape
+                and self._current.get("layer") == layer and np.allclose(prev, directions))
+        with self.hold_sync():
+            self.attr_layer = layer
+            self.n_features = K
+            if not same:
+                self.feature_labels = [""] * K
+                self.suggested_labels = []
+                self.edit_strengths = [0.0] * K
+                self.edit_off = [False] * K
+                self.isolated_feature = -1
+                self._clear_edited()
+                self.thumbnails_png = b""
+
+    def _edit_strengths(self) -> np.ndarray:
+        K = int(self.n_features)
+        s = np.zeros(K, np.float32)
+        for i, v in enumerate(self.edit_strengths[:K]):
+            s[i] = v
+        for i, off in enumerate(self.edit_off[:K]):
+            if off:
+                s[i] = 1.0
+        return s
+
+    def _job_edit(self, report: Callable) -> None:
+        directions = self._current.get("directions")
+        if directions is None:
+            return
+        layer, output, nmf = self._current["layer"], self._current["output"], self._current["nmf"]
+        s = self._edit_strengths()
+        fn = eng.edit_fn(directions, s)
+        if fn is None:
+            self._clear_edited()
+            report(1.0, "edits cleared")
+            return
+        e = int(self.trajectory)
+        obs = self._obs(e)
+        T = obs.shape[0]
+        from ..analysis.integrated_gradients import integrated_gradients
+
+        with self._access.edited({layer: fn}):
+            report(0.05, "edited agent: value and policy…")
+            logits, values = self._forward(obs)
+            with self.hold_sync():
+                self.edited_trajectory = e
+                self.edited_values = enc.f32(values)
+                self.edited_logits = enc.f32(logits)
+                self.edited_attr_maps = b""
+            H, W = self._current["features"].shape[2:4]
+            K = directions.shape[0]
+            maps = np.zeros((T, H, W, K + 1), np.float32)
+            payload = enc.AttributionPayload(1, T, H, W, K + 1)
+            done: list[int] = []
+            t0 = int(self.frame)
+            order = sorted(range(T), key=lambda u: (abs(u - t0), u))
+            chunks = [order[:16]] + [order[i:i + 128] for i in range(16, T, 128)]
+            for i, idx in enumerate(chunks):
+                report(0.1 + 0.9 * i / len(chunks), f"edited attribution: {len(done)}/{T} frames")
+                idx = sorted(idx)
+                attr = integrated_gradients(self._access, obs[idx], layer, output=output,
+                                            steps=self._ig_steps).attributions
+                f, r = eng.reduce(nmf, attr)
+                maps[idx] = enc.stack_features(f, r)
+                done.extend(idx)
+                payload.set(0, maps, frames=done)
+                self._push_attr(payload, "edited_")
+        n_off = int((s >= 1).sum())
+        report(1.0, f"edits applied ({n_off} feature(s) off, {int(((s > 0) & (s < 1)).sum())} "
+                    "partial): value, policy and attribution of the edited agent")
+
+    def _job_grid(self, report: Callable) -> None:
+        k, density = int(self.grid_feature), int(self.grid_density)
+        directions = self._current.get("directions")
+        if k < 0 or directions is None or k >= len(directions):
+            self.grid_busy = False
+            return
+        layer = self._current["layer"]
+        report(0.2, f"spatially-aware feature visualization of feature {k + 1}…")
+        acts = self._acts_all(layer)
+        E, T = acts.shape[:2]
+        obs = self._arrays["obs"].reshape(E * T, *self._arrays["obs"].shape[2:])
+        img, src = eng.mosaic(directions[k], acts.reshape(E * T, *acts.shape[2:]), obs, density)
+        sources = np.stack([np.where(src >= 0, src // T, -1), np.where(src >= 0, src % T, -1)], -1)
+        with self.hold_sync():
+            self.set_mosaic(img, sources)
+            self.grid_busy = False
+        report(1.0, f"feature {k + 1}: {density}×{density} mosaic")
+
+    def _job_rerun(self, report: Callable) -> None:
+        directions = self._current.get("directions")
+        if self._traj is None or directions is None:
+            self.rerun_info = {"message": "re-running needs recorded Trajectories (level seeds)"}
+            return
+        from ..environment.coinrun import EnvOptions
+        from ..trajectories import collect_trajectories
+
+        e, t = int(self.trajectory), int(self.frame)
+        traj = self._traj
+        k = traj.episode_index(e, t)
+        ep = traj.episodes[k]
+        start, seed = int(ep["start"]), int(ep["level_seed"])
+        steps = int(traj.num_steps - start)
+        opts = dict(traj.metadata.get("env_options") or {})
+        opts.update(num_envs=1, num_levels=1, start_level=seed)
+        options = EnvOptions.from_dict(opts)
+        s = self._edit_strengths()
+        fn = eng.edit_fn(directions, s)
+        report(0.1, f"re-running the {'edited' if fn else 'unedited'} agent on level {seed}…")
+        self.rerun_info = {"message": "Re-running…"}
+        layer = self._current["layer"]
+        if fn is not None:
+            with self._access.edited({layer: fn}):
+                new = collect_trajectories(self._agent, 1, steps, seed=self._seed + 1,
+                                           env_options=options, progress=False)
+        else:
+            new = collect_trajectories(self._agent, 1, steps, seed=self._seed + 1,
+                                       env_options=options, progress=False)
+
+        def outcome(episodes: np.ndarray, env: int, after: int) -> str:
+            rows = episodes[(episodes["env"] == env) & (episodes["start"] >= after)]
+            if not len(rows):
+                return ""
+            r = rows[0]
+            if not r["finished"]:
+                return f"still running after {int(r['length'])} steps"
+            if r["success"]:
+                return f"success in {int(r['length'])} steps"
+            return f"failed ({r['cause']}) after {int(r['length'])} steps"
+
+        info = {"trajectory": e, "start": start, "level_seed": seed, "steps": steps,
+                "edits": [float(x) for x in s],
+                "outcome": outcome(new.episodes, 0, 0),
+                "original_outcome": outcome(traj.episodes[k:k + 1], e, start),
+                "message": f"Re-ran level {seed} from step {start} with "
+                           f"{'the edits' if fn else 'no edits'} (sampled actions, new seed)."}
+        with self.hold_sync():
+            self.rerun_png = enc.encode_png_strip(new.obs[0])
+            self.rerun_values = enc.f32(new.values[0])
+            self.rerun_actions = enc.u8(new.actions[0])
+            self.rerun_rewards = enc.f32(new.rewards[0])
+            self.rerun_firsts = enc.u8(new.firsts[0])
+            self.rerun_info = info
+        report(1.0, info["message"])
+
+
+def explore(agent: nn.Module | str | None = None, trajectories: Any = None,
+            **kwargs: Any) -> Explorer:
+    """Open the explorer (in one line) on ``agent`` (default: the shipped reference agent).
+
+    >>> import rlvision_widgets as rv
+    >>> rv.explore()                                           # doctest: +SKIP
+    """
+    return Explorer(agent, trajectories, **kwargs)
