@@ -293,7 +293,7 @@ export class DataStore {
   /** Display scale for (e, t) under the current scale mode. */
   displayScale(a: Attr, e: number, t: number, tag = ""): number {
     const st = this.stats(a, e, tag);
-    return this.model.get("scale_mode") === "frame" ? frameScale(st.frameAbsMax[t]) : st.scale;
+    return this.model.get("scale_mode") === "frame" ? frameScale(st.frameMax[t]) : st.scale;
   }
 
   thumbnails(): { image: RGBAImage; size: number } | null {

@@ -4,7 +4,7 @@
 //
 //   colours   unit-norm RGB hues at 360·i/K (lucid hue_to_rgb, warped away from primaries)
 //   scale     per trajectory: median over frames of each frame's max (features only, signed);
-//             per frame: that frame's max of |attribution|; zeros fall back to 1
+//             per frame: that frame's max; not positive → 1
 //   colour    rgb = Σ_k gain·max(±x_k, 0)/scale · colour_k (+ residual · (1, 1, 1))
 //   blur      unnormalised exp(−r/b) disc of radius 7·b at layer resolution (b = 1: the article)
 //   opacity   alpha = min(1, ‖rgb‖), displayed colour = rgb / alpha (clipped to [0, 1])
@@ -71,9 +71,9 @@ export function trajectoryScale(frameMaxes: ArrayLike<number>): number {
   return s > 0 ? s : 1;
 }
 
-/** Per-frame scale: the frame's max |attribution| over positions and features; 0 → 1. */
-export function frameScale(frameAbsMax: number): number {
-  return frameAbsMax > 0 ? frameAbsMax : 1;
+/** Per-frame scale: the frame's max over positions and features; not positive → 1. */
+export function frameScale(frameMax: number): number {
+  return frameMax > 0 ? frameMax : 1;
 }
 
 export interface Kernel {

@@ -42,24 +42,78 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import json
     from .agents.registry import load_agent
-    from .analysis.evaluation import evaluate
+    from .analysis.evaluation import evaluate, plot_failures
     agent = load_agent(a.agent)
-    result = evaluate(agent, levels=a.levels, start_level=a.start_level,
-                      distribution_mode=a.distribution_mode, invisible_saws=a.invisible_saws,
-                      seed=a.seed, num_envs=a.num_envs, sample=not a.argmax, progress=True)
+    kwargs = dict(levels=a.levels, start_level=a.start_level,
+                  distribution_mode=a.distribution_mode, invisible_saws=a.invisible_saws,
+                  seed=a.seed, num_envs=a.num_envs, sample=not a.argmax, progress=True)
+    if a.edit is None:
+        result = evaluate(agent, **kwargs)
+        out = result.to_json(per_level=a.per_level)
+        out["agent"] = str(a.agent)
+        if a.csv:
+            result.write_csv(a.csv)
+        if a.chart:
+            plot_failures({str(a.agent): result}, a.chart)
+        if a.json:
+            print(json.dumps(out))
+        else:
+            _print_result(str(a.agent), out)
+        return 0
+
+    from .analysis.experiments import compare_results, prepare_edit, strict_json
+    print(f"rlvision: finding feature {a.edit!r} and editing the agent ...", file=sys.stderr)
+    edited, choice, ident = prepare_edit(
+        agent, a.edit, layer=a.edit_layer, rank=a.rank, mode=a.edit_mode,
+        strength=a.edit_strength, nmf=a.nmf, corpus_envs=a.corpus_envs,
+        corpus_steps=a.corpus_steps, corpus_seed=a.corpus_seed, progress=False)
+    if not choice.identified:
+        print(f"rlvision: warning: {choice.note}", file=sys.stderr)
+    base = evaluate(agent, **kwargs)
+    result = evaluate(edited, **kwargs)
     out = result.to_json(per_level=a.per_level)
-    out["agent"] = str(a.agent)
+    out["agent"] = f"{a.agent} (edited: feature {choice.feature})"
+    edit = edited.edits[0]
+    out["edit"] = {"feature": choice.feature, "class": choice.cls, "score": choice.score,
+                   "identified": choice.identified, "note": choice.note, "layer": edit.layer,
+                   "rank": a.rank if a.nmf is None else None, "mode": edit.mode,
+                   "strength": edit.strength, "direction": list(choice.direction)}
+    out["base"] = base.to_json(per_level=a.per_level)
+    out["base"]["agent"] = str(a.agent)
+    out["comparison"] = compare_results(base, result)
+    if ident is not None:
+        out["features"] = ident.summary()
+    out = strict_json(out)
     if a.csv:
-        result.write_csv(a.csv)
+        import csv
+        with open(a.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["level_seed", "outcome", "length", "base_outcome", "base_length"])
+            w.writerows(zip(result.level_seeds.tolist(), result.outcomes, result.lengths.tolist(),
+                            base.outcomes, base.lengths.tolist()))
+    if a.chart:
+        plot_failures({str(a.agent): base, f"edited (feature {choice.feature}"
+                       + (f", {choice.cls})" if choice.cls else ")"): result}, a.chart,
+                      title="Failures by cause: original vs edited (same levels)")
     if a.json:
         print(json.dumps(out))
     else:
-        lo, hi = out["ci95"]
-        print(f"{a.agent}: {out['success_rate']:.1%} of {out['levels']} levels completed "
-              f"(95% CI {lo:.1%}-{hi:.1%})")
-        for cause, n in out["failures"].items():
-            print(f"  {cause:12s} {n:6d}  ({n / out['levels']:.2%})")
+        print(f"edit: {choice.note} ({edit.mode} edit at {edit.layer})")
+        _print_result(out["base"]["agent"], out["base"])
+        _print_result(out["agent"], out)
+        print("  two-proportion tests (edited vs original, same levels):")
+        for cause, d in out["comparison"].items():
+            print(f"  {cause:12s} {d['base']:6d} -> {d['edited']:6d}  z={d['z']:+.2f} "
+                  f"p={d['p']:.3g}")
     return 0
+
+
+def _print_result(name: str, out: dict) -> None:
+    lo, hi = out["ci95"]
+    print(f"{name}: {out['success_rate']:.1%} of {out['levels']} levels completed "
+          f"(95% CI {lo:.1%}-{hi:.1%})")
+    for cause, n in out["failures"].items():
+        print(f"  {cause:12s} {n:6d}  ({n / out['levels']:.2%})")
 
 
 def cmd_explore(a: argparse.Namespace) -> int:
@@ -100,6 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--per-level", action="store_true", help="include per-level outcomes in JSON")
     p.add_argument("--csv", help="also write per-level outcomes to this CSV file")
+    p.add_argument("--chart", metavar="PNG", help="also write a chart of failures by cause")
+    g = p.add_argument_group("model editing (evaluate an agent blinded to one NMF feature)")
+    g.add_argument("--edit", metavar="FEATURE",
+                   help="feature index, or object class (saw, enemy_left, enemy_right, agent, "
+                        "crate, coin, lava, wall, velocity) whose best-matching NMF feature is "
+                        "projected out; base and edited agents play the same levels and the "
+                        "JSON gets a two-proportion test per cause")
+    g.add_argument("--edit-layer", default=None, help="layer (default: the object layer, 2b)")
+    g.add_argument("--rank", type=int, default=8, help="NMF rank (default 8)")
+    g.add_argument("--edit-mode", default="weight", choices=["weight", "activation"],
+                   help="weight: edit the next conv kernel (the article); activation: hook")
+    g.add_argument("--edit-strength", type=float, default=1.0, help="in [0, 1] (default 1)")
+    g.add_argument("--nmf", metavar="PATH", help="take feature directions from a saved "
+                   "AttributionNMF (e.g. docs/results/editing_nmf) instead of fitting one")
+    g.add_argument("--corpus-envs", type=int, default=8, help="corpus for the NMF (default 8)")
+    g.add_argument("--corpus-steps", type=int, default=512, help="steps per corpus env (512)")
+    g.add_argument("--corpus-seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")

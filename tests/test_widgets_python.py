@@ -221,3 +221,27 @@ def test_save_html_is_self_contained(explorer, tmp_path):
     assert not re.search(r"<script[^>]+src=", html), "no external scripts"
     assert not re.search(r"<link[^>]+href=", html), "no external stylesheets"
     assert "cdn." not in html and "unpkg" not in html
+
+
+def test_explorer_answers_full_frame_and_rerun(explorer):
+    sent = []
+    explorer.send = lambda content, buffers=None: sent.append((content, buffers))
+    try:
+        explorer._on_msg(explorer, {"type": "full_frame", "trajectory": 1, "frame": 3}, [])
+    finally:
+        del explorer.send
+    (content, buffers), = sent
+    assert content == {"type": "full_frame", "trajectory": 1, "frame": 3}
+    assert enc.decode_png(buffers[0]).shape == (512, 512, 3)
+    explorer.trajectory, explorer.frame = 1, 10
+    n = explorer.n_features
+    explorer.edit_off = [False, True] + [False] * (n - 2)
+    explorer._on_msg(explorer, {"type": "rerun"}, [])
+    info = explorer.rerun_info
+    assert info["trajectory"] == 1 and info["steps"] == 24 - info["start"]
+    assert np.frombuffer(explorer.rerun_values, "<f4").shape == (info["steps"],)
+    strip = enc.decode_png(explorer.rerun_png)
+    assert strip.shape == (64 * info["steps"], 64, 3)
+    assert info["outcome"] and "level" in info["message"]
+    explorer.edit_off = [False] * n
+    explorer.trajectory, explorer.frame = 0, 0

@@ -53,7 +53,8 @@ from .stats import two_proportion_test, wilson_interval
 __all__ = ["ARTICLE_LEVELS", "ARTICLE_TABLE", "BlindnessReport", "CONDITIONS", "EditChoice",
            "TABLE_CAUSES", "agent_env_options", "blind_agent", "choose_control",
            "choose_feature", "compare_results", "collect_corpus", "plot_blindness_chart",
-           "rate_ratio_ci", "run_blindness_experiments", "table_counts"]
+           "prepare_edit", "rate_ratio_ci", "run_blindness_experiments", "strict_json",
+           "table_counts"]
 
 #: The article's causes (footnotes 7-8): buzzsaw / enemy moving left / enemy moving right /
 #: multiple or other. Our "other" = lava + multiple + timeout.
@@ -288,6 +289,63 @@ def blind_agent(agent: nn.Module, direction: Sequence[float] | np.ndarray, layer
                                   mode=mode, label=label)
 
 
+def prepare_edit(agent: nn.Module, feature: int | str, layer: str | None = None, rank: int = 8,
+                 mode: str = "weight", strength: float = 1.0, nmf: Any = None,
+                 corpus_envs: int = 8, corpus_steps: int = 512, corpus_seed: int = 0,
+                 min_score: float = 0.05, progress: bool = False
+                 ) -> tuple[nn.Module, EditChoice, FeatureIdentification | None]:
+    """An edited agent blind to one NMF feature, given by index or object-class name.
+
+    ``nmf``: an :class:`~rlvision_widgets.analysis.nmf.AttributionNMF` (or the path it was
+    saved to) to take the directions from; without it (or to score features for a class
+    name) a corpus of ``corpus_envs x corpus_steps`` steps is collected and the article's NMF
+    fitted (:func:`~rlvision_widgets.analysis.features.identify_features`). A class name whose
+    best feature scores below ``min_score`` is still edited, with ``identified=False`` and a
+    note. Returns ``(edited agent, choice, identification or None)``.
+
+    >>> edited, choice, _ = prepare_edit(load_agent("coinrun"), "saw")        # doctest: +SKIP
+    >>> choice.feature, choice.note                                          # doctest: +SKIP
+    """
+    from .nmf import AttributionNMF
+    layer = layer or object_layer(agent)
+    if isinstance(nmf, (str, os.PathLike)):
+        nmf = AttributionNMF.load(nmf)
+    is_index = isinstance(feature, (int, np.integer)) or (isinstance(feature, str)
+                                                          and feature.strip().isdigit())
+    if not is_index:
+        resolve_class(str(feature))          # fail fast, listing the valid classes
+    ident = None
+    if is_index and nmf is not None:
+        k = int(feature)
+        K = nmf.components_.shape[0]
+        if not 0 <= k < K:
+            raise ValueError(f"feature index {k} out of range: the NMF has features 0..{K - 1}")
+        choice = EditChoice("edit", "", k, float("nan"), "", True,
+                            nmf.components_[k].astype(np.float32).tolist(),
+                            f"feature {k} of the given NMF")
+    else:
+        traj = collect_corpus(agent, corpus_envs, corpus_steps, corpus_seed, None, progress)
+        ident = identify_features(agent, traj, layer=layer, rank=rank, nmf=nmf, seed=corpus_seed)
+        traj.close()
+        if is_index:
+            k = ident.index(int(feature))
+            cls, s = ident.scores.best_class(k)
+            choice = EditChoice("edit", cls, k, s, cls, True, ident.direction(k).tolist(),
+                                f"feature {k} (best match: {CLASS_LABELS.get(cls, cls)}, "
+                                f"{ident.scores.metric} {s:.3f})")
+        else:
+            choice = choose_feature(ident, str(feature), "edit", min_score)
+            if not choice.identified:
+                k, s = ident.scores.feature_for(str(feature))
+                choice = EditChoice("edit", choice.cls, k, s, ident.scores.best_class(k)[0],
+                                    False, ident.direction(k).tolist(),
+                                    choice.note + "; edited its best match anyway")
+    edited = blind_agent(agent, choice.direction, layer, mode, strength,
+                         label=f"feature {choice.feature}" + (f" ({choice.cls})" if choice.cls
+                                                               else ""))
+    return edited, choice, ident
+
+
 # --------------------------------------------------------------------------------- report
 @dataclass
 class BlindnessReport:
@@ -424,7 +482,7 @@ class BlindnessReport:
                      "features": self.identification.summary(),
                      "scores": self.identification.scores.to_json(),
                      "components": np.round(self.identification.nmf.components_, 6).tolist()}
-        return _finite({"settings": self.settings,
+        return strict_json({"settings": self.settings,
                         "results": {k: r.to_json() for k, r in self.results.items()},
                         "table": self.rows(), "article_table": ARTICLE_TABLE,
                         "article_levels": ARTICLE_LEVELS,
@@ -479,12 +537,12 @@ def _fmt_p(p: float) -> str:
     return "<1e-300" if p == 0 else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
 
 
-def _finite(x: Any) -> Any:
+def strict_json(x: Any) -> Any:
     """Replace non-finite floats by None (strict JSON), recursively."""
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: strict_json(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [strict_json(v) for v in x]
     if isinstance(x, (float, np.floating)):
         return float(x) if math.isfinite(x) else None
     if isinstance(x, np.integer):

@@ -376,7 +376,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
     def _fit_coreset(self) -> None:
         k = int(self.n_components)
         Xc = self._coreset
-        with _threads():
+        with _threads(FIT_THREADS):
             rng = np.random.default_rng(self.seed)
             W, H = _nndsvda(Xc, k, rng)
             xx = float((Xc.double() ** 2).sum())
@@ -546,12 +546,22 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         return cls.from_arrays(arrays, meta)
 
 
+#: Threads for the coreset fit. Its matrices are small (coreset rows x K), so a second thread
+#: gains little and, on a busy machine, OpenMP's spin-waiting makes it many times slower.
+FIT_THREADS = 1
+#: Upper bound on threads for the large NNLS passes (reduce, transform, exact error).
+MAX_THREADS = 2
+
+
 class _threads:
-    """Run torch with at most 2 threads (the machine's budget), restoring the setting."""
+    """Run torch with at most ``n`` threads, restoring the setting afterwards."""
+
+    def __init__(self, n: int | None = None):
+        self.n = MAX_THREADS if n is None else n
 
     def __enter__(self) -> None:
         self._old = torch.get_num_threads()
-        torch.set_num_threads(min(self._old, 2))
+        torch.set_num_threads(max(1, min(self._old, self.n)))
 
     def __exit__(self, *exc: Any) -> None:
         torch.set_num_threads(self._old)

@@ -190,6 +190,7 @@ class CauseTracker:
         self._pre_timeout: list[bytes | None] = [None] * n
         self._next_ckpt = np.full(n, -1, dtype=np.int64)     # step index of the next checkpoint
         self._ckpt: list[tuple[int, bytes] | None] = [None] * n
+        self._next_due = -1                                  # earliest pending snapshot step
         self._scratch: ScratchEnv | None = None
         env.add_action_hook(self._on_actions)
         env.add_level_start_hook(self._on_level_start)
@@ -203,6 +204,13 @@ class CauseTracker:
             row = self._t - self._base
         self._actions[row] = actions
         t = self._t
+        if t == self._next_due:
+            self._snapshots(env, t)
+        self._t += 1
+        self.stats["hook_seconds"] += time.perf_counter() - t0
+
+    def _snapshots(self, env: CoinRunEnv, t: int) -> None:
+        """Pre-timeout snapshots and checkpoints due before the action of step ``t``."""
         due = np.flatnonzero((self._deadline == t) | (self._next_ckpt == t))
         for i in due.tolist():
             state = env.get_state_of(i)
@@ -213,8 +221,12 @@ class CauseTracker:
                 self._ckpt[i] = (t, state)
                 self._next_ckpt[i] = t + self.checkpoint_every
                 self.stats["checkpoints"] += 1
-        self._t += 1
-        self.stats["hook_seconds"] += time.perf_counter() - t0
+        self._update_next_due(t + 1)
+
+    def _update_next_due(self, earliest: int) -> None:
+        events = np.concatenate([self._deadline, self._next_ckpt])
+        events = events[events >= earliest]
+        self._next_due = int(events.min()) if len(events) else -1
 
     def _on_level_start(self, env: CoinRunEnv, mask: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -235,6 +247,7 @@ class CauseTracker:
                 len(st.hazard_kinds) > 1
             self._next_ckpt[i] = (self._t + self.checkpoint_every
                                   if self.checkpoint_every and needs_replay else -1)
+        self._update_next_due(self._t)
         self.stats["hook_seconds"] += time.perf_counter() - t0
 
     # -- bookkeeping ---------------------------------------------------------------------------

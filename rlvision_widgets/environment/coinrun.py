@@ -105,8 +105,17 @@ def make_procgen(options: EnvOptions, num: int | None = None, **extra: Any):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from procgen import ProcgenGym3Env
-    return ProcgenGym3Env(num=num or options.num_envs, env_name="coinrun",
-                          **options.procgen_kwargs(), **extra)
+    env = ProcgenGym3Env(num=num or options.num_envs, env_name="coinrun",
+                         **options.procgen_kwargs(), **extra)
+    # gym3's CEnv.__del__ calls libenv_close through cffi's lazy accessor, which takes the
+    # FFI lock shared by every env. If the garbage collector finalizes an env while another
+    # env is resolving an accessor (holding that lock), the process deadlocks. Resolving the
+    # accessor now makes __del__ lock-free.
+    try:
+        env._c_lib.libenv_close
+    except AttributeError:
+        pass
+    return env
 
 
 class CoinRunEnv:

@@ -19,10 +19,10 @@ Every widget also exports to one self-contained HTML file: ``widget.save_html(pa
 from .controls import Controls, output_options
 from .edit_panel import EditPanel
 from .explorer import Explorer, explore
-from .export import save_html
+from .export import export_explorer, save_html
 from .feature_grid import FeatureGrid
 from .legend import AttributionLegend
 from .trajectory_viewer import TrajectoryViewer
 
 __all__ = ["AttributionLegend", "Controls", "EditPanel", "Explorer", "FeatureGrid",
-           "TrajectoryViewer", "explore", "output_options", "save_html"]
+           "TrajectoryViewer", "explore", "export_explorer", "output_options", "save_html"]

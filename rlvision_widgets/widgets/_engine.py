@@ -92,7 +92,7 @@ def attribute(access: Any, obs: np.ndarray, layer: str, output: str, steps: int,
     return np.concatenate(attrs), np.concatenate(acts)
 
 
-def fit_nmf(attr: np.ndarray, rank: int, seed: int = 0, previous: Any = None) -> Any:
+def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = None) -> Any:
     """AttributionNMF of ``attr`` (N, H, W, C) at ``rank``; refits from ``previous``'s coreset
     when given (interactive rank)."""
     from ..analysis.nmf import AttributionNMF
@@ -101,7 +101,8 @@ def fit_nmf(attr: np.ndarray, rank: int, seed: int = 0, previous: Any = None) ->
         try:
             return previous.refit(rank)
         except RuntimeError:
-            pass
+            if attr is None:
+                raise
     # a smaller coreset and iteration cap than the engine's defaults keep rank changes
     # interactive (about a second on 2 busy cores) at a few per mille of extra error
     return AttributionNMF(n_components=rank, seed=seed, coreset_size=8192, max_iter=200,
@@ -152,16 +153,11 @@ def thumbnails(directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: 
     """Legend thumbnails (K, size, size, 4): for each feature, a grid x grid mosaic of the
     dataset patches (distinct observations) where its direction is most active."""
     try:
-        from ..analysis import featureviz  # noqa: F401  (engine version when available)
-
-        fn = getattr(featureviz, "legend_thumbnails", None)
-        if fn is not None:
-            out = np.asarray(fn(directions=directions, activations=acts, observations=obs))
-            if out.ndim == 4 and out.dtype == np.uint8:
-                return out if out.shape[-1] == 4 else np.concatenate(
-                    [out, np.full(out.shape[:3] + (1,), 255, np.uint8)], -1)
-    except Exception:  # pragma: no cover - engine signature mismatch: use the fallback
-        pass
+        from ..analysis.featureviz import legend_thumbnails
+    except ImportError:
+        legend_thumbnails = None
+    if legend_thumbnails is not None:
+        return np.asarray(legend_thumbnails(directions, acts, obs, size=size), np.uint8)
     N, H, W, _ = acts.shape
     S = obs.shape[1]
     stride = S / H
@@ -188,7 +184,22 @@ def thumbnails(directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: 
 
 def mosaic(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int,
            cell_px: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Spatially-aware dataset-example mosaic of one direction.
+    """Spatially-aware dataset-example mosaic of one direction, ``density`` cells per side:
+    the engine's :meth:`FeatureVisualizer.mosaic` (density per layer position = cells per side
+    / layer width), or the local fallback below. Returns (RGBA image, sources (n, n) frame
+    indices into ``obs``, -1 for none)."""
+    try:
+        from ..analysis.featureviz import FeatureVisualizer, feature_maps
+    except ImportError:
+        return _mosaic_fallback(direction, acts, obs, density, cell_px)
+    maps = feature_maps(acts, directions=np.asarray(direction, np.float32)[None], method="project")
+    m = FeatureVisualizer(obs, maps).mosaic(0, density=float(density) / acts.shape[2])
+    return m.image, np.asarray(m.obs_indices, np.int64)
+
+
+def _mosaic_fallback(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int,
+                     cell_px: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spatially-aware dataset-example mosaic of one direction (local fallback).
 
     For each of density x density cells (a region of the screen), the observation whose
     activation is strongest there (each observation reused at most
@@ -242,8 +253,41 @@ def mosaic(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: in
 def bookmarks(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
               episodes: np.ndarray | None = None, k: int = 6,
               before_failure: int = 8) -> list[dict[str, Any]]:
-    """Bookmarks: advantage extremes (one per episode), single-step value spikes, and the
-    frames before each failed episode (with its cause)."""
+    """Bookmarks for the Controls list: advantage extremes (one per episode), single-step
+    value spikes, and the frames before each failed episode (with its cause); from
+    :mod:`rlvision_widgets.analysis.bookmarks` when available."""
+    try:
+        from ..analysis import bookmarks as bm
+    except ImportError:
+        return _bookmarks_fallback(values, advantages, firsts, episodes, k, before_failure)
+    out: list[dict[str, Any]] = []
+    names = {"high": "high advantage", "low": "low advantage", "spike": "value spike"}
+    marks = (bm.advantage_bookmarks(advantages, firsts, k=k, sign="high")
+             + bm.advantage_bookmarks(advantages, firsts, k=k, sign="low"))
+    spikes = bm.value_spikes(values, firsts, k=2 * k, kind="spike")
+    if spikes:   # keep spikes well above the typical step-to-step change
+        typical = float(np.median(np.abs(np.diff(values, axis=1)))) if values.shape[1] > 1 else 0
+        marks += [b for b in spikes if abs(b.score) > 3 * typical][:k]
+    for b in marks:
+        out.append({"kind": b.kind, "trajectory": int(b.env), "frame": int(b.step),
+                    "score": float(b.score), "label": f"T{b.env + 1}·{b.step}",
+                    "detail": f"{names.get(b.kind, b.kind)} {b.score:+.3f} "
+                              f"(trajectory {b.env + 1}, step {b.step})"})
+    if episodes is not None and len(episodes):
+        for f in bm.failed_episodes(episodes, before=before_failure)[: 4 * k]:
+            t = int(f.frames[0]) if len(f.frames) else int(f.start)
+            out.append({"kind": "failure", "trajectory": int(f.env), "frame": t, "score": 0.0,
+                        "label": f"{f.cause} T{f.env + 1}·{f.stop}",
+                        "detail": f"failure ({f.cause}) at step {f.stop} of trajectory "
+                                  f"{f.env + 1} (level {f.level_seed}); bookmark "
+                                  f"{before_failure} steps before"})
+    return out
+
+
+def _bookmarks_fallback(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
+                        episodes: np.ndarray | None = None, k: int = 6,
+                        before_failure: int = 8) -> list[dict[str, Any]]:
+    """Local fallback of :func:`bookmarks`."""
     E, T = values.shape
     out: list[dict[str, Any]] = []
     # episodes as (env, start, stop) from firsts when no table is given

@@ -47,7 +47,7 @@ class _Worker:
     """Runs analysis jobs one at a time, newest request per key, in priority order; in a
     background thread (keeps the kernel responsive) or synchronously."""
 
-    ORDER = ("collect", "analysis", "edit", "grid", "rerun")
+    ORDER = ("collect", "analysis", "edit", "grid", "rerun", "prefetch")
 
     def __init__(self, owner: "Explorer", background: bool):
         self.owner = owner
@@ -93,7 +93,6 @@ class _Worker:
             self._run(*job)
 
     def _loop(self) -> None:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         while not self._closed:
             with self._cv:
                 job = self._take()
@@ -111,8 +110,10 @@ class _Worker:
         owner = self.owner
 
         def report(frac: float, msg: str = "") -> None:
-            if self._gen.get(key) != gen or self._closed:
+            if self._gen.get(key) != gen or self._closed or (quiet and self._pending):
                 raise _Superseded
+            if quiet:
+                return
             now = time.monotonic()
             if now - self._last_report >= 0.1 or frac >= 1.0:
                 self._last_report = now
@@ -121,8 +122,11 @@ class _Worker:
                     if msg:
                         owner.status = msg
 
-        owner.busy = True
-        owner.error = ""
+        quiet = key == "prefetch"
+        if not quiet:
+            owner.busy = True
+            owner.error = ""
+        _set_threads()
         try:
             fn(report)
         except _Superseded:
@@ -135,17 +139,22 @@ class _Worker:
             traceback.print_exc(file=sys.stderr)
         finally:
             with self._cv:
-                idle = not self._pending
-            if idle:
+                idle = not (set(self._pending) - {"prefetch"})
+            if idle and not quiet:
                 with owner.hold_sync():
                     owner.busy = False
                     owner.progress = 1.0
+
+    def has_pending(self) -> bool:
+        with self._cv:
+            return bool(self._pending)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is pending or running; False on timeout."""
         end = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while self._pending or self._running is not None:
+            while ({k for k in self._pending if k != "prefetch"}
+                   or self._running not in (None, "prefetch")):
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -157,6 +166,24 @@ class _Worker:
         with self._cv:
             self._pending.clear()
             self._cv.notify_all()
+
+
+def _set_threads() -> None:
+    """Use every core when the machine is quiet, one thread when it is oversubscribed (a
+    second intra-op thread then mostly waits, and latency of small jobs grows ~5x)."""
+    import os
+
+    ncpu = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] > 0.75 * ncpu + 0.5
+    except OSError:
+        busy = False
+    want = 1 if busy else min(ncpu, _DEFAULT_THREADS)
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
+_DEFAULT_THREADS = torch.get_num_threads()
 
 
 def _in_kernel() -> bool:
@@ -219,7 +246,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self._arrays: dict[str, np.ndarray] = {}
         self._ig: "OrderedDict[tuple[str, str, int], np.ndarray]" = OrderedDict()
         self._acts: dict[tuple[str, int], np.ndarray] = {}
-        self._nmf: dict[str, Any] = {}
+        self._nmf: dict[tuple[str, int], Any] = {}     # (layer, rank) -> fitted NMF
         self._current: dict[str, Any] = {}
         self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
 
@@ -492,21 +519,23 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                    f"integrated gradients of the value at {layer}: trajectory {i + 1}/{len(need_v)}")
             self._ig_traj(layer, "value", e)
         report(0.6, f"NMF (rank {rank}) of the value attribution at {layer}…")
-        v_all = np.concatenate([self._ig_traj(layer, "value", e) for e in range(E)])
-        prev = self._nmf.get(layer)
-        if prev is not None and int(prev.n_components) == rank and hasattr(prev, "components_"):
-            nmf = prev
-        else:
-            nmf = eng.fit_nmf(v_all, rank, self._seed, previous=prev)
-        self._nmf[layer] = nmf
+        nmf = self._nmf_for(layer, rank)
         directions = np.asarray(nmf.components_, np.float32)
         K = directions.shape[0]
-        H, W = v_all.shape[1:3]
-        del v_all
+        H, W = self._ig[(layer, "value", order[0])].shape[1:3]
         features = np.zeros((E, T, H, W, K), np.float32)
         residual = np.zeros((E, T, H, W), np.float32)
         payload = enc.AttributionPayload(E, T, H, W, K + 1)
-        first = True
+        # the frames around the shown one first (fast feedback), then its trajectory, then
+        # the other trajectories
+        e0, t0 = order[0], min(int(self.frame), T - 1)
+        window = np.arange(max(0, t0 - 16), min(T, t0 + 16))
+        attr0 = self._ig_traj(layer, output, e0)
+        f, r = eng.reduce(nmf, attr0[window])
+        features[e0, window], residual[e0, window] = f, r
+        payload.set(e0, enc.stack_features(features[e0], residual[e0]), frames=window)
+        self._apply_features(layer, output, directions, K)
+        self._push_attr(payload)
         last_push = time.monotonic()
         for i, e in enumerate(order):
             report(0.65 + 0.3 * i / E, f"attributing {output_label(output)}: trajectory "
@@ -516,12 +545,9 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             f, r = eng.reduce(nmf, attr)
             features[e], residual[e] = f, r
             payload.set(e, enc.stack_features(f, r))
-            if first or time.monotonic() - last_push > 1.5 or i == E - 1:
-                if first:
-                    self._apply_features(layer, output, directions, K)
+            if i == 0 or time.monotonic() - last_push > 1.5 or i == E - 1:
                 self._push_attr(payload)
                 last_push = time.monotonic()
-                first = False
         self._current.update(layer=layer, output=output, rank=rank, directions=directions,
                              features=features, residual=residual, nmf=nmf)
         report(0.96, "dataset-example thumbnails…")
@@ -546,6 +572,35 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             self._on_grid_change({})
         if self._edits_active():
             self._worker.submit("edit", self._job_edit)
+        self._worker.submit("prefetch", self._job_prefetch)
+
+    def _nmf_for(self, layer: str, rank: int) -> Any:
+        """The NMF of the value attribution at ``layer`` with ``rank`` components (fitted once
+        per layer; other ranks refit from its coreset and are cached)."""
+        import copy
+
+        key = (layer, rank)
+        if key in self._nmf:
+            return self._nmf[key]
+        base = next((m for (l, _), m in self._nmf.items() if l == layer), None)
+        if base is None:
+            E = self._arrays["obs"].shape[0]
+            v_all = np.concatenate([self._ig_traj(layer, "value", e) for e in range(E)])
+            nmf = eng.fit_nmf(v_all, rank, self._seed)
+        else:
+            nmf = eng.fit_nmf(None, rank, self._seed, previous=copy.deepcopy(base))
+        self._nmf[key] = nmf
+        return nmf
+
+    def _job_prefetch(self, report: Callable) -> None:
+        """While idle, fit the neighbouring ranks so the rank slider answers at once."""
+        layer, rank = self._current.get("layer"), self._current.get("rank")
+        if layer is None or rank is None:
+            return
+        for r in (rank + 1, rank - 1, rank + 2, rank - 2):
+            if 1 <= r <= self.rank_max and (layer, r) not in self._nmf:
+                report(0.0)          # yields to any other request
+                self._nmf_for(layer, r)
 
     def _apply_features(self, layer: str, output: str, directions: np.ndarray, K: int) -> None:
         """New features: reset labels/edits when their meaning changed."""
@@ -593,19 +648,20 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         with self._access.edited({layer: fn}):
             report(0.05, "edited agent: value and policy…")
             logits, values = self._forward(obs)
-            with self.hold_sync():
-                self.edited_trajectory = e
-                self.edited_values = enc.f32(values)
-                self.edited_logits = enc.f32(logits)
-                self.edited_attr_maps = b""
             H, W = self._current["features"].shape[2:4]
             K = directions.shape[0]
             maps = np.zeros((T, H, W, K + 1), np.float32)
             payload = enc.AttributionPayload(1, T, H, W, K + 1)
+            with self.hold_sync():
+                self.edited_trajectory = e
+                self.edited_values = enc.f32(values)
+                self.edited_logits = enc.f32(logits)
+                for k, v in payload.traits("edited_").items():   # nothing ready yet
+                    setattr(self, k, v)
             done: list[int] = []
             t0 = int(self.frame)
             order = sorted(range(T), key=lambda u: (abs(u - t0), u))
-            chunks = [order[:16]] + [order[i:i + 128] for i in range(16, T, 128)]
+            chunks = [order[:8]] + [order[i:i + 128] for i in range(8, T, 128)]
             for i, idx in enumerate(chunks):
                 report(0.1 + 0.9 * i / len(chunks), f"edited attribution: {len(done)}/{T} frames")
                 idx = sorted(idx)

@@ -99,3 +99,22 @@ def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def export_explorer(path: str | pathlib.Path, agent: Any = None, trajectories: Any = None,
+                    title: str | None = None, **explorer_kwargs: Any) -> pathlib.Path:
+    """Analyse ``agent`` (default: the shipped reference agent) synchronously and write the
+    explorer as one self-contained HTML file; what ``rlvision export`` runs.
+
+    ``explorer_kwargs`` go to :class:`~rlvision_widgets.widgets.Explorer` (``num_envs``,
+    ``num_steps``, ``seed``, ``layer``, ``output``, ``rank``, ...).
+
+    >>> export_explorer("explorer.html", num_envs=8, num_steps=256)   # doctest: +SKIP
+    """
+    from .explorer import Explorer
+
+    ex = Explorer(agent, trajectories, background=False, **explorer_kwargs)
+    try:
+        return ex.save_html(path, title=title)
+    finally:
+        ex.close()

@@ -8,6 +8,7 @@ anywidget model fed the real widget state, and read back real canvas pixels.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import pathlib
@@ -118,12 +119,15 @@ def mount(page: Any, widget: Any, component: str | None = None, width: int = 118
 
 
 def canvas_pixels(page: Any, selector: str, index: int = 0) -> np.ndarray:
-    """RGBA pixels (H, W, 4) of the index-th canvas matching ``selector``."""
+    """RGBA pixels (H, W, 4) of the index-th canvas matching ``selector`` (getImageData)."""
     data = page.evaluate(
         """([sel, i]) => { const c = document.querySelectorAll(sel)[i];
-             const g = c.getContext('2d'); const d = g.getImageData(0, 0, c.width, c.height);
-             return { w: c.width, h: c.height, px: Array.from(d.data) }; }""", [selector, index])
-    return np.asarray(data["px"], np.uint8).reshape(data["h"], data["w"], 4)
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+             let s = ''; const n = 0x8000;
+             for (let k = 0; k < d.length; k += n) s += String.fromCharCode.apply(null, d.subarray(k, k + n));
+             return { w: c.width, h: c.height, b64: btoa(s) }; }""", [selector, index])
+    px = np.frombuffer(base64.b64decode(data["b64"]), np.uint8)
+    return px.reshape(data["h"], data["w"], 4)
 
 
 def next_frame(page: Any, n: int = 2) -> None:
