@@ -113,3 +113,26 @@ def test_output_specs_compute_the_right_scalars():
 def test_output_errors_list_choices(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_output(spec)
+
+
+def test_edited_agent_wrapper_is_supported(net):
+    from rlvision_widgets.agents.editing import EditedAgent
+    from rlvision_widgets.analysis.cache import model_hash
+    from rlvision_widgets.analysis.integrated_gradients import integrated_gradients
+    edited = EditedAgent(net)
+    acc = LayerAccess(edited)
+    assert acc.fast and acc.layer_names == ["1a", "2a", "2b", "3a", "4a"]
+    obs = _obs(2)
+    before = integrated_gradients(edited, obs, "3a").attributions
+    h0 = model_hash(edited)
+    direction = np.zeros(32, np.float32)
+    direction[:4] = 1.0
+    edited.add("2b", direction, 1.0)                # activation-space projection
+    assert model_hash(edited) != h0
+    after = integrated_gradients(edited, obs, "3a").attributions
+    assert not np.allclose(before, after)
+    # projected out: the edited 2b activation has no component along the direction
+    a = acc.activations(obs, "2b").numpy()
+    assert np.abs(a @ direction).max() < 1e-4
+    with acc.add_edit("2b.1", lambda t: t * 0):     # dotted names reach the inner agent
+        assert float(acc.activations(obs, "2b.1").abs().sum()) == 0.0

@@ -154,3 +154,16 @@ def test_bad_training_config():
         PPOConfig(precision="fp8")
     with pytest.raises(ValueError, match="num_steps"):
         PPOConfig(num_steps=0)
+
+
+def test_one_trainer_per_run_folder_and_clear_resume_errors(tmp_path):
+    first = Trainer(tmp_path / "run", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False)
+    with pytest.raises(FileExistsError, match="another trainer"):
+        Trainer(tmp_path / "run", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False)
+    first.run()
+    with pytest.raises(FileNotFoundError, match="no latest.json"):
+        Trainer(tmp_path / "missing", resume=True, progress=False)
+    assert not (tmp_path / "missing").exists()
+    resumed = Trainer(tmp_path / "run", PPOConfig(total_steps=64, checkpoint_every_s=123.0, lr=1.0),
+                      resume=True, progress=False)
+    assert resumed.config.checkpoint_every_s == 123.0 and resumed.config.lr == 5e-4  # run settings only

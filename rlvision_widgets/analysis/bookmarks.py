@@ -44,6 +44,11 @@ class Bookmark:
     label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict.
+
+        >>> Bookmark(0, 5, 0.3, "high").to_dict()["step"]
+        5
+        """
         return asdict(self)
 
 
@@ -60,6 +65,7 @@ class FailedEpisode:
     frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (``frames`` as a list)."""
         d = asdict(self)
         d["frames"] = self.frames.tolist()
         return d

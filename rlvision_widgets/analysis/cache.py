@@ -40,7 +40,9 @@ VERSION = 1
 
 
 def model_hash(model: nn.Module) -> str:
-    """sha256 of a model's state dict (names, dtypes, shapes and bytes), hex.
+    """sha256 of a model's state dict (names, dtypes, shapes and bytes) and of its recorded
+    ``edits`` (an :class:`~rlvision_widgets.agents.editing.EditedAgent`'s), hex. Forward hooks
+    added at run time (e.g. :meth:`LayerAccess.add_edit`) are not part of the hash.
 
     >>> from rlvision_widgets.agents import build_network
     >>> len(model_hash(build_network("compact")))
@@ -53,6 +55,10 @@ def model_hash(model: nn.Module) -> str:
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    edits = getattr(model, "edits", None)
+    if edits:
+        h.update(json.dumps([e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in edits],
+                            sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -115,7 +121,13 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read what :func:`save_arrays` wrote (``allow_pickle=False``)."""
+    """Read what :func:`save_arrays` wrote (``allow_pickle=False``): (arrays, meta).
+
+    >>> import tempfile, os
+    >>> stem = save_arrays(os.path.join(tempfile.mkdtemp(), "x"), {"a": np.arange(3)})
+    >>> load_arrays(stem)[0]["a"].tolist()
+    [0, 1, 2]
+    """
     stem = Path(path)
     if stem.suffix in (".npz", ".json"):
         stem = stem.with_suffix("")
@@ -163,17 +175,21 @@ class AnalysisCache:
         return f"{method}-{layer}-{hashlib.sha256(blob).hexdigest()[:32]}".replace("/", "_")
 
     def path(self, key: str) -> Path:
+        """File stem of a key (``.npz`` and ``.json`` are added)."""
         return self.root / key
 
     def has(self, key: str) -> bool:
+        """Whether both files of ``key`` exist."""
         p = self.path(key)
         return p.with_suffix(".npz").is_file() and p.with_suffix(".json").is_file()
 
     def save(self, key: str, arrays: Mapping[str, np.ndarray],
              meta: Mapping[str, Any] | None = None) -> Path:
+        """Store arrays + JSON metadata under ``key``."""
         return save_arrays(self.path(key), arrays, meta)
 
     def load(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, meta) stored under ``key``."""
         return load_arrays(self.path(key))
 
     def get_or_compute(self, key: str,

@@ -73,7 +73,13 @@ class Corpus:
         return self._hash
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Save as ``path.npz`` + ``path.json`` (no pickle)."""
+        """Save as ``path.npz`` + ``path.json`` (no pickle).
+
+        >>> import tempfile, os
+        >>> p = Corpus(np.zeros((2, 64, 64, 3), np.uint8)).save(os.path.join(tempfile.mkdtemp(), "c"))
+        >>> len(Corpus.load(p))
+        2
+        """
         return save_arrays(path, {"obs": self.obs, "env": self.env, "step": self.step,
                                   "level_seed": self.level_seed}, {"corpus": self.meta,
                                                                     "hash": self.hash})

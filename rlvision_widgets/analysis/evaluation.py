@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..agents.sampling import sample_actions
 from ..environment.causes import FAILURE_CAUSES, episode_cause
 from ..environment.coinrun import CoinRunEnv, EnvOptions, ScratchEnv, make_procgen
 from ..environment.state import EntityType, hide_entities
@@ -130,7 +131,7 @@ def evaluate(agent: nn.Module, levels: int = 1000, start_level: int = 0,
     env = CoinRunEnv(opts.replace(invisible_saws=False))  # saws are hidden in the start states
     scratch = ScratchEnv(opts.replace(invisible_saws=False))
     agent = agent.to(device).eval()
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(int(seed))
     n = opts.num_envs
     queue = list(range(start_level, start_level + levels))[::-1]
     slot_level = [-1] * n
@@ -153,12 +154,8 @@ def evaluate(agent: nn.Module, levels: int = 1000, start_level: int = 0,
     while any(l >= 0 for l in slot_level):
         with torch.no_grad():
             logits, _ = agent(torch.from_numpy(obs).to(device))
-            logits = logits.float()
-            if sample:
-                act = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-            else:
-                act = logits.argmax(-1)
-        act = act.cpu().numpy().astype(np.int32)
+        act = (sample_actions(logits, gen) if sample
+               else logits.argmax(-1).cpu().numpy()).astype(np.int32)
         for i in range(n):
             if slot_level[i] >= 0:
                 slot_actions[i].append(int(act[i]))

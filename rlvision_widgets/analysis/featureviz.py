@@ -233,6 +233,7 @@ class FeatureVisualizer:
 
     @property
     def n_features(self) -> int:
+        """Number of features K (last axis of the maps)."""
         return self.maps.shape[-1]
 
     def _check_feature(self, feature: int) -> int:
@@ -364,14 +365,26 @@ class FeatureVisualizer:
         return Thumbnail(image, obs_idx, positions, acts, opacity.astype(np.float32), side)
 
     def thumbnails(self, **kwargs: Any) -> list[Thumbnail]:
-        """:meth:`thumbnail` for every feature."""
+        """:meth:`thumbnail` for every feature.
+
+        >>> maps = np.random.default_rng(0).random((20, 4, 4, 3)).astype(np.float32)
+        >>> len(FeatureVisualizer(np.zeros((20, 64, 64, 3), np.uint8), maps).thumbnails())
+        3
+        """
         return [self.thumbnail(k, **kwargs) for k in range(self.n_features)]
 
     # ------------------------------------------------------------------- mosaic
     def cell_activations(self, feature: int, density: float = 1.0
                          ) -> tuple[np.ndarray, np.ndarray]:
         """Activations (N, rows, cols) at the mosaic's cell centres (bilinear, edges clamped)
-        and the centres (rows, cols, 2) in layer coordinates."""
+        and the centres (rows, cols, 2) in layer coordinates.
+
+        >>> maps = np.random.default_rng(0).random((5, 4, 4, 1)).astype(np.float32)
+        >>> vals, centers = FeatureVisualizer(np.zeros((5, 64, 64, 3), np.uint8),
+        ...                                   maps).cell_activations(0, density=2)
+        >>> vals.shape, centers.shape
+        ((5, 8, 8), (8, 8, 2))
+        """
         feature = self._check_feature(feature)
         if not density > 0:
             raise ValueError(f"density must be positive, got {density!r}")

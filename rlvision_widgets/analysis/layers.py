@@ -57,7 +57,17 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError:
-        raise KeyError(f"unknown layer {name!r}; valid layers: {module_names(model)}") from None
+        pass
+    # wrappers that forward attribute access to an inner agent (e.g. EditedAgent)
+    obj: Any = model
+    try:
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        obj = None
+    if isinstance(obj, nn.Module):
+        return obj
+    raise KeyError(f"unknown layer {name!r}; valid layers: {module_names(model)}")
 
 
 def check_observations(obs: Any, size: int | None = 64) -> torch.Tensor:
@@ -102,6 +112,7 @@ class EditHandle:
         self._handle, self.layer, self.fn = handle, layer, fn
 
     def remove(self) -> None:
+        """Stop applying the edit."""
         self._handle.remove()
 
     def __enter__(self) -> "EditHandle":
@@ -143,13 +154,20 @@ class LayerAccess:
                 if n and isinstance(m, (nn.Conv2d, nn.ReLU))]
 
     def check_layer(self, layer: str) -> str:
-        """Return ``layer`` if valid, else raise ``KeyError`` naming the valid layers."""
+        """Return ``layer`` if valid, else raise ``KeyError`` naming the valid layers.
+
+        >>> from rlvision_widgets.agents import build_network
+        >>> LayerAccess(build_network("compact")).check_layer("2b.0")
+        '2b.0'
+        """
         if self.fast and layer in self.model.layer_names:
             return layer
-        names = module_names(self.model)
-        if not isinstance(layer, str) or layer not in names:
+        try:
+            get_layer(self.model, layer)
+        except KeyError:
             raise KeyError(f"unknown layer {layer!r}; valid layers: {self.layer_names} "
-                           f"(any dotted module name also works: {names})")
+                           f"(any dotted module name also works: {module_names(self.model)})"
+                           ) from None
         return layer
 
     def _fast_layer(self, layer: str) -> bool:
@@ -258,7 +276,14 @@ class LayerAccess:
         return logits, value.reshape(-1)
 
     def outputs(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(logits, value)`` for observations, without gradient (edits applied)."""
+        """``(logits, value)`` for observations, without gradient (edits applied).
+
+        >>> from rlvision_widgets.agents import build_network
+        >>> logits, value = LayerAccess(build_network("compact")).outputs(
+        ...     np.zeros((2, 64, 64, 3), np.uint8))
+        >>> tuple(logits.shape), tuple(value.shape)
+        ((2, 15), (2,))
+        """
         x = check_observations(obs, self._obs_size if self.fast else None)
         with torch.no_grad():
             logits, value = self.model(x)

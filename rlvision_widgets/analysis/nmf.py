@@ -66,6 +66,11 @@ class Reduction:
     error over the stacked positive and negative parts) and ``relative_error`` (divided by the
     input's norm); ``residual_share`` per frame: sum |residual| / sum |attribution| over
     positions and channels.
+
+    >>> attr = np.random.default_rng(0).normal(size=(2, 4, 4, 6)).astype(np.float32)
+    >>> red = AttributionNMF(3).fit(attr).reduce(attr)
+    >>> red.feature_totals.shape, red.residual_totals.shape
+    ((2, 3), (2,))
     """
 
     features: np.ndarray
@@ -102,10 +107,12 @@ def _as_float_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tensor,
-              max_iter: int = 200, tol: float = 1e-6) -> torch.Tensor:
+              max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
     """Solve ``min_{w >= 0} ||x_i - w H||^2`` for every row (coordinate descent, H fixed).
 
-    ``x``: (n, C) non-negative; ``components``: (K, C). Returns (n, K) float32.
+    ``x``: (n, C) non-negative; ``components``: (K, C). Returns (n, K) float32. Starts from the
+    clipped unconstrained least-squares solution; stops when a sweep moves no coefficient by
+    more than ``tol`` times the largest coefficient.
 
     >>> H = np.eye(2, 3, dtype=np.float32)
     >>> nnls_rows(np.array([[1.0, -1.0, 5.0]], np.float32), H).numpy()
@@ -117,22 +124,25 @@ def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tenso
     n, k = X.shape[0], H.shape[0]
     if n == 0:
         return torch.zeros(0, k)
-    G = (H.double() @ H.double().T).float()
-    XHt = X @ H.T
+    G64 = H.double() @ H.double().T
+    G = G64.float()
+    HX = H @ X.T                                              # (K, n), contiguous rows
     diag = G.diagonal().clamp_min(1e-12)
-    # start from the clipped unconstrained least-squares solution
-    W = torch.linalg.solve(G.double() + 1e-10 * torch.eye(k, dtype=torch.float64),
-                           XHt.double().T).T.float().clamp_min_(0)
-    for it in range(max_iter):
-        max_step = 0.0
+    # start from the clipped unconstrained least-squares solution (coefficients as rows)
+    Wt = torch.linalg.solve(G64 + 1e-10 * torch.eye(k, dtype=torch.float64),
+                            HX.double()).float().clamp_min_(0)
+    if k == 1:
+        return (HX / diag[0]).clamp_min_(0).T.contiguous()
+    for _ in range(max_iter):
+        max_step = torch.zeros(())
         for j in range(k):
-            step = (XHt[:, j] - W @ G[:, j]) / diag[j]
-            new = (W[:, j] + step).clamp_min_(0)
-            max_step = max(max_step, float((new - W[:, j]).abs().max()))
-            W[:, j] = new
-        if max_step <= tol * max(1.0, float(W.abs().max())):
+            step = (HX[j] - G[j] @ Wt) / diag[j]
+            new = (Wt[j] + step).clamp_min_(0)
+            max_step = torch.maximum(max_step, (new - Wt[j]).abs().max())
+            Wt[j] = new
+        if float(max_step) <= tol * max(1e-30, float(Wt.max())):
             break
-    return W
+    return Wt.T.contiguous()
 
 
 def _hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, max_iter: int, tol: float,
@@ -435,7 +445,13 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         return coef.reshape(X.shape[:-1] + (coef.shape[-1],))
 
     def inverse_transform(self, W: np.ndarray) -> np.ndarray:
-        """Channel-space reconstruction ``W @ components_``."""
+        """Channel-space reconstruction ``W @ components_``.
+
+        >>> X = np.abs(np.random.default_rng(0).normal(size=(30, 4))).astype(np.float32)
+        >>> nmf = AttributionNMF(2, source="activation").fit(X)
+        >>> nmf.inverse_transform(nmf.transform(X)).shape
+        (30, 4)
+        """
         self._check_fitted()
         return np.asarray(W, np.float32) @ self.components_
 

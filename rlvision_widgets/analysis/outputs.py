@@ -136,5 +136,9 @@ def parse_output(spec: OutputLike) -> OutputSpec:
 
 
 def output_fn(spec: OutputLike) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The callable ``(logits, value) -> (N,)`` for a spec (same as :func:`parse_output`)."""
+    """The callable ``(logits, value) -> (N,)`` for a spec (same as :func:`parse_output`).
+
+    >>> output_fn("value")(torch.zeros(3, 15), torch.ones(3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
     return parse_output(spec)

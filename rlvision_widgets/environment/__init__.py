@@ -5,7 +5,8 @@
 - :mod:`.causes`: :class:`CauseTracker`, exact failure cause of every finished episode
 - :mod:`.render`: :class:`Renderer`, 512x512 frames, object boxes and masks
 """
-from .causes import CAUSES, FAILURE_CAUSES, CauseTracker, EpisodeRecord, episode_cause
+from .causes import (CAUSES, FAILURE_CAUSES, CauseTracker, EpisodeRecord, OpenEpisode,
+                     episode_cause)
 from .coinrun import (ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES, CoinRunEnv, EnvOptions,
                       ScratchEnv)
 from .render import OBJECT_CLASSES, ObjectAnnotations, Renderer, object_boxes
@@ -14,6 +15,6 @@ from .state import (ENTITY_DTYPE, EntityType, GameState, StateError, Tile, harml
 
 __all__ = ["ACTION_GLYPHS", "ACTION_GROUPS", "ACTION_NAMES", "CAUSES", "ENTITY_DTYPE",
            "FAILURE_CAUSES", "OBJECT_CLASSES", "CauseTracker", "CoinRunEnv", "EntityType",
-           "EnvOptions", "EpisodeRecord", "GameState", "ObjectAnnotations", "Renderer",
+           "EnvOptions", "EpisodeRecord", "GameState", "OpenEpisode", "ObjectAnnotations", "Renderer",
            "ScratchEnv", "StateError", "Tile", "episode_cause", "harmless_copy", "hide_entities",
            "object_boxes", "parse_state"]

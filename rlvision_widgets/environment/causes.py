@@ -18,6 +18,12 @@ step). When an episode fails it finds what ended it without guessing:
    the step), lava. No contact and the timeout reached means ``"timeout"``; more than one kind
    of contact means ``"multiple"``.
 
+Cost: one ``get_state`` per level start, one small array write per step, one ``get_state`` per
+episode that reaches the timeout, and the replays of step 2 (as expensive as playing those
+episodes again: in the random-agent benchmark about 10% of collection time).
+``CauseTracker(env, checkpoint_every=64)`` also snapshots every 64 steps in levels that would
+need a replay, which bounds replays to 64 steps (about 3%); the labels are the same.
+
 >>> env = CoinRunEnv(EnvOptions(num_envs=8, rand_seed=0))
 >>> tracker = CauseTracker(env)
 >>> for _ in range(2000):

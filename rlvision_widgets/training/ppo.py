@@ -10,6 +10,7 @@ normalisation by the running std of discounted returns).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -30,6 +31,8 @@ from ..agents.networks import ConvAgent, build_network, NetworkConfig
 from ..environment.coinrun import CoinRunEnv, EnvOptions
 
 PRECISIONS = ("fp32", "bf16")
+# settings a resumed run may change; everything else (hyperparameters) comes from the checkpoint
+RUN_SETTINGS = ("total_steps", "num_threads", "checkpoint_every_s", "device")
 
 
 @dataclass
@@ -151,15 +154,32 @@ class Trainer:
                  progress: bool = True):
         self.run_dir = Path(run_dir)
         self.progress = progress
+        if resume and not (self.run_dir / "latest.json").is_file():
+            raise FileNotFoundError(f"--resume: {self.run_dir} has no latest.json; "
+                                    "start a new run without --resume")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.run_dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise FileExistsError(f"another trainer is running in {self.run_dir}; stop it "
+                                  "first (SIGTERM checkpoints and exits)") from None
+        try:
+            self._setup(config, env_options, resume)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _setup(self, config: PPOConfig | None, env_options: EnvOptions | None,
+               resume: bool) -> None:
         extra: dict[str, torch.Tensor] = {}
         if resume:
-            if not (self.run_dir / "latest.json").is_file():
-                raise FileNotFoundError(f"--resume: {self.run_dir} has no latest.json; "
-                                        "start a new run without --resume")
             self.model, meta, extra = load_checkpoint(self.run_dir, with_extra=True)
             saved = PPOConfig.from_dict(meta["training"])
-            if config is not None:  # allow extending total_steps etc.
-                saved.total_steps = config.total_steps
+            if config is not None:
+                for name in RUN_SETTINGS:
+                    setattr(saved, name, getattr(config, name))
             self.config = saved
             self.env_options = EnvOptions.from_dict(meta["env"])
             self.steps, self.updates = int(meta["steps"]), int(meta["updates"])
@@ -360,6 +380,7 @@ class Trainer:
         finally:
             log.close()
             bar.close()
+            self._lock.close()
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
         return self.meta()

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..agents.random_agent import RandomAgent
+from ..agents.sampling import sample_actions
 from ..environment.causes import CauseTracker
 from ..environment.coinrun import CoinRunEnv, EnvOptions
 from .storage import Trajectories, gae_advantages, make_episodes
@@ -36,17 +37,6 @@ def resolve_agent(agent: nn.Module | str) -> nn.Module:
         return load_agent(agent)
     raise TypeError(f"agent must be a torch.nn.Module or a name such as 'random', got "
                     f"{type(agent).__name__}")
-
-
-def _sample(logits: torch.Tensor, gen: torch.Generator) -> np.ndarray:
-    """One action per row from softmax(logits) by inverse CDF of a uniform drawn from ``gen``
-    (deterministic; avoids torch's multi-threaded softmax, slow on small batches)."""
-    u = torch.rand(logits.shape[0], generator=gen, dtype=torch.float64).numpy()
-    lg = logits.numpy().astype(np.float64)
-    p = np.exp(lg - lg.max(axis=1, keepdims=True))
-    cdf = np.cumsum(p, axis=1)
-    cdf /= cdf[:, -1:]
-    return np.minimum((u[:, None] >= cdf).sum(axis=1), lg.shape[1] - 1).astype(np.int64)
 
 
 @torch.no_grad()
@@ -105,7 +95,7 @@ def collect_trajectories(agent: nn.Module | str, num_envs: int = 8, num_steps: i
             obs_buf[:, t], firsts[:, t] = obs, first
             seeds[:, t] = tracker.current_level_seeds
             logits, value = policy(obs)
-            act = _sample(logits, gen) if sample else logits.argmax(-1).numpy()
+            act = sample_actions(logits, gen) if sample else logits.argmax(-1).numpy()
             obs, rew, first = env.step(act)
             actions[:, t], logits_buf[:, t], values[:, t], rewards[:, t] = act, logits, value, rew
         _, last_value = policy(obs)

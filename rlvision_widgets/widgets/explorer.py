@@ -208,7 +208,10 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
     collect ``num_envs`` x ``num_steps`` with ``seed``). ``layer`` (default: the object layer),
     ``output`` ("value", "logit:<a>", "group:<g>", "logprob:<a>"), ``rank`` (NMF features),
     ``ig_steps`` (integrated-gradient steps). ``background``: run Python work in a thread
-    (default: inside a Jupyter kernel); :meth:`wait` blocks until it is done.
+    (default: inside a Jupyter kernel); :meth:`wait` blocks until it is done. ``prefetch``:
+    fit the neighbouring NMF ranks while idle so the rank slider answers at once (default:
+    when in the background). ``suggest_labels``: suggest legend labels from the engine's
+    ground-truth objects (needs recorded Trajectories).
 
     Every setting is a trait, observable and settable from Python::
 
@@ -231,7 +234,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                  layer: str | None = None, output: str = "value", rank: int = 8,
                  num_envs: int = 8, num_steps: int = 256, seed: int = 0, ig_steps: int = 10,
                  env_options: Any = None, background: bool | None = None,
-                 title: str | None = None, suggest_labels: bool = True, **kwargs: Any) -> None:
+                 title: str | None = None, suggest_labels: bool = True,
+                 prefetch: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         from ..analysis.layers import LayerAccess
         from ..analysis.outputs import parse_output
@@ -249,6 +253,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self._nmf: dict[tuple[str, int], Any] = {}     # (layer, rank) -> fitted NMF
         self._current: dict[str, Any] = {}
         self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
+        self._prefetch = self._worker.background if prefetch is None else bool(prefetch)
 
         names = self._access.layer_names
         chosen = layer or eng.default_layer(self._agent)
@@ -572,7 +577,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             self._on_grid_change({})
         if self._edits_active():
             self._worker.submit("edit", self._job_edit)
-        self._worker.submit("prefetch", self._job_prefetch)
+        if self._prefetch:
+            self._worker.submit("prefetch", self._job_prefetch)
 
     def _nmf_for(self, layer: str, rank: int) -> Any:
         """The NMF of the value attribution at ``layer`` with ``rank`` components (fitted once

@@ -59,6 +59,9 @@ def widget_payload(widget: Any) -> dict[str, Any]:
     """The widget's synced state as JSON with base64 buffers (what the static page boots)."""
     state = widget.get_state()
     state = {k: v for k, v in state.items() if k not in _SKIP}
+    for k, v in (("busy", False), ("status", ""), ("progress", 1.0), ("grid_busy", False)):
+        if k in state:
+            state[k] = v          # a snapshot: nothing is running in the exported page
     stripped, paths, buffers = _remove_buffers(state)
     return {
         "state": stripped,
