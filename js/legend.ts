@@ -115,7 +115,12 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
     build();
     const iso = ctx.isolated();
     const pinned = model.get("isolated_feature");
+    const off = (model.get("edit_off") as boolean[]) ?? [];
+    const strength = (model.get("edit_strengths") as number[]) ?? [];
     entries.forEach((en, i) => {
+      const edited = !!off[i] || (strength[i] ?? 0) > 0;
+      en.item.classList.toggle("rlv-feature-edited", edited);
+      en.item.dataset.edit = off[i] ? "off" : edited ? `${Math.round(100 * strength[i])}%` : "";
       en.item.classList.toggle("rlv-active", iso === i);
       en.item.classList.toggle("rlv-dim", iso >= 0 && iso !== i);
       en.item.classList.toggle("rlv-pinned", pinned === i);
@@ -154,7 +159,7 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
     });
   };
   const sched = scheduler(update);
-  ctx.watch(["n_features", "feature_labels", "suggested_labels", "thumbnails_png", "isolated_feature", "frame", "trajectory"], () => sched.request());
+  ctx.watch(["n_features", "feature_labels", "suggested_labels", "thumbnails_png", "isolated_feature", "frame", "trajectory", "edit_off", "edit_strengths"], () => sched.request());
   ctx.listen("hover", () => update());
   ctx.listen("data", () => sched.request());
   ctx.onDispose(() => sched.cancel());

@@ -5,7 +5,7 @@
 import { Ctx, ensureStyle, h, RenderProps, scheduler } from "./model";
 import { dataOf, DataStore, Attr } from "./data";
 import { blurKernel, cssColor, featureColors, greyRGBA, Kernel, overlayRGBA, RESIDUAL_CSS, Sign } from "./display";
-import { Box, drawChart, drawXAxis, fitCanvas, fmt, Series, tOf, xOf } from "./plot";
+import { Box, drawChart, drawXAxis, fitCanvas, fmt, niceTicks, Series, tOf, xOf } from "./plot";
 
 const SPEEDS = [3, 6, 12, 24, 48];
 const ICONS: Record<string, string> = {
@@ -70,7 +70,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     const r = h("div", { class: "rlv-screen" }, t, s, canvas);
     return { root: r, canvas, title: t, sub: s, sign };
   };
-  const scrObs = mkScreen("Observation", "Video game pixels seen by the model", null);
+  const scrObs = mkScreen("Observation", "The pixels the model sees", null);
   const scrPos = mkScreen("Positive attribution", "Good news: raises the output", 1);
   const scrNeg = mkScreen("Negative attribution", "Bad news: lowers the output", -1);
   const scrAbs = mkScreen("Attribution (both signs)", "|attribution| of each feature", 0);
@@ -359,7 +359,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
     g.font = "10px system-ui, sans-serif";
     g.textAlign = "right";
     g.textBaseline = "middle";
-    for (const v of [0, ymax / 2, ymax]) {
+    for (const v of niceTicks(0, ymax, 3)) {
       const y = Math.round(yOf(v)) + 0.5;
       g.strokeStyle = v === 0 ? "#888" : "#eee";
       g.beginPath();
@@ -367,7 +367,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
       g.lineTo(W, y);
       g.stroke();
       g.fillStyle = "#666";
-      g.fillText(`${Math.round(v * 100)}%`, left - 3, y);
+      g.fillText(`${+(v * 100).toFixed(1)}%`, left - 3, y);
     }
     const glyphs = (model.get("action_glyphs") as string[]) ?? [];
     g.textAlign = "center";

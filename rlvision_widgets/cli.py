@@ -116,6 +116,17 @@ def _print_result(name: str, out: dict) -> None:
         print(f"  {cause:12s} {n:6d}  ({n / out['levels']:.2%})")
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .agents.registry import load_agent
+    from .widgets.export import export_explorer
+    agent = load_agent(a.agent)
+    out = export_explorer(a.out, agent=agent, num_envs=a.num_envs, num_steps=a.num_steps,
+                          seed=a.seed, layer=a.layer, output=a.output, rank=a.rank)
+    size = out.stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MB): one self-contained HTML file, opens without a kernel")
+    return 0
+
+
 def cmd_explore(a: argparse.Namespace) -> int:
     from .launch import launch_jupyterlab
     launch_jupyterlab(a.notebook, port=a.port, ip=a.ip)
@@ -172,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus-steps", type=int, default=512, help="steps per corpus env (512)")
     g.add_argument("--corpus-seed", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="write the explorer as one self-contained HTML file")
+    p.add_argument("out", nargs="?", default="explorer.html")
+    p.add_argument("--agent", default="coinrun", help="shipped agent name, 'random', or a path")
+    p.add_argument("--num-envs", type=int, default=8)
+    p.add_argument("--num-steps", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layer", default=None, help="layer to attribute (default: object layer)")
+    p.add_argument("--output", default="value", help="value | logit:A | group:G | logprob:A")
+    p.add_argument("--rank", type=int, default=8, help="number of NMF features")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")
     p.add_argument("--notebook", help="notebook to open (default: notebooks/01_quickstart.ipynb)")

@@ -33,16 +33,20 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def explorer():
+    import warnings
+
     import torch
 
-    from rlvision_widgets.agents import build_network
     from rlvision_widgets.trajectories import collect_trajectories
     from rlvision_widgets.widgets import Explorer
+    from rlvision_widgets.widgets._engine import resolve_agent
 
     torch.manual_seed(0)
-    traj = collect_trajectories("random", num_envs=2, num_steps=24, seed=1, progress=False)
-    ex = Explorer(build_network("compact").eval(), traj, rank=4, background=False,
-                  suggest_labels=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent, _ = resolve_agent(None)            # the shipped agent (random weights if none)
+    traj = collect_trajectories(agent, num_envs=2, num_steps=24, seed=1, progress=False)
+    ex = Explorer(agent, traj, rank=4, background=False, suggest_labels=False)
     ex.frame = 7
     yield ex
     ex.close()

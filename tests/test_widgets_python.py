@@ -172,6 +172,11 @@ def test_explorer_rank_output_grid_edit(explorer):
     ex.rank = 3
     ex.output = "logit:RIGHT"
     assert ex.output == "logit:7" and "RIGHT" in ex.output_label
+    with pytest.raises(traitlets.TraitError, match="valid outputs"):
+        ex.output = "bogus"
+    with pytest.raises(traitlets.TraitError, match="valid layers"):
+        ex.layer = "9z"
+    assert ex.output == "logit:7" and ex.layer == "2b"
     ex.output = "value"
     ex.grid_feature = 1
     rows, cols, cell = ex.grid_shape

@@ -385,31 +385,44 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         return sizes
 
     def close(self) -> None:
-        self._worker.close()
+        """Stop background work and close the widget."""
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.close()
         super().close()
+
+    # ----------------------------------------------------------------------- validation
+    @t.validate("output")
+    def _valid_output(self, proposal: t.Bunch) -> str:
+        from ..analysis.outputs import parse_output
+
+        try:
+            return parse_output(proposal["value"]).name       # canonical, e.g. "logit:7"
+        except (ValueError, TypeError) as exc:
+            raise t.TraitError(str(exc)) from None
+
+    @t.validate("layer")
+    def _valid_layer(self, proposal: t.Bunch) -> str:
+        access = getattr(self, "_access", None)
+        if access is not None:
+            try:
+                access.check_layer(proposal["value"])
+            except KeyError as exc:
+                raise t.TraitError(exc.args[0]) from None
+        return proposal["value"]
+
+    @t.validate("rank")
+    def _valid_rank(self, proposal: t.Bunch) -> int:
+        return int(max(1, min(int(proposal["value"]), self.rank_max or 16)))
 
     # ------------------------------------------------------------------------ observers
     def _on_analysis_change(self, change: dict) -> None:
         if change["name"] == "output":
-            from ..analysis.outputs import parse_output
-
-            try:
-                spec = parse_output(change["new"]).name
-            except ValueError as exc:
-                self.error = str(exc)
-                return
-            if spec != change["new"]:
-                self.output = spec
-                return
-            self.output_label = output_label(spec)
+            self.output_label = output_label(change["new"])
         if change["name"] == "layer":
-            self._access.check_layer(change["new"])
             self.rank_max = int(min(16, self._access.layer_shape(change["new"])[2]))
             if self.rank > self.rank_max:
                 self.rank = self.rank_max
-        if change["name"] == "rank" and not 1 <= change["new"] <= self.rank_max:
-            self.rank = int(max(1, min(change["new"], self.rank_max)))
-            return
         if self._arrays:
             self._worker.submit("analysis", self._job_analysis)
 
@@ -679,8 +692,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 payload.set(0, maps, frames=done)
                 self._push_attr(payload, "edited_")
         n_off = int((s >= 1).sum())
-        report(1.0, f"edits applied ({n_off} feature(s) off, {int(((s > 0) & (s < 1)).sum())} "
-                    "partial): value, policy and attribution of the edited agent")
+        report(1.0, f"edited agent: {n_off} feature(s) off, "
+                    f"{int(((s > 0) & (s < 1)).sum())} partial")
 
     def _job_grid(self, report: Callable) -> None:
         k, density = int(self.grid_feature), int(self.grid_density)

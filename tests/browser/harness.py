@@ -136,12 +136,26 @@ def next_frame(page: Any, n: int = 2) -> None:
                   "requestAnimationFrame(f)); requestAnimationFrame(f); })", n)
 
 
+#: Screenshots also copied to docs/images/ when RLVISION_DOCS_IMAGES=1 (to refresh the docs).
+DOC_IMAGES = {"jupyter_lab_widget": "explorer-jupyterlab.png",
+              "jupyter_lab_hover": "explorer-hover-isolation.png",
+              "jupyter_lab_edited_widget": "explorer-feature-switched-off.png",
+              "jupyter_notebook_explorer": "explorer-notebook7.png",
+              "browser_feature_grid": "feature-grid.png",
+              "browser_static_export": "static-export.png"}
+
+
 def screenshot(page: Any, name: str, selector: str | None = None) -> pathlib.Path:
-    """Save a screenshot under test-artifacts/ (git-ignored)."""
+    """Save a screenshot under test-artifacts/ (git-ignored); with RLVISION_DOCS_IMAGES=1 the
+    representative ones (:data:`DOC_IMAGES`) are also copied to docs/images/."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     if selector:
         page.locator(selector).first.screenshot(path=str(path))
     else:
         page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("RLVISION_DOCS_IMAGES") == "1" and name in DOC_IMAGES:
+        docs = ROOT / "docs" / "images"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, docs / DOC_IMAGES[name])
     return path
