@@ -43,6 +43,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     import json
     from .agents.registry import load_agent
     from .analysis.evaluation import evaluate, plot_failures
+    if a.threads > 0:
+        import torch
+        torch.set_num_threads(a.threads)
     agent = load_agent(a.agent)
     kwargs = dict(levels=a.levels, start_level=a.start_level,
                   distribution_mode=a.distribution_mode, invisible_saws=a.invisible_saws,
@@ -166,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-level", action="store_true", help="include per-level outcomes in JSON")
     p.add_argument("--csv", help="also write per-level outcomes to this CSV file")
     p.add_argument("--chart", metavar="PNG", help="also write a chart of failures by cause")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: evaluation runs small batches, and extra "
+                        "threads on a busy CPU slow it down many times; 0 = torch default)")
     g = p.add_argument_group("model editing (evaluate an agent blinded to one NMF feature)")
     g.add_argument("--edit", metavar="FEATURE",
                    help="feature index, or object class (saw, enemy_left, enemy_right, agent, "

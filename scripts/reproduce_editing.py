@@ -86,7 +86,11 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
             + ("" if sb["5x_possible"] else
                f" — and not reachable by this agent: its saw failure rate is already "
                f"{_pct(sb['base_rate'])}, so even failing *every* level on a saw would be "
-               f"only ×{ceiling:.1f}") + ".")
+               f"only ×{ceiling:.1f}")
+            + ("" if "invisible_ratio" not in sb or sb.get("5x_possible_invisible") else
+               f"; more to the point, making the saws completely invisible raises saw failures"
+               f" only ×{sb['invisible_ratio']:.2f} (p = {_p(sb['invisible_p'])}), and no edit"
+               " of the network can blind it more than not drawing the saws at all") + ".")
         changed = sb["other_causes_changed_p05"]
         lines.append(
             "  Other causes: " + ("no significant change (all p ≥ 0.05: "
@@ -132,6 +136,35 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
             f"{_pct(c['enemy_left']['edited_rate'] + c['enemy_right']['edited_rate'])}, other "
             f"{_pct(c['other']['base_rate'])} → {_pct(c['other']['edited_rate'])} "
             f"(p = {_p(c['other']['p'])}).")
+    diag = getattr(report, "diagnostics", {}) or {}
+    if diag:
+        lines += ["", "### Does the edit blind the network? (frame level, corpus frames)", "",
+                  "On corpus frames where the object is in view, each frame is re-rendered with "
+                  "the object not drawn. *Hidden*: how the original network's value and policy "
+                  "change when the object is hidden; *edit*: how they change when the edited "
+                  "network sees the unchanged frame. Blindness = edit / hidden (1 = the edit "
+                  "removes the network's whole response to the object). The last columns show "
+                  "the edit's side effects on frames without the object.", "",
+                  "| edit | object | frames | value | Δvalue hidden | Δvalue edit | value "
+                  "blindness (corr) | KL policy hidden | KL policy edit | policy blindness | "
+                  "\\|Δvalue\\| edit, frames without | KL edit, frames without |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+        def f(x, fmt="{:.3f}"):
+            return "–" if x is None else fmt.format(x)
+        for cond, d in diag.items():
+            if not d.get("frames"):
+                lines.append(f"| {CONDITION_TITLES[cond]} | {d.get('class')} | 0 | "
+                             + " | ".join(["–"] * 9) + " |")
+                continue
+            lines.append(
+                f"| {CONDITION_TITLES[cond]} | {TABLE_HEADERS.get(d['class'], d['class'])} | "
+                f"{d['frames']} | {f(d['value'], '{:.2f}')} | {f(d['value_hidden'], '{:+.3f}')} | "
+                f"{f(d['value_edit'], '{:+.3f}')} | {f(d['value_blindness'], '{:.0%}')} "
+                f"({f(d['value_corr'], '{:.2f}')}) | {f(d['policy_kl_hidden'], '{:.4f}')} | "
+                f"{f(d['policy_kl_edit'], '{:.4f}')} | {f(d['policy_blindness'], '{:.0%}')} | "
+                f"{f(d.get('value_abs_edit_without'))} | "
+                f"{f(d.get('policy_kl_edit_without'), '{:.4f}')} |")
     lines += ["", "### Feature identification (automatic)", ""]
     ident = report.identification
     if ident is not None:
@@ -203,34 +236,49 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doc", default=str(ROOT / "docs" / "editing.md"))
     p.add_argument("--no-doc", action="store_true", help="do not touch docs/editing.md")
     p.add_argument("--save-agents", metavar="DIR", help="also save the edited agents here")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared CPU, more threads than free "
+                        "cores slow the small-batch forward passes down by 10-100x)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--from-results", metavar="DIR", help="do not evaluate: reload the results "
+                   "saved in DIR (e.g. docs/results) and rewrite the chart, tables and doc")
     a = p.parse_args(argv)
 
     import torch
     from rlvision_widgets.agents.registry import load_agent
     from rlvision_widgets.analysis.experiments import CONDITIONS, run_blindness_experiments
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     conditions = CONDITIONS if not a.conditions else tuple(
         c.strip() for c in a.conditions.split(",") if c.strip())
-    agent_name = a.agent or _default_agent()
     t0 = time.perf_counter()
-    agent = load_agent(agent_name)
-    report = run_blindness_experiments(
-        agent, levels=a.levels, start_level=a.start_level, seed=a.seed, layer=a.layer,
-        rank=a.rank, mode=a.mode, strength=a.strength, conditions=conditions,
-        corpus_envs=a.corpus_envs, corpus_steps=a.corpus_steps, corpus_seed=a.corpus_seed,
-        min_score=a.min_score, unidentified=a.unidentified, progress=not a.quiet)
-    report.settings["agent"] = agent_name
-    paths = report.write(a.out, chart=a.chart)
-    if a.save_agents:
+    if a.from_results:
+        from rlvision_widgets.analysis.experiments import load_report
+        report = load_report(a.from_results)
+        agent_name = report.settings.get("agent", "?")
+        paths = report.write(a.out, chart=a.chart)
+        runtime = float(report.settings.get("runtime_s") or sum(report.timings.values()))
+    else:
+        agent_name = a.agent or _default_agent()
+        agent = load_agent(agent_name)
+        report = run_blindness_experiments(
+            agent, levels=a.levels, start_level=a.start_level, seed=a.seed, layer=a.layer,
+            rank=a.rank, mode=a.mode, strength=a.strength, conditions=conditions,
+            corpus_envs=a.corpus_envs, corpus_steps=a.corpus_steps, corpus_seed=a.corpus_seed,
+            min_score=a.min_score, unidentified=a.unidentified, progress=not a.quiet)
+        report.settings["agent"] = agent_name
+        report.settings["runtime_s"] = round(time.perf_counter() - t0, 1)
+        report.settings["threads"] = a.threads
+        paths = report.write(a.out, chart=a.chart)
+        runtime = time.perf_counter() - t0
+    if a.save_agents and not a.from_results:
         from rlvision_widgets.analysis.experiments import blind_agent
         for cond, ch in report.choices.items():
             if ch.feature is not None:
                 blind_agent(agent, ch.direction, report.settings["layer"], a.mode, a.strength,
                             label=f"{cond}: feature {ch.feature} ({ch.cls})"
                             ).save(Path(a.save_agents) / cond, meta={"edit_condition": cond})
-    runtime = time.perf_counter() - t0
     print(report.markdown_table())
     print()
     print(report.tests_table())

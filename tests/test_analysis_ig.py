@@ -218,3 +218,28 @@ def test_bad_inputs_name_valid_choices(net):
         integrated_gradients(net, _obs(1), "2b", output="reward")
     with pytest.raises(ValueError, match="steps"):
         integrated_gradients(net, _obs(1), "2b", steps=0)
+
+
+def test_input_gradients_on_wrapped_agent(net):
+    from rlvision_widgets.agents.editing import EditedAgent
+    obs = _obs(2, seed=10)
+    np.testing.assert_allclose(input_gradients(EditedAgent(net), obs, "logit:3"),
+                               input_gradients(net, obs, "logit:3"), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name,layer", [("compact", "2b"), ("compact", "1a"), ("article", "2b")])
+def test_fused_l2pool_backward_is_bit_identical(name, layer):
+    import sys
+    ig_module = sys.modules["rlvision_widgets.analysis.integrated_gradients"]
+    net = _random_net(2, name)
+    obs = _obs(2, seed=11)
+    fused = integrated_gradients(net, obs, layer, "group:right")
+    assert fused.meta["fused_l2pool"]
+    ig_module.FUSED_L2POOL = False
+    try:
+        plain = integrated_gradients(net, obs, layer, "group:right")
+    finally:
+        ig_module.FUSED_L2POOL = True
+    assert not plain.meta["fused_l2pool"]
+    np.testing.assert_array_equal(fused.attributions, plain.attributions)
+    np.testing.assert_array_equal(fused.outputs, plain.outputs)

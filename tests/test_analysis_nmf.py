@@ -57,6 +57,10 @@ def test_features_plus_residual_equal_total(attr):
                                rtol=0, atol=1e-5)
     np.testing.assert_allclose(red.total, attr[:6].sum(-1), atol=1e-5)
     assert np.all((red.residual_share >= 0) & (red.residual_share <= 1))
+    # the fit's (coreset-estimated) residual share is the same quantity over the whole input
+    whole = nmf.reduce(attr)
+    overall = np.abs(whole.residual).sum() / np.abs(attr).sum()
+    assert abs(nmf.residual_share_ - overall) < 0.05
     assert np.all(red.relative_error < 0.5)
     np.testing.assert_allclose(red.feature_totals, red.features.sum((1, 2)), rtol=1e-6)
 

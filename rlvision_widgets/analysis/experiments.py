@@ -52,9 +52,10 @@ from .stats import two_proportion_test, wilson_interval
 
 __all__ = ["ARTICLE_LEVELS", "ARTICLE_TABLE", "BlindnessReport", "CONDITIONS", "EditChoice",
            "TABLE_CAUSES", "agent_env_options", "blind_agent", "choose_control",
-           "choose_feature", "compare_results", "collect_corpus", "plot_blindness_chart",
-           "prepare_edit", "rate_ratio_ci", "run_blindness_experiments", "strict_json",
-           "table_counts"]
+           "choose_feature", "compare_results", "collect_corpus", "load_report",
+           "plot_blindness_chart", "prepare_edit", "rate_ratio_ci", "removal_effects",
+           "run_blindness_experiments",
+           "strict_json", "table_counts"]
 
 #: The article's causes (footnotes 7-8): buzzsaw / enemy moving left / enemy moving right /
 #: multiple or other. Our "other" = lava + multiple + timeout.
@@ -289,6 +290,89 @@ def blind_agent(agent: nn.Module, direction: Sequence[float] | np.ndarray, layer
                                   mode=mode, label=label)
 
 
+def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "saw",
+                    max_frames: int = 512, seed: int = 0) -> dict[str, Any]:
+    """Frame-level check of an edit: does it do to the network what hiding the object does?
+
+    On corpus frames where ``cls`` is in view, each frame is re-rendered with that class not
+    drawn (the engine's own invisible-saws mechanism). Compared on those frames:
+
+    * ``value_hidden``: mean change of the original agent's value when the object is hidden;
+      ``value_edit``: mean change when instead the edited agent sees the original frame;
+      ``value_blindness`` = ``value_edit / value_hidden`` (1 = the edit removes the value's
+      whole response to the object, 0 = none of it); ``value_corr``: correlation across frames.
+    * ``policy_kl_hidden`` / ``policy_kl_edit``: mean KL(original policy || policy with the
+      object hidden / edited policy), and ``policy_blindness`` = ``kl_edit / kl_hidden``
+      (how much of the policy's response to the object the edit reproduces; >1 means the edit
+      also changes the policy in other ways).
+    * ``*_without``: the edit's effect on frames *without* the class (specificity).
+
+    >>> removal_effects(agent, blind_agent(agent, v, "2b"), traj, "saw")      # doctest: +SKIP
+    {'frames': 512, 'value_hidden': 0.61, 'value_edit': 0.35, 'value_blindness': 0.57, ...}
+    """
+    import torch
+
+    from ..environment.render import hidden_variant, object_boxes
+    from ..environment.state import parse_state
+
+    cls = resolve_class(cls)
+    frames = [(e, t) for e in range(traj.num_envs) for t in range(traj.num_steps)]
+    rng = np.random.default_rng(seed)
+    rng.shuffle(frames)
+    with_cls, without, hidden_obs = [], [], []
+    renderer = traj.renderer
+    for e, t in sorted(frames[: 8 * max_frames]):
+        if len(with_cls) >= max_frames and len(without) >= max_frames:
+            break
+        try:
+            state = traj.state_at(e, t)
+        except (KeyError, IndexError):
+            continue
+        st = parse_state(state)
+        if len(object_boxes(st, 64).boxes[cls]):
+            if len(with_cls) < max_frames:
+                variant = hidden_variant(st, cls)
+                if variant is not None:
+                    hidden_obs.append(renderer.frames(variant)[0])
+                    with_cls.append((e, t))
+        elif len(without) < max_frames:
+            without.append((e, t))
+
+    def run(model: nn.Module, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            logits, value = model(torch.from_numpy(np.ascontiguousarray(obs)))
+        return torch.log_softmax(logits.float(), -1).numpy(), value.float().numpy()
+
+    def kl(lp: np.ndarray, lq: np.ndarray) -> np.ndarray:
+        return (np.exp(lp) * (lp - lq)).sum(-1)
+
+    out: dict[str, Any] = {"class": cls, "frames": len(with_cls), "frames_without": len(without)}
+    if with_cls:
+        idx = np.asarray(with_cls)
+        obs = traj.obs[idx[:, 0], idx[:, 1]]
+        lp0, v0 = run(agent, obs)
+        lph, vh = run(agent, np.stack(hidden_obs))
+        lpe, ve = run(edited, obs)
+        dh, de = vh - v0, ve - v0
+        klh, kle = kl(lp0, lph), kl(lp0, lpe)
+        out.update(value=float(v0.mean()), value_hidden=float(dh.mean()),
+                   value_edit=float(de.mean()),
+                   value_blindness=float(de.mean() / dh.mean()) if dh.mean() != 0 else None,
+                   value_corr=float(np.corrcoef(dh, de)[0, 1]) if len(dh) > 2
+                   and dh.std() > 0 and de.std() > 0 else None,
+                   policy_kl_hidden=float(klh.mean()), policy_kl_edit=float(kle.mean()),
+                   policy_blindness=float(kle.mean() / klh.mean()) if klh.mean() > 0 else None)
+    if without:
+        idx = np.asarray(without)
+        obs = traj.obs[idx[:, 0], idx[:, 1]]
+        lp0, v0 = run(agent, obs)
+        lpe, ve = run(edited, obs)
+        out.update(value_edit_without=float((ve - v0).mean()),
+                   value_abs_edit_without=float(np.abs(ve - v0).mean()),
+                   policy_kl_edit_without=float(kl(lp0, lpe).mean()))
+    return out
+
+
 def prepare_edit(agent: nn.Module, feature: int | str, layer: str | None = None, rank: int = 8,
                  mode: str = "weight", strength: float = 1.0, nmf: Any = None,
                  corpus_envs: int = 8, corpus_steps: int = 512, corpus_seed: int = 0,
@@ -356,6 +440,7 @@ class BlindnessReport:
     settings: dict[str, Any]
     identification: FeatureIdentification | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- numbers
     def comparisons(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -424,6 +509,11 @@ class BlindnessReport:
                                                         self.results["invisible_saws"])
                 v["blindness"] = b
                 v["blindness_ci95"] = [lo, hi]
+                inv = comps["invisible_saws"]["saw"]
+                # complete blindness (saws not drawn) bounds what any edit can do
+                v["invisible_ratio"] = inv["ratio"]
+                v["invisible_p"] = inv["p"]
+                v["5x_possible_invisible"] = bool(inv["ratio"] >= 5)
             out[cond] = v
         if "invisible_saws" in comps:
             c = comps["invisible_saws"]["saw"]
@@ -488,7 +578,8 @@ class BlindnessReport:
                         "article_levels": ARTICLE_LEVELS,
                         "comparisons": self.comparisons(), "verdict": self.verdict(),
                         "edits": {k: c.to_json() for k, c in self.choices.items()},
-                        "feature_identification": ident, "timings_s": self.timings})
+                        "feature_identification": ident, "frame_diagnostics": self.diagnostics,
+                        "timings_s": self.timings})
 
     def write(self, out_dir: str | os.PathLike, chart: str | os.PathLike | None = None,
               stem: str = "editing") -> dict[str, Path]:
@@ -531,6 +622,54 @@ class BlindnessReport:
         if self.identification is not None:
             paths["nmf"] = self.identification.nmf.save(out / f"{stem}_nmf")
         return paths
+
+
+def load_report(out_dir: str | os.PathLike, stem: str = "editing") -> BlindnessReport:
+    """Rebuild a :class:`BlindnessReport` from the files :meth:`BlindnessReport.write` wrote
+    (``<stem>.json``, ``<stem>_levels.csv``, ``<stem>_nmf``), e.g. to redraw the chart or the
+    doc without re-running the evaluations.
+
+    >>> report = load_report("docs/results")                                  # doctest: +SKIP
+    """
+    from .features import FeatureScores
+    from .nmf import AttributionNMF
+    out = Path(out_dir)
+    jpath, lpath = out / f"{stem}.json", out / f"{stem}_levels.csv"
+    if not jpath.is_file() or not lpath.is_file():
+        raise FileNotFoundError(f"no saved blindness experiments in {out} (need {jpath.name} and "
+                                f"{lpath.name}; run scripts/reproduce_editing.py first)")
+    data = json.loads(jpath.read_text())
+    with open(lpath, newline="") as f:
+        rows = list(csv.reader(f))
+    head, body = rows[0], rows[1:]
+    seeds = np.array([int(r[0]) for r in body], dtype=np.int64)
+    results = {}
+    for name, res in data["results"].items():
+        io, il = head.index(f"{name}_outcome"), head.index(f"{name}_length")
+        results[name] = EvaluationResult(seeds, [r[io] for r in body],
+                                         np.array([int(r[il]) for r in body], np.int64),
+                                         res.get("settings", {}))
+
+    def arr(x: Any) -> np.ndarray:
+        return np.array([[np.nan if v is None else v for v in row] for row in x], np.float64) \
+            if x and isinstance(x[0], list) else np.array([np.nan if v is None else v
+                                                           for v in x], np.float64)
+
+    choices = {k: EditChoice(**{**c, "score": np.nan if c["score"] is None else c["score"]})
+               for k, c in data.get("edits", {}).items()}
+    ident = None
+    fi = data.get("feature_identification")
+    if fi and (out / f"{stem}_nmf.npz").is_file():
+        sc = fi["scores"]
+        scores = FeatureScores(tuple(sc["classes"]), arr(sc["correlation"]),
+                               arr(sc["mass_share"]), arr(sc["lift"]), arr(sc["recall"]),
+                               arr(sc["area_share"]), np.array(sc["frames_with_class"]),
+                               int(sc["n_frames"]), sc["metric"], sc.get("meta", {}))
+        ident = FeatureIdentification(AttributionNMF.load(out / f"{stem}_nmf"), scores,
+                                      fi["layer"], fi["output"], np.zeros((0, 2), np.int64),
+                                      fi.get("meta", {}))
+    return BlindnessReport(results, choices, data["settings"], ident,
+                           data.get("timings_s", {}), data.get("frame_diagnostics") or {})
 
 
 def _fmt_p(p: float) -> str:
@@ -584,9 +723,10 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
             pos = x + (j - (len(series) - 1) / 2) * width
             ax.bar(pos, h, width, yerr=yerr, capsize=2, color=colors.get(name, None),
                    label=CONDITION_TITLES.get(name, name))
-            for px, hv in zip(pos, h):
-                ax.text(px, hv, f"{hv:.1f}" if hv >= 1 else f"{hv:.2f}", ha="center",
-                        va="bottom", fontsize=6, rotation=90)
+            tops = h if errs is None else [errs[j][c][1] for c in TABLE_CAUSES]
+            for px, hv, ty in zip(pos, h, tops):
+                ax.text(px, ty + 0.01 * max(top, 1), f"{hv:.1f}" if hv >= 1 else f"{hv:.2f}",
+                        ha="center", va="bottom", fontsize=6, rotation=90)
         ax.set_xticks(x)
         ax.set_xticklabels(labels, fontsize=8)
         ax.set_ylabel("levels failed (%)")
@@ -618,6 +758,7 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
                               corpus_envs: int = 8, corpus_steps: int = 512, corpus_seed: int = 0,
                               identification: FeatureIdentification | None = None,
                               min_score: float = 0.05, unidentified: str = "skip",
+                              corpus: Any = None, diagnose: bool = True,
                               num_envs: int = 64, distribution_mode: str | None = None,
                               progress: bool = True,
                               log: Callable[[str], None] | None = print) -> BlindnessReport:
@@ -626,8 +767,10 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
     ``levels`` per condition (the same levels for all), ``conditions`` a subset of
     :data:`CONDITIONS` ("original" is always run), ``mode`` "weight" (the article's edit of the
     next conv kernel) or "activation", ``identification`` to reuse features already found
-    (else a corpus of ``corpus_envs x corpus_steps`` is collected), ``unidentified`` "skip"
-    (default: no edit for a class no feature matches) or "run" (edit its best feature anyway).
+    (else a corpus of ``corpus_envs x corpus_steps`` is collected, or ``corpus`` used),
+    ``unidentified`` "skip" (default: no edit for a class no feature matches) or "run" (edit its
+    best feature anyway), ``diagnose``: run :func:`removal_effects` on the corpus for each
+    edit (frame-level value and policy blindness).
 
     >>> report = run_blindness_experiments(agent, levels=2000)                # doctest: +SKIP
     """
@@ -645,14 +788,15 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
     timings: dict[str, float] = {}
     choices: dict[str, EditChoice] = {}
     needs_features = any(c in conditions for c in (*EDIT_TARGETS, "control"))
+    traj = corpus
     if needs_features and identification is None:
         t0 = time.perf_counter()
-        say(f"collecting the corpus ({corpus_envs} x {corpus_steps} steps) ...")
-        traj = collect_corpus(agent, corpus_envs, corpus_steps, corpus_seed, env, progress)
+        if traj is None:
+            say(f"collecting the corpus ({corpus_envs} x {corpus_steps} steps) ...")
+            traj = collect_corpus(agent, corpus_envs, corpus_steps, corpus_seed, env, progress)
         say(f"integrated gradients + NMF (rank {rank}) at {layer}, scoring features ...")
         identification = identify_features(agent, traj, layer=layer, rank=rank, seed=corpus_seed)
         timings["features"] = time.perf_counter() - t0
-        traj.close()
     if identification is not None:
         for k, row in enumerate(identification.summary()):
             say(f"  feature {k}: {row['label']} ({row['score']})")
@@ -683,6 +827,18 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
                                         label=f"{cond}: feature {ch.feature} ({ch.cls})"), False)
         elif cond == "invisible_saws":
             models[cond] = (agent, True)
+    diagnostics: dict[str, dict[str, Any]] = {}
+    if traj is not None and diagnose:
+        t0 = time.perf_counter()
+        for cond in models:
+            if cond in EDIT_TARGETS or cond == "control":
+                cls = EDIT_TARGETS.get(cond, "saw")
+                say(f"frame-level check of {cond}: hiding vs editing out {cls} ...")
+                diagnostics[cond] = removal_effects(agent, models[cond][0], traj, cls,
+                                                    seed=corpus_seed)
+        timings["diagnostics"] = time.perf_counter() - t0
+    if traj is not None and corpus is None:
+        traj.close()
     results: dict[str, EvaluationResult] = {}
     for name in [c for c in CONDITIONS if c in models]:
         model, invisible = models[name]
@@ -705,4 +861,4 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
                 "min_score": min_score, "unidentified": unidentified,
                 "env_options": env.to_dict(), "agent_steps": cfg.get("steps"),
                 "sample": True, "num_envs": int(num_envs)}
-    return BlindnessReport(results, choices, settings, identification, timings)
+    return BlindnessReport(results, choices, settings, identification, timings, diagnostics)

@@ -4,8 +4,12 @@
   exact cause from the engine, the frames leading up to it, the value over those frames and
   which hazards were visible in each (:func:`list_failures`, :func:`failure_bookmarks`).
 * **Hallucinations** (the article's "Hallucinations"): frames where the value jumps for a
-  single step and comes back (:func:`value_spikes`), and frames with extreme advantage
-  (GAE, :func:`advantage_extremes`); :func:`hallucination_search` ranks both together.
+  single step and comes back, and frames with extreme advantage (GAE), ranked together by how
+  exceptional they are (:func:`hallucination_search`).
+
+Both build on :mod:`rlvision_widgets.analysis.bookmarks` (``failed_episodes``,
+``value_spikes``, ``advantage_bookmarks``) and add the engine's view (hazards in sight), the
+values, a common ranking and the explorer's record format.
 
 Every finder returns bookmark records, plain dicts the explorer shows and navigates to::
 
@@ -29,9 +33,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from ..trajectories import Trajectories
 
-__all__ = ["BOOKMARK_KINDS", "FailureRecord", "advantage_extremes", "bookmark",
-           "failure_bookmarks", "failure_frames", "hallucination_search", "list_failures",
-           "value_spikes"]
+__all__ = ["BOOKMARK_KINDS", "FailureRecord", "bookmark", "failure_bookmarks", "failure_frames",
+           "hallucination_search", "list_failures"]
 
 #: Bookmark kinds the explorer groups by.
 BOOKMARK_KINDS = ("high", "low", "spike", "failure")
@@ -122,20 +125,24 @@ def list_failures(traj: "Trajectories", cause: str | None = None, frames_before:
     >>> list_failures(traj)[0].summary()                                         # doctest: +SKIP
     'env 0, steps 0–45 (level 1263407424): buzzsaw; value ...'
     """
-    if not isinstance(frames_before, (int, np.integer)) or frames_before < 0:
+    from ..trajectories import EPISODE_CAUSES
+    from . import bookmarks as bm
+
+    if isinstance(frames_before, bool) or not isinstance(frames_before, (int, np.integer)) \
+            or frames_before < 0:
         raise ValueError(f"frames_before must be an integer >= 0, got {frames_before!r}")
-    rows = traj.failed_episodes(cause)
+    if cause is not None and cause not in EPISODE_CAUSES:
+        raise ValueError(f"unknown cause {cause!r}; one of {EPISODE_CAUSES}")
     index = {(int(r["env"]), int(r["start"])): k for k, r in enumerate(traj.episodes)}
     out = []
-    for r in rows:
-        env, start, stop = int(r["env"]), int(r["start"]), int(r["stop"])
-        first = max(start, stop - 1 - int(frames_before))
-        steps = list(range(first, stop))
-        rec = FailureRecord(index[(env, start)], env, start, stop, int(r["level_seed"]),
-                            str(r["cause"]), steps,
-                            [float(x) for x in traj.values[env, first:stop]])
+    for fe in bm.failed_episodes(traj.episodes, before=int(frames_before) + 1,
+                                 causes=None if cause is None else [cause]):
+        steps = [int(t) for t in fe.frames]
+        rec = FailureRecord(index[(fe.env, fe.start)], fe.env, fe.start, fe.stop,
+                            int(fe.level_seed), fe.cause, steps,
+                            [float(x) for x in traj.values[fe.env, steps]])
         if visibility:
-            rec.visible = [_visible_hazards(traj, env, t) for t in steps]
+            rec.visible = [_visible_hazards(traj, fe.env, t) for t in steps]
         out.append(rec)
     return out
 
@@ -171,7 +178,7 @@ def failure_bookmarks(traj: "Trajectories", frames_before: int = 8, cause: str |
 
 
 # -------------------------------------------------------------------------- hallucinations
-def _as_2d(x: np.ndarray, name: str) -> np.ndarray:
+def _as_2d(x: Any, name: str) -> np.ndarray:
     a = np.asarray(x)
     if a.ndim == 1:
         a = a[None]
@@ -180,161 +187,104 @@ def _as_2d(x: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
-def _same_episode_next(firsts: np.ndarray) -> np.ndarray:
-    """(E, T) True where step t+1 exists and continues the episode of step t."""
-    nxt = np.zeros(firsts.shape, bool)
-    nxt[:, :-1] = ~firsts[:, 1:]
-    return nxt
-
-
-def _suppress(cands: list[tuple[float, int, int, Any]], sep: int) -> list[tuple[float, int, int, Any]]:
-    """Keep the best candidate within ``sep`` steps of each other in the same env."""
-    kept: list[tuple[float, int, int, Any]] = []
-    taken: dict[int, list[int]] = {}
-    for c in sorted(cands, key=lambda c: -c[0]):
-        _, e, t, _ = c
-        if any(abs(t - u) <= sep for u in taken.get(e, [])):
+def _suppress(marks: list[Any], sep: int) -> list[Any]:
+    """Keep the strongest of bookmarks closer than ``sep`` steps in the same env (marks are
+    sorted strongest first)."""
+    kept, taken = [], {}
+    for b in marks:
+        if any(abs(b.step - u) <= sep for u in taken.get(b.env, [])):
             continue
-        taken.setdefault(e, []).append(t)
-        kept.append(c)
+        taken.setdefault(b.env, []).append(b.step)
+        kept.append(b)
     return kept
-
-
-def value_spikes(values: np.ndarray, firsts: np.ndarray | None = None, top: int | None = 20,
-                 min_ratio: float = 3.0, min_separation: int = 2) -> list[dict[str, Any]]:
-    """Frames where the value jumps for a single step and comes back (kind ``"spike"``).
-
-    At step t (with t-1 and t+1 in the same episode) the excursion is
-    ``min(|v[t] - v[t-1]|, |v[t] - v[t+1]|)`` when both differences have the same sign
-    (up then down: ``direction`` +1, the article's coin hallucination; down then up: -1, its
-    buzzsaw hallucination). ``ratio`` is the excursion over the median one-step change of the
-    value within episodes; only ``ratio >= min_ratio`` is kept, spikes closer than
-    ``min_separation`` steps are merged, and the ``top`` largest are returned, largest first.
-
-    >>> v = np.full(20, 5.0); v[7] = 8.0; v[12] = 4.0; v += np.linspace(0, 0.1, 20)
-    >>> [(b["step"], b["direction"]) for b in value_spikes(v)]
-    [(7, 1), (12, -1)]
-    """
-    v = _as_2d(values, "values").astype(np.float64)
-    E, T = v.shape
-    f = np.zeros((E, T), bool) if firsts is None else _as_2d(firsts, "firsts").astype(bool)
-    if f.shape != v.shape:
-        raise ValueError(f"firsts {f.shape} must match values {v.shape}")
-    if T < 3:
-        return []
-    nxt = _same_episode_next(f)
-    diffs = np.abs(np.diff(v, axis=1))[nxt[:, :-1]]
-    scale = float(np.median(diffs)) if diffs.size else 0.0
-    up = v[:, 1:-1] - v[:, :-2]
-    down = v[:, 1:-1] - v[:, 2:]
-    ok = nxt[:, :-2] & nxt[:, 1:-1] & (up * down > 0)
-    exc = np.minimum(np.abs(up), np.abs(down))
-    tiny = 1e-12
-    cands = []
-    for e, t0 in zip(*np.nonzero(ok)):
-        score = float(exc[e, t0])
-        ratio = score / max(scale, tiny)
-        if ratio >= min_ratio and score > tiny:
-            cands.append((score, int(e), int(t0) + 1, (ratio, 1 if up[e, t0] > 0 else -1)))
-    out = []
-    for score, e, t, (ratio, direction) in _suppress(cands, min_separation)[:top]:
-        word = "spike" if direction > 0 else "dip"
-        out.append(bookmark(
-            e, t, "spike", score, f"V{'↑' if direction > 0 else '↓'} T{e + 1}·{t}",
-            f"value {word} for one step: {v[e, t - 1]:.3f} → {v[e, t]:.3f} → {v[e, t + 1]:.3f}"
-            f" ({ratio:.1f}× the typical one-step change; trajectory {e + 1}, step {t})",
-            direction=direction, ratio=float(ratio),
-            values=[float(v[e, t - 1]), float(v[e, t]), float(v[e, t + 1])]))
-    return out
-
-
-def advantage_extremes(advantages: np.ndarray, firsts: np.ndarray | None = None,
-                       top: int | None = 10, per_episode: bool = True,
-                       min_z: float = 3.0) -> list[dict[str, Any]]:
-    """Frames with extreme advantage (kinds ``"high"`` and ``"low"``), ranked by robust
-    z-score ``(A - median) / (1.4826 * MAD)`` over all steps; at most one high and one low
-    per episode with ``per_episode``; ``terminal`` marks an episode's last step (a death or a
-    coin is unexpected by nature).
-
-    >>> a = np.zeros((1, 30)); a[0, 5] = 4.0; a[0, 20] = -6.0; a += 0.01 * np.sin(np.arange(30))
-    >>> [(b["kind"], b["step"]) for b in advantage_extremes(a)]
-    [('low', 20), ('high', 5)]
-    """
-    a = _as_2d(advantages, "advantages").astype(np.float64)
-    E, T = a.shape
-    f = np.zeros((E, T), bool) if firsts is None else _as_2d(firsts, "firsts").astype(bool)
-    if f.shape != a.shape:
-        raise ValueError(f"firsts {f.shape} must match advantages {a.shape}")
-    med = float(np.median(a))
-    mad = float(np.median(np.abs(a - med))) * 1.4826
-    scale = mad if mad > 0 else (float(np.std(a)) or 1.0)
-    z = (a - med) / scale
-    nxt = _same_episode_next(f)
-    episode_id = np.cumsum(f, axis=1)
-    cands = []
-    for sign, kind in ((1, "high"), (-1, "low")):
-        zz = sign * z
-        for e in range(E):
-            if per_episode:
-                for ep in np.unique(episode_id[e]):
-                    idx = np.flatnonzero(episode_id[e] == ep)
-                    t = int(idx[np.argmax(zz[e, idx])])
-                    if zz[e, t] >= min_z:
-                        cands.append((float(zz[e, t]), e, t, kind))
-            else:
-                for t in np.flatnonzero(zz[e] >= min_z):
-                    cands.append((float(zz[e, t]), e, int(t), kind))
-    cands.sort(key=lambda c: -c[0])
-    out = []
-    for zabs, e, t, kind in cands[:top]:
-        terminal = bool(t < T - 1 and not nxt[e, t])
-        out.append(bookmark(
-            e, t, kind, float(a[e, t]),
-            f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
-            f"{kind} advantage {a[e, t]:+.3f} (robust z {_sign(kind) * zabs:+.1f})"
-            + (" at the episode's last step" if terminal else "")
-            + f" (trajectory {e + 1}, step {t})", zscore=float(_sign(kind) * zabs),
-            terminal=terminal))
-    return out
-
-
-def _sign(kind: str) -> int:
-    return 1 if kind == "high" else -1
 
 
 def hallucination_search(traj: "Trajectories | None" = None, values: np.ndarray | None = None,
                          advantages: np.ndarray | None = None,
                          firsts: np.ndarray | None = None, top: int = 20,
-                         exclude_terminal: bool = True, min_ratio: float = 3.0,
-                         min_z: float = 3.0) -> list[dict[str, Any]]:
+                         kinds: tuple[str, ...] = ("spike", "high", "low"),
+                         min_ratio: float = 3.0, min_z: float = 3.0,
+                         exclude_terminal: bool = True, min_separation: int = 2
+                         ) -> list[dict[str, Any]]:
     """Candidate hallucinations, ranked: single-step value spikes and extreme advantages.
 
-    Pass recorded trajectories, or the (envs, steps) arrays. Records are ranked together by
-    how exceptional they are (a spike's ``ratio`` to the typical one-step value change, an
-    advantage's |robust z|); ``exclude_terminal`` drops advantage extremes at an episode's
-    last step (deaths and coins, explained by the outcome rather than a hallucination).
-    ``rank`` (1 = most exceptional) is added to each record.
+    Built on :mod:`rlvision_widgets.analysis.bookmarks` (``value_spikes(kind="spike")`` and
+    ``advantage_bookmarks``). Each candidate is scored by how exceptional it is, so both kinds
+    rank together: a spike by ``ratio`` = its size over the median one-step change of the
+    value within episodes (kept if ``>= min_ratio``; spikes closer than ``min_separation``
+    steps are merged); an advantage by its robust z-score ``(A - median) / (1.4826 MAD)``
+    (kept if ``|z| >= min_z``, at most one high and one low per episode).
+    ``exclude_terminal`` ignores advantages at an episode's last step (a death or the coin is
+    unexpected by nature, not a hallucination). Pass recorded trajectories or the (envs,
+    steps) arrays. Returns explorer bookmark dicts with ``rank`` (1 = most exceptional),
+    ``strength`` (the ratio or |z|) and, for spikes, ``direction`` (+1 up, e.g. the article's
+    coin hallucination; -1 down, its buzzsaw hallucination) and the three ``values``.
 
     >>> v = np.linspace(0, 1, 50)[None].repeat(2, 0); v[1, 30] += 0.5
     >>> hits = hallucination_search(values=v, advantages=np.zeros_like(v))
     >>> [(h["kind"], h["env"], h["step"], h["rank"]) for h in hits]
     [('spike', 1, 30, 1)]
     """
+    from . import bookmarks as bm
+
+    bad = [k for k in kinds if k not in ("spike", "high", "low")]
+    if bad:
+        raise ValueError(f"unknown kinds {bad}; valid kinds: spike, high, low")
     if traj is not None:
         values = traj.values if values is None else values
         advantages = traj.advantages if advantages is None else advantages
         firsts = traj.firsts if firsts is None else firsts
     if values is None:
         raise ValueError("hallucination_search needs trajectories or a values array")
-    found = value_spikes(values, firsts, top=None, min_ratio=min_ratio)
-    if advantages is not None:
-        adv = advantage_extremes(advantages, firsts, top=None, min_z=min_z)
-        if exclude_terminal:
-            adv = [b for b in adv if not b["terminal"]]
-        found += adv
-    found.sort(key=lambda b: -(b["ratio"] if b["kind"] == "spike" else abs(b["zscore"])))
-    found = found[:top]
-    for i, b in enumerate(found, 1):
+    v = _as_2d(values, "values").astype(np.float64)
+    E, T = v.shape
+    f = np.zeros((E, T), bool) if firsts is None else _as_2d(firsts, "firsts").astype(bool)
+    if f.shape != v.shape:
+        raise ValueError(f"firsts {f.shape} must match values {v.shape}")
+    found: list[tuple[float, dict[str, Any]]] = []
+    if "spike" in kinds and T >= 3:
+        cont = ~f[:, 1:]                                   # step t+1 continues t's episode
+        steps = np.abs(np.diff(v, axis=1))[cont]
+        typical = max(float(np.median(steps)) if steps.size else 0.0, 1e-12)
+        spikes = bm.value_spikes(v, f, k=E * T, kind="spike", one_per_episode=False,
+                                 min_size=min_ratio * typical)
+        for b in _suppress(spikes, min_separation):
+            e, t = b.env, b.step
+            ratio = abs(b.score) / typical
+            up = b.score > 0
+            found.append((ratio, bookmark(
+                e, t, "spike", b.score, f"V{'↑' if up else '↓'} T{e + 1}·{t}",
+                f"value {'spike' if up else 'dip'} for one step: {v[e, t - 1]:.3f} → "
+                f"{v[e, t]:.3f} → {v[e, t + 1]:.3f} ({ratio:.1f}× the typical one-step change;"
+                f" trajectory {e + 1}, step {t})", direction=1 if up else -1,
+                strength=float(ratio), episode=b.episode,
+                values=[float(v[e, t - 1]), float(v[e, t]), float(v[e, t + 1])])))
+    want_adv = [k for k in ("high", "low") if k in kinds]
+    if want_adv and advantages is not None:
+        a = _as_2d(advantages, "advantages").astype(np.float64)
+        if a.shape != v.shape:
+            raise ValueError(f"advantages {a.shape} must match values {v.shape}")
+        terminal = np.zeros((E, T), bool)
+        terminal[:, :-1] = f[:, 1:]                        # last step of an episode
+        med = float(np.median(a))
+        mad = 1.4826 * float(np.median(np.abs(a - med)))
+        scale = mad if mad > 0 else (float(np.std(a)) or 1.0)
+        z = (a - med) / scale
+        zz = np.where(terminal, 0.0, z) if exclude_terminal else z
+        for kind in want_adv:
+            for b in bm.advantage_bookmarks(zz, f, k=E * T, sign=kind):
+                e, t = b.env, b.step
+                if abs(z[e, t]) < min_z:
+                    continue
+                found.append((abs(float(z[e, t])), bookmark(
+                    e, t, kind, float(a[e, t]), f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
+                    f"{kind} advantage {a[e, t]:+.3f} (robust z {z[e, t]:+.1f}"
+                    + (", the episode's last step" if terminal[e, t] else "")
+                    + f"; trajectory {e + 1}, step {t})", zscore=float(z[e, t]),
+                    strength=abs(float(z[e, t])), terminal=bool(terminal[e, t]),
+                    episode=b.episode)))
+    found.sort(key=lambda x: -x[0])
+    out = [b for _, b in found[:top]]
+    for i, b in enumerate(out, 1):
         b["rank"] = i
-    return found
-
+    return out

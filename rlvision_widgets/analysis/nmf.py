@@ -129,18 +129,15 @@ def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tenso
     HX = H @ X.T                                              # (K, n), contiguous rows
     diag = G.diagonal().clamp_min(1e-12)
     # start from the clipped unconstrained least-squares solution (coefficients as rows)
-    Wt = torch.linalg.solve(G64 + 1e-10 * torch.eye(k, dtype=torch.float64),
-                            HX.double()).float().clamp_min_(0)
+    Ginv = torch.linalg.inv(G64 + 1e-10 * torch.eye(k, dtype=torch.float64)).float()
+    Wt = (Ginv @ HX).clamp_min_(0)
     if k == 1:
         return (HX / diag[0]).clamp_min_(0).T.contiguous()
     for _ in range(max_iter):
-        max_step = torch.zeros(())
+        prev = Wt.clone()
         for j in range(k):
-            step = (HX[j] - G[j] @ Wt) / diag[j]
-            new = (Wt[j] + step).clamp_min_(0)
-            max_step = torch.maximum(max_step, (new - Wt[j]).abs().max())
-            Wt[j] = new
-        if float(max_step) <= tol * max(1e-30, float(Wt.max())):
+            Wt[j].add_(HX[j] - G[j] @ Wt, alpha=float(1.0 / diag[j])).clamp_min_(0)
+        if float((Wt - prev).abs().max()) <= tol * max(1e-30, float(Wt.max())):
             break
     return Wt.T.contiguous()
 
@@ -226,8 +223,8 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
     Fitted attributes: ``components_`` (K, C) unit-norm NMF directions, ordered;
     ``component_mass_`` (K,) estimated total mass explained by each; ``reconstruction_err_``
     Frobenius norm of the error (coreset estimate, or exact if ``exact_error``);
-    ``relative_error_`` (divided by ``||X||``); ``residual_share_`` (1 - explained mass / total
-    mass); ``n_rows_``, ``n_nonzero_rows_``, ``coreset_rows_``, ``n_iter_``.
+    ``relative_error_`` (divided by ``||X||``); ``residual_share_`` (sum over rows of
+    |channel-summed residual| / total mass, as :attr:`Reduction.residual_share`); ``n_rows_``, ``n_nonzero_rows_``, ``coreset_rows_``, ``n_iter_``.
 
     >>> acts = np.random.default_rng(1).random((4, 5, 5, 8)).astype(np.float32)
     >>> nmf = AttributionNMF(3, source="activation").fit(acts)
@@ -401,9 +398,10 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         order = torch.argsort(mass, descending=True)
         self.components_ = H[order].numpy().astype(np.float32)
         self.component_mass_ = mass[order].numpy()
+        # channel-summed residual per row (what reduce() reports), weighted back to the data
+        resid = (Xc.double().sum(1) - (W.double() @ H.double().sum(1)))
         total_mass = float((Xc.double().sum(1) * sw.double()).sum())
-        self.residual_share_ = float(max(0.0, 1.0 - self.component_mass_.sum()
-                                         / max(total_mass, 1e-30)))
+        self.residual_share_ = float((resid.abs() * sw.double()).sum() / max(total_mass, 1e-30))
         self.reconstruction_err_ = float(math.sqrt(obj))
         self.relative_error_ = self.reconstruction_err_ / max(self.x_norm_, 1e-30)
         self.n_iter_ = int(it)
@@ -479,9 +477,14 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         features = ((cp - cn) * scale[None, :]).reshape(f, h, w, -1)
         total = X.sum(-1, dtype=np.float64).astype(np.float32)
         residual = (total - features.sum(-1, dtype=np.float64)).astype(np.float32)
-        err2 = (((pos - cp @ Hc) ** 2).sum(1) + ((neg - cn @ Hc) ** 2).sum(1)).reshape(f, -1)
-        err = np.sqrt(err2.sum(1, dtype=np.float64))
-        norm = np.sqrt((flat.astype(np.float64) ** 2).sum(1).reshape(f, -1).sum(1))
+        err2 = np.zeros(flat.shape[0], np.float64)
+        with torch.no_grad():
+            Ht = torch.from_numpy(Hc)
+            for part, coef in ((pos, cp), (neg, cn)):
+                r = torch.from_numpy(part) - torch.from_numpy(coef) @ Ht
+                err2 += (r * r).sum(1).double().numpy()
+        err = np.sqrt(err2.reshape(f, -1).sum(1))
+        norm = np.sqrt(np.einsum("ij,ij->i", flat, flat).reshape(f, -1).sum(1, dtype=np.float64))
         abs_total = np.abs(X).sum((1, 2, 3), dtype=np.float64)
         share = np.abs(residual).sum((1, 2), dtype=np.float64) / np.maximum(abs_total, 1e-30)
         return Reduction(features.astype(np.float32), residual, total,
