@@ -98,15 +98,17 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                                               for c, d in sb["other_causes"].items()) + ")"
                                   if not changed else
                                   "significant change in " + ", ".join(
-                                      f"{TABLE_HEADERS[c]} ({_pct(sb['other_causes'][c]['base_rate'])}"
-                                      f" → {_pct(sb['other_causes'][c]['edited_rate'])}, p = "
+                                      f"{TABLE_HEADERS[c]} "
+                                      f"({_pct(sb['other_causes'][c]['base_rate'])} → "
+                                      f"{_pct(sb['other_causes'][c]['edited_rate'])}, p = "
                                       f"{_p(sb['other_causes'][c]['p'])})" for c in changed))
             + f". Levels completed: {sb['success_change'] * 100:+.2f} points "
               f"(p = {_p(sb['success_p'])}).")
         if "blindness" in sb and sb["blindness"] is not None and math.isfinite(sb["blindness"]):
             blo, bhi = sb["blindness_ci95"]
             lines.append(
-                f"* **How blind?** (edited − original) / (invisible − original) saw-failure rate"
+                "* **How blind?** (edited − original) / (invisible − original) saw-failure "
+                "rate"
                 f" = {sb['blindness']:.0%} (paired bootstrap 95% CI {blo:.0%}–{bhi:.0%}); the "
                 f"article: {ARTICLE_BLINDNESS:.0%} (\"around 50%\" at best with iterated edits).")
     else:
@@ -118,12 +120,15 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
             f"* **Enemy-moving-left blindness.** Left-enemy failures {_pct(le['base_rate'])} → "
             f"{_pct(le['edited_rate'])}: ×{le['ratio']:.2f} (95% CI {lo:.2f}–{hi:.2f}, p = "
             f"{_p(le['p'])}); the article: 0.16% → 4.69% (×29). Other causes changed "
-            f"(p < 0.05): {', '.join(TABLE_HEADERS[c] for c in le['other_causes_changed_p05']) or 'none'}.")
+            "(p < 0.05): "
+            + (", ".join(TABLE_HEADERS[c] for c in le["other_causes_changed_p05"]) or "none")
+            + ".")
     else:
         lines.append(f"* **Enemy-moving-left blindness** not run: {le.get('note', '')}.")
     inv = v.get("invisible_saws")
     if inv:
-        lines.append(f"* **Invisible buzzsaws** (control): saw failures {_pct(inv['base_rate'])} →"
+        lines.append(f"* **Invisible buzzsaws** (control): saw failures "
+                     f"{_pct(inv['base_rate'])} →"
                      f" {_pct(inv['edited_rate'])} (×{inv['ratio']:.2f}); the article: 0.37% → "
                      "32.20%.")
     ctl = report.choices.get("control")
@@ -145,20 +150,27 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                   "network sees the unchanged frame. Blindness = edit / hidden (1 = the edit "
                   "removes the network's whole response to the object). The last columns show "
                   "the edit's side effects on frames without the object.", "",
-                  "| edit | object | frames | value | Δvalue hidden | Δvalue edit | value "
+                  "| edit (features, mode) | object | frames | value | Δvalue hidden | "
+                  "Δvalue edit | value "
                   "blindness (corr) | KL policy hidden | KL policy edit | policy blindness | "
                   "\\|Δvalue\\| edit, frames without | KL edit, frames without |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
         def f(x, fmt="{:.3f}"):
             return "–" if x is None else fmt.format(x)
-        for cond, d in diag.items():
+        for name, d in diag.items():
+            cond, _, variant = name.partition(":")
+            title = CONDITION_TITLES.get(cond, cond) + {
+                "": "", "activation": " — activation edit", "weight": " — weight edit",
+                "all_features": " — all its features"}.get(variant, f" — {variant}")
+            feats = ", ".join(str(k) for k in d.get("features", []))
+            title += f" ({feats}; {d.get('mode', '')})"
             if not d.get("frames"):
-                lines.append(f"| {CONDITION_TITLES[cond]} | {d.get('class')} | 0 | "
+                lines.append(f"| {title} | {d.get('class')} | 0 | "
                              + " | ".join(["–"] * 9) + " |")
                 continue
             lines.append(
-                f"| {CONDITION_TITLES[cond]} | {TABLE_HEADERS.get(d['class'], d['class'])} | "
+                f"| {title} | {TABLE_HEADERS.get(d['class'], d['class'])} | "
                 f"{d['frames']} | {f(d['value'], '{:.2f}')} | {f(d['value_hidden'], '{:+.3f}')} | "
                 f"{f(d['value_edit'], '{:+.3f}')} | {f(d['value_blindness'], '{:.0%}')} "
                 f"({f(d['value_corr'], '{:.2f}')}) | {f(d['policy_kl_hidden'], '{:.4f}')} | "
@@ -184,8 +196,10 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                          f"of its attribution mass on buzzsaws, which cover "
                          f"{100 * ident.scores.area_share[j]:.2f}% of the layer's cells "
                          f"(lift ×{lift[k, j]:.1f}).")
-    files = ", ".join(f"`{Path(p).relative_to(ROOT) if Path(p).is_absolute() and ROOT in Path(p).parents else p}`"
-                      for k, p in paths.items())
+    def rel(p) -> str:
+        p = Path(p)
+        return str(p.relative_to(ROOT)) if p.is_absolute() and ROOT in p.parents else str(p)
+    files = ", ".join(f"`{rel(p)}`" for p in paths.values())
     lines += ["", f"Files: {files}.", "", END]
     return "\n".join(lines)
 

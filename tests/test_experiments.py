@@ -99,7 +99,8 @@ def test_report_table_verdict_and_files(tmp_path):
     assert data["results"]["saw_blind"]["levels"] == 2000
     assert paths["chart"].stat().st_size > 10_000
     rows = paths["table_csv"].read_text().splitlines()
-    assert rows[0].startswith("condition,levels,pct_saw") and rows[1].startswith("original,2000,25.0000")
+    assert rows[0].startswith("condition,levels,pct_saw")
+    assert rows[1].startswith("original,2000,25.0000")
     assert len(paths["levels_csv"].read_text().splitlines()) == 2001
     again = load_report(tmp_path)                    # redraw without re-running
     assert again.markdown_table() == md and again.verdict() == rep.verdict()

@@ -34,6 +34,9 @@ def _kernel_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     env.setdefault("TQDM_DISABLE", "1")
+    # one torch/OpenMP thread: on a shared 2-core machine a second thread mostly spins, and
+    # small PPO updates and IG batches ran up to ~9x slower with two (RLVISION_NOTEBOOK_THREADS)
+    env.setdefault("OMP_NUM_THREADS", os.environ.get("RLVISION_NOTEBOOK_THREADS", "1"))
     return env
 
 

@@ -154,7 +154,8 @@ def compare_results(base: EvaluationResult, other: EvaluationResult
         ratio, lo, hi = rate_ratio_ci(k1, n, k2, n)
         out[name] = {"base": k1, "edited": k2, "base_rate": k1 / n, "edited_rate": k2 / n,
                      "ratio": ratio, "ratio_ci95": [lo, hi], "z": z, "p": p,
-                     "only_base": int((in_b & ~in_e).sum()), "only_edited": int((in_e & ~in_b).sum())}
+                     "only_base": int((in_b & ~in_e).sum()),
+                     "only_edited": int((in_e & ~in_b).sum())}
     holm = _holm({c: out[c]["p"] for c in (*FAILURE_CAUSES,)})
     for c in FAILURE_CAUSES:
         out[c]["p_holm"] = holm[c]
@@ -830,12 +831,31 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
     diagnostics: dict[str, dict[str, Any]] = {}
     if traj is not None and diagnose:
         t0 = time.perf_counter()
+        # (name, model, class, edit mode, features); variants are checked at frame level only
+        variants: list[tuple[str, nn.Module, str, str, list[int]]] = []
         for cond in models:
             if cond in EDIT_TARGETS or cond == "control":
-                cls = EDIT_TARGETS.get(cond, "saw")
-                say(f"frame-level check of {cond}: hiding vs editing out {cls} ...")
-                diagnostics[cond] = removal_effects(agent, models[cond][0], traj, cls,
-                                                    seed=corpus_seed)
+                variants.append((cond, models[cond][0], EDIT_TARGETS.get(cond, "saw"), mode,
+                                 [choices[cond].feature]))
+        for cond, cls in EDIT_TARGETS.items():
+            ch = choices.get(cond)
+            if cond not in models or ch is None or ch.feature is None:
+                continue
+            other = "activation" if mode == "weight" else "weight"
+            variants.append((f"{cond}:{other}", blind_agent(agent, ch.direction, layer, other,
+                                                            strength), cls, other, [ch.feature]))
+            same = [k for k, (c, _) in enumerate(identification.scores.best_classes())
+                    if c == cls]
+            if len(same) > 1:
+                edited = blind_agent(agent, identification.direction(same[0]), layer, mode,
+                                     strength)
+                for k in same[1:]:
+                    edited.add(layer, identification.direction(k), strength=strength, mode=mode)
+                variants.append((f"{cond}:all_features", edited, cls, mode, same))
+        for name, model, cls, how, feats in variants:
+            say(f"frame-level check of {name}: hiding vs editing out {cls} ...")
+            diagnostics[name] = {"mode": how, "features": feats,
+                                 **removal_effects(agent, model, traj, cls, seed=corpus_seed)}
         timings["diagnostics"] = time.perf_counter() - t0
     if traj is not None and corpus is None:
         traj.close()

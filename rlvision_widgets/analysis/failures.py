@@ -277,7 +277,8 @@ def hallucination_search(traj: "Trajectories | None" = None, values: np.ndarray 
                 if abs(z[e, t]) < min_z:
                     continue
                 found.append((abs(float(z[e, t])), bookmark(
-                    e, t, kind, float(a[e, t]), f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
+                    e, t, kind, float(a[e, t]),
+                    f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
                     f"{kind} advantage {a[e, t]:+.3f} (robust z {z[e, t]:+.1f}"
                     + (", the episode's last step" if terminal[e, t] else "")
                     + f"; trajectory {e + 1}, step {t})", zscore=float(z[e, t]),
