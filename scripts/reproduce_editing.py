@@ -92,6 +92,7 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                f" only ×{sb['invisible_ratio']:.2f} (p = {_p(sb['invisible_p'])}), and no edit"
                " of the network can blind it more than not drawing the saws at all") + ".")
         changed = sb["other_causes_changed_p05"]
+        holm = sb.get("other_causes_changed_holm", [])
         lines.append(
             "  Other causes: " + ("no significant change (all p ≥ 0.05: "
                                   + ", ".join(f"{TABLE_HEADERS[c]} p = {_p(d['p'])}"
@@ -102,6 +103,11 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                                       f"({_pct(sb['other_causes'][c]['base_rate'])} → "
                                       f"{_pct(sb['other_causes'][c]['edited_rate'])}, p = "
                                       f"{_p(sb['other_causes'][c]['p'])})" for c in changed))
+            + ("" if not changed else
+               " — " + ("also significant" if holm else "not significant")
+               + " after Holm correction across the three other causes ("
+               + ", ".join(f"{TABLE_HEADERS[c]} p_holm = {_p(sb['other_causes'][c]['p_holm'])}"
+                           for c in changed) + ")")
             + f". Levels completed: {sb['success_change'] * 100:+.2f} points "
               f"(p = {_p(sb['success_p'])}).")
         if "blindness" in sb and sb["blindness"] is not None and math.isfinite(sb["blindness"]):
@@ -147,12 +153,17 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                   "On corpus frames where the object is in view, each frame is re-rendered with "
                   "the object not drawn. *Hidden*: how the original network's value and policy "
                   "change when the object is hidden; *edit*: how they change when the edited "
-                  "network sees the unchanged frame. Blindness = edit / hidden (1 = the edit "
-                  "removes the network's whole response to the object). The last columns show "
-                  "the edit's side effects on frames without the object.", "",
+                  "network sees the unchanged frame. Value blindness = Δvalue edit / Δvalue "
+                  "hidden (1 = the edit removes the value's whole response to the object; the "
+                  "correlation across frames says whether it does so frame by frame). Policy: "
+                  "the share of the way from the original policy to the policy with the object "
+                  "hidden that the edited policy goes, 1 − KL(hidden‖edited) / "
+                  "KL(hidden‖original). The last columns show the edit's side effects on frames "
+                  "without the object.", "",
                   "| edit (features, mode) | object | frames | value | Δvalue hidden | "
                   "Δvalue edit | value "
-                  "blindness (corr) | KL policy hidden | KL policy edit | policy blindness | "
+                  "blindness (corr) | KL policy hidden | KL policy edit | policy: way to the "
+                  "hidden-object policy | "
                   "\\|Δvalue\\| edit, frames without | KL edit, frames without |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
@@ -174,7 +185,7 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                 f"{d['frames']} | {f(d['value'], '{:.2f}')} | {f(d['value_hidden'], '{:+.3f}')} | "
                 f"{f(d['value_edit'], '{:+.3f}')} | {f(d['value_blindness'], '{:.0%}')} "
                 f"({f(d['value_corr'], '{:.2f}')}) | {f(d['policy_kl_hidden'], '{:.4f}')} | "
-                f"{f(d['policy_kl_edit'], '{:.4f}')} | {f(d['policy_blindness'], '{:.0%}')} | "
+                f"{f(d['policy_kl_edit'], '{:.4f}')} | {f(d.get('policy_toward_hidden'), '{:.0%}')} | "
                 f"{f(d.get('value_abs_edit_without'))} | "
                 f"{f(d.get('policy_kl_edit_without'), '{:.4f}')} |")
     lines += ["", "### Feature identification (automatic)", ""]

@@ -2,8 +2,6 @@
 the hallucination search."""
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -183,19 +181,19 @@ def test_prepare_edit_by_class_name_on_a_small_corpus(random_net):
         prepare_edit(random_net, "dragon")
 
 
-def test_cli_evaluate_with_edit_counts_add_up(random_net, tmp_path):
+def test_cli_evaluate_with_edit_counts_add_up(random_net, tmp_path, capsys):
+    from rlvision_widgets.cli import main
     agent_dir = save_checkpoint(tmp_path / "agent", random_net, {"steps": 0})
     rng = np.random.default_rng(0)
     nmf = AttributionNMF(4, source="activation").fit(rng.random((300, 32)).astype(np.float32))
     nmf_path = nmf.save(tmp_path / "nmf")
     chart = tmp_path / "chart.png"
-    out = subprocess.run(
-        [sys.executable, "-m", "rlvision_widgets.cli", "evaluate", "--agent", str(agent_dir),
-         "--levels", "4", "--num-envs", "4", "--edit", "2", "--nmf", str(nmf_path), "--json",
-         "--chart", str(chart), "--csv", str(tmp_path / "levels.csv")],
-        capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    code = main(["evaluate", "--agent", str(agent_dir), "--levels", "4", "--num-envs", "4",
+                 "--edit", "2", "--nmf", str(nmf_path), "--json", "--chart", str(chart),
+                 "--csv", str(tmp_path / "levels.csv")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
     for res in (data, data["base"]):
         assert res["levels"] == 4
         assert round(res["success_rate"] * 4) + sum(res["failures"].values()) == 4

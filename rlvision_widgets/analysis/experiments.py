@@ -304,8 +304,10 @@ def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "
       whole response to the object, 0 = none of it); ``value_corr``: correlation across frames.
     * ``policy_kl_hidden`` / ``policy_kl_edit``: mean KL(original policy || policy with the
       object hidden / edited policy), and ``policy_blindness`` = ``kl_edit / kl_hidden``
-      (how much of the policy's response to the object the edit reproduces; >1 means the edit
-      also changes the policy in other ways).
+      (how large the edit's policy change is relative to hiding's; any change counts);
+      ``policy_toward_hidden`` = 1 - KL(hidden || edited) / KL(hidden || original): the share
+      of the way from the original policy to the policy with the object hidden that the edit
+      goes (1 = the edited policy acts as if the object were hidden; <= 0 = no closer).
     * ``*_without``: the edit's effect on frames *without* the class (specificity).
 
     >>> removal_effects(agent, blind_agent(agent, v, "2b"), traj, "saw")      # doctest: +SKIP
@@ -356,13 +358,15 @@ def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "
         lpe, ve = run(edited, obs)
         dh, de = vh - v0, ve - v0
         klh, kle = kl(lp0, lph), kl(lp0, lpe)
+        kl_h0, kl_he = kl(lph, lp0).mean(), kl(lph, lpe).mean()
         out.update(value=float(v0.mean()), value_hidden=float(dh.mean()),
                    value_edit=float(de.mean()),
                    value_blindness=float(de.mean() / dh.mean()) if dh.mean() != 0 else None,
                    value_corr=float(np.corrcoef(dh, de)[0, 1]) if len(dh) > 2
                    and dh.std() > 0 and de.std() > 0 else None,
                    policy_kl_hidden=float(klh.mean()), policy_kl_edit=float(kle.mean()),
-                   policy_blindness=float(kle.mean() / klh.mean()) if klh.mean() > 0 else None)
+                   policy_blindness=float(kle.mean() / klh.mean()) if klh.mean() > 0 else None,
+                   policy_toward_hidden=float(1 - kl_he / kl_h0) if kl_h0 > 0 else None)
     if without:
         idx = np.asarray(without)
         obs = traj.obs[idx[:, 0], idx[:, 1]]
@@ -704,8 +708,11 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
     art_rows = [(name, vals) for name, vals in ARTICLE_TABLE.items()]
     colors = {"original": "#4c72b0", "saw_blind": "#dd8452", "left_enemy_blind": "#55a868",
               "invisible_saws": "#8c8c8c", "control": "#8172b3"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=120,
-                             gridspec_kw={"width_ratios": [1.15, 1]})
+    diag = {k: d for k, d in (report.diagnostics or {}).items()
+            if isinstance(d, dict) and d.get("frames") and d.get("value_blindness") is not None}
+    ncols = 3 if diag else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(11 + 3.6 * (ncols - 2), 3.8), dpi=120,
+                             gridspec_kw={"width_ratios": [1.15, 1, 0.8][:ncols]})
     x = np.arange(len(TABLE_CAUSES))
     labels = [TABLE_HEADERS[c].replace("enemy moving", "enemy\nmoving") for c in TABLE_CAUSES]
 
@@ -742,7 +749,35 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
          + (f", agent at {steps:,} steps)" if steps else ")"),
          errs=[r["ci95"] for r in rows])
     bars(axes[1], art_rows, f"Article ({ARTICLE_LEVELS:,} levels per model)")
-    handles, names = axes[0].get_legend_handles_labels()
+    if diag:
+        ax = axes[2]
+        names_d = list(diag)
+        xs = np.arange(2)
+        w = 0.8 / len(names_d)
+        for j, name in enumerate(names_d):
+            d = diag[name]
+            cond, _, variant = name.partition(":")
+            vals = [100 * (d.get("value_blindness") or 0),
+                    100 * (d.get("policy_toward_hidden") or 0)]
+            label = CONDITION_TITLES.get(cond, cond) + (f" ({variant})" if variant else "")
+            ax.bar(xs + (j - (len(names_d) - 1) / 2) * w, vals, w, label=label,
+                   color=colors.get(cond) if not variant else None,
+                   hatch="//" if variant else None, alpha=0.9 if not variant else 0.6)
+        ax.axhline(100, color="k", lw=0.6, ls="--")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(["value change\n(edit / saws hidden)",
+                            "policy: way to the\nsaws-hidden policy"], fontsize=7)
+        ax.set_ylabel("response to saws removed (%)")
+        ax.set_title("Frame level: edit vs saws hidden", fontsize=9)
+        ax.legend(fontsize=6, loc="upper right")
+        ax.grid(axis="y", alpha=0.3)
+    handles, names = [], []
+    for ax in axes[:2]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
     fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     if path is not None:

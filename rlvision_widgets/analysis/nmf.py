@@ -35,7 +35,6 @@ True
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
