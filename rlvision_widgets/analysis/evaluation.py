@@ -189,13 +189,11 @@ def evaluate(agent: nn.Module, levels: int = 1000, start_level: int = 0,
 def plot_failures(results: dict[str, EvaluationResult], path: str | os.PathLike | None = None,
                   title: str = "Failures by cause"):
     """Grouped bar chart of failure % by cause, one bar per model (like the article's)."""
-    import matplotlib
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches a live kernel's backend
 
     causes = list(FAILURE_CAUSES)
-    fig, ax = plt.subplots(figsize=(7, 3.4), dpi=120)
+    fig = Figure(figsize=(7, 3.4), dpi=120)
+    ax = fig.subplots()
     width = 0.8 / max(len(results), 1)
     for j, (name, r) in enumerate(results.items()):
         rates = [100 * r.failures[c] / r.levels for c in causes]
@@ -212,5 +210,4 @@ def plot_failures(results: dict[str, EvaluationResult], path: str | os.PathLike 
     fig.tight_layout()
     if path is not None:
         fig.savefig(path)
-        plt.close(fig)
     return fig

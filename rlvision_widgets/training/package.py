@@ -27,12 +27,11 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
 def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | None = None,
                         eval_point: tuple[int, float, tuple[float, float]] | None = None) -> Path:
     """Success rate of training episodes vs env steps, with the IMPALA-CNN reference points."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches a live kernel's backend
 
     log = [r for r in read_log(run_dir) if r.get("success_rate") is not None]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
+    fig = Figure(figsize=(6.4, 3.6), dpi=120)
+    ax = fig.subplots()
     ax.plot([r["steps"] / 1e6 for r in log], [100 * r["success_rate"] for r in log],
             lw=1.5, label="training episodes (last 500, sampled actions)")
     ax.plot([s / 1e6 for s, _ in IMPALA_EASY_TEST], [100 * v for _, v in IMPALA_EASY_TEST], "k^--",
@@ -52,7 +51,6 @@ def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | N
     fig.tight_layout()
     out_png = Path(out_png)
     fig.savefig(out_png)
-    plt.close(fig)
     return out_png
 
 

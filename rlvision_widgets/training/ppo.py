@@ -380,6 +380,7 @@ class Trainer:
         finally:
             log.close()
             bar.close()
+            self.env.close()
             self._lock.close()
             for sig, h in old_handlers.items():
                 signal.signal(sig, h)
