@@ -1,6 +1,7 @@
 // Controls: analysis settings that need Python (layer, output, NMF rank) and display settings that
 // are applied in the browser (residual, gain, blur, scale, overlay mode, grey underlay, full-res);
 // the bookmarks list that moves the timeline; a status line with progress for long Python work.
+import { ARTICLE_BLUR_RADIUS, blurRadius, effectiveBlur } from "./display";
 import { Ctx, ensureStyle, h, panel, RenderProps, scheduler } from "./model";
 
 const BOOKMARK_KINDS: [string, string, string][] = [
@@ -48,8 +49,11 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
   const residual = h("input", { type: "checkbox", title: "Show the residual (attribution outside the NMF features) in grey", ...sup });
   const gain = h("input", { type: "range", min: "-2", max: "3", step: "0.05", class: "rlv-range", title: "Gain: multiplies attribution before colouring (log scale)", ...sup });
   const gainVal = h("span", { class: "rlv-val" });
-  const blur = h("input", { type: "range", min: "0", max: "2", step: "0.05", class: "rlv-range", title: "Blur length b: exp(−r/b) disc of radius 7b at layer resolution (1 = the article, 0 = off)", ...sup });
-  const blurVal = h("span", { class: "rlv-val" });
+  // The slider and its value are the blur radius R in layer positions (disc exp(−7r/R), r ≤ R);
+  // the synced trait `blur` is the length b = R/7 (1 = the article's radius 7), null = auto.
+  const blur = h("input", { type: "range", min: "0", max: String(2 * ARTICLE_BLUR_RADIUS), step: "0.5", class: "rlv-range rlv-blur", title: "Blur radius at layer resolution (0 = off). Auto: the article's radius 7 on its 32×32 layer 2b scaled to this layer, 7·H/32 (3.5 on 16×16); 7 = the article's disc exp(−r) on any layer", ...sup });
+  const blurVal = h("span", { class: "rlv-val rlv-blur-val" });
+  const blurAuto = h("button", { class: "rlv-btn rlv-blur-auto", type: "button", text: "auto", title: "Scale the blur radius to the layer: 7·H/32 (the article's radius 7 on its 32×32 layer)", ...sup });
   const scale = h("select", { class: "rlv-select", title: "Display scale: per trajectory (median over frames of each frame's max, as the article) or per frame", ...sup },
     h("option", { value: "trajectory", text: "per trajectory" }), h("option", { value: "frame", text: "per frame" }));
   const mode = h("select", { class: "rlv-select", title: "Overlay: positive and negative panels, or one panel of |attribution|", ...sup },
@@ -63,7 +67,7 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     field("Layer", layer), field("Output", output), field("NMF rank", rank, rankVal));
   const display = h("div", { class: "rlv-ctl-group" },
     h("div", { class: "rlv-ctl-head", text: "Display (browser)" }),
-    field("Gain", gain, gainVal), field("Blur", blur, blurVal), field("Scale", scale), field("Overlay", mode),
+    field("Gain", gain, gainVal), field("Blur", blur, blurVal, blurAuto), field("Scale", scale), field("Overlay", mode),
     h("div", { class: "rlv-checks" },
       h("label", { class: "rlv-inline" }, residual, " residual"),
       h("label", { class: "rlv-inline" }, grey, " grey underlay"),
@@ -79,7 +83,11 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
   ctx.dom(rank, "change", () => ctx.set("rank", +rank.value));
   ctx.dom(residual, "change", () => ctx.set("show_residual", residual.checked));
   ctx.dom(gain, "input", () => ctx.set("gain", +Math.pow(2, +gain.value).toFixed(3), 150));
-  ctx.dom(blur, "input", () => ctx.set("blur", +blur.value, 150));
+  ctx.dom(blur, "input", () => ctx.set("blur", +blur.value / ARTICLE_BLUR_RADIUS, 150));
+  ctx.dom(blurAuto, "click", (e: Event) => {
+    e.preventDefault();
+    ctx.set("blur", null);
+  });
   ctx.dom(scale, "change", () => ctx.set("scale_mode", scale.value));
   ctx.dom(mode, "change", () => ctx.set("overlay_mode", mode.value));
   ctx.dom(grey, "change", () => ctx.set("grey_underlay", grey.checked));
@@ -170,8 +178,19 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     const gv = +(model.get("gain") ?? 1);
     gain.value = String(Math.log2(gv > 0 ? gv : 1));
     gainVal.textContent = `${gv.toFixed(2)}×`;
-    blur.value = String(model.get("blur") ?? 1);
-    blurVal.textContent = (+blur.value).toFixed(2);
+    // the effective radius: explicit, or scaled to the shown layer (attr_shape [E, T, H, W, C])
+    const bTrait = model.get("blur");
+    const auto = bTrait === null || bTrait === undefined;
+    const layerH = ((model.get("attr_shape") as number[] | undefined) ?? [])[2];
+    const known = !auto || (layerH ?? 0) > 0;
+    const radius = blurRadius(effectiveBlur(bTrait, layerH));
+    blur.value = String(radius);
+    blurVal.textContent = known ? radius.toFixed(1) : "auto";
+    blurVal.title = auto ? (known ? `auto: 7·${layerH}/32 for this ${layerH}-position layer` : "auto: 7·H/32 for the shown layer") : `b = ${(+bTrait).toFixed(3)}`;
+    blurAuto.classList.toggle("rlv-primary", auto);
+    blurAuto.setAttribute("aria-pressed", auto ? "true" : "false");
+    root.dataset.blurRadius = known ? String(radius) : "";
+    root.dataset.blurAuto = auto ? "1" : "0";
     scale.value = (model.get("scale_mode") as string) ?? "trajectory";
     mode.value = (model.get("overlay_mode") as string) ?? "split";
     grey.checked = !!model.get("grey_underlay");
@@ -180,7 +199,7 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     drawBookmarks();
   };
   const sched = scheduler(draw);
-  ctx.watch(["layers", "layer", "outputs", "output", "rank", "rank_max", "show_residual", "gain", "blur", "scale_mode",
+  ctx.watch(["layers", "layer", "outputs", "output", "rank", "rank_max", "show_residual", "gain", "blur", "attr_shape", "scale_mode",
     "overlay_mode", "grey_underlay", "full_res", "bookmarks", "busy", "trajectory", "frame"], () => sched.request());
   ctx.onDispose(() => sched.cancel());
   draw();

@@ -6,7 +6,9 @@
 //   scale     per trajectory: median over frames of each frame's max (features only, signed);
 //             per frame: that frame's max; not positive → 1
 //   colour    rgb = Σ_k gain·max(±x_k, 0)/scale · colour_k (+ residual · (1, 1, 1))
-//   blur      unnormalised exp(−r/b) disc of radius 7·b at layer resolution (b = 1: the article)
+//   blur      unnormalised exp(−r/b) disc of radius 7·b at layer resolution (b = 1: the article's
+//             radius 7); by default b = H/32, the article's disc on its 32×32 layer 2b scaled to
+//             the shown layer (radius 3.5 on 16×16): see effectiveBlur
 //   opacity   alpha = min(1, ‖rgb‖), displayed colour = rgb / alpha (clipped to [0, 1])
 
 export type Sign = 1 | -1 | 0; // positive part, negative part, absolute value
@@ -83,8 +85,28 @@ export interface Kernel {
   taps: Float32Array; // weights of those taps
 }
 
+/** The article's blur: a disc of radius 7 positions on its layer 2b of 32×32 positions. */
+export const ARTICLE_BLUR_RADIUS = 7;
+export const ARTICLE_LAYER_SIZE = 32;
+
+/**
+ * The blur length b in use: the `blur` trait when set (1 = the article's radius 7 on any layer,
+ * 0 = off); when it is null (the default) scaled to the layer height H, b = H/32, so the disc
+ * (radius 7·b) covers the share of the screen the article's covers (radius 3.5 on 16×16).
+ * Mirrors analysis.display.default_blur_radius.
+ */
+export function effectiveBlur(blur: unknown, layerH?: number): number {
+  if (blur !== null && blur !== undefined && Number.isFinite(+(blur as number))) return +(blur as number);
+  return layerH && layerH > 0 ? layerH / ARTICLE_LAYER_SIZE : 1;
+}
+
+/** Radius in layer positions of the blur with length b (7·b; 0 = off). */
+export function blurRadius(b: number): number {
+  return b > 0 ? ARTICLE_BLUR_RADIUS * b : 0;
+}
+
 /** Unnormalised exp(−r/b) disc of radius 7·b (b = blur; b ≤ 0: identity). */
-export function blurKernel(blur: number, baseRadius = 7): Kernel {
+export function blurKernel(blur: number, baseRadius = ARTICLE_BLUR_RADIUS): Kernel {
   if (!(blur > 0)) {
     return { radius: 0, weights: Float32Array.of(1), offsets: Int32Array.of(0, 0), taps: Float32Array.of(1) };
   }

@@ -4,7 +4,7 @@
 // graphs with axes and episode boundaries).
 import { Ctx, ensureStyle, h, RenderProps, scheduler } from "./model";
 import { dataOf, DataStore, Attr } from "./data";
-import { blurKernel, cssColor, featureColors, greyRGBA, Kernel, overlayRGBA, RESIDUAL_CSS, Sign } from "./display";
+import { blurKernel, cssColor, effectiveBlur, featureColors, greyRGBA, Kernel, overlayRGBA, RESIDUAL_CSS, Sign } from "./display";
 import { Box, drawChart, drawXAxis, fitCanvas, fmt, niceTicks, Series, tOf, xOf } from "./plot";
 
 const SPEEDS = [3, 6, 12, 24, 48];
@@ -290,7 +290,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
       editPending = true;
     }
     const active = mode === "split" ? [scrPos, scrNeg] : [scrAbs];
-    const blur = +(model.get("blur") ?? 1);
+    const blur = effectiveBlur(model.get("blur"), a?.H); // null: scaled to the layer (7·H/32)
     if (blur !== kernelFor) {
       kernel = blurKernel(blur);
       kernelFor = blur;

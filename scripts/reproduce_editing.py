@@ -74,12 +74,18 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
              "### Two-proportion z-tests against the original model (same levels)", "",
              report.tests_table(), ""]
     lines += ["### Verdict", ""]
-    sb = v.get("saw_blind", {})
-    if sb.get("evaluated"):
+    for cond in ("saw_blind", "saw_blind_all"):
+        sb = v.get(cond)
+        if sb is None:
+            continue
+        title = CONDITION_TITLES[cond]
+        if not sb.get("evaluated"):
+            lines.append(f"* **{title}** not evaluated: {sb.get('note', '')}.")
+            continue
         lo, hi = sb["ratio_ci95"]
         ceiling = sb["ceiling_ratio"]
         lines.append(
-            f"* **Buzzsaw blindness.** Saw failures {_pct(sb['base_rate'])} → "
+            f"* **{title}.** Saw failures {_pct(sb['base_rate'])} → "
             f"{_pct(sb['edited_rate'])}: ×{sb['ratio']:.2f} (95% CI {lo:.2f}–{hi:.2f}, "
             f"z = {sb['z']:+.2f}, p = {_p(sb['p'])}); the article: 0.37% → 12.76% (×34.5). "
             f"Target ≥ 5×: **{'met' if sb['reaches_5x'] else 'not met'}**"
@@ -110,15 +116,19 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                            for c in changed) + ")")
             + f". Levels completed: {sb['success_change'] * 100:+.2f} points "
               f"(p = {_p(sb['success_p'])}).")
+        if "vs_control" in sb:
+            vc = sb["vs_control"]
+            lines.append(
+                f"  Against the control edit on the same levels: saw failures "
+                f"{_pct(vc['control_rate'])} (control) vs {_pct(vc['edited_rate'])} "
+                f"(z = {vc['z']:+.2f}, p = {_p(vc['p'])}).")
         if "blindness" in sb and sb["blindness"] is not None and math.isfinite(sb["blindness"]):
             blo, bhi = sb["blindness_ci95"]
             lines.append(
-                "* **How blind?** (edited − original) / (invisible − original) saw-failure "
-                "rate"
+                "  How blind? (edited − original) / (invisible − original) saw-failure rate"
                 f" = {sb['blindness']:.0%} (paired bootstrap 95% CI {blo:.0%}–{bhi:.0%}); the "
-                f"article: {ARTICLE_BLINDNESS:.0%} (\"around 50%\" at best with iterated edits).")
-    else:
-        lines.append(f"* **Buzzsaw blindness** not evaluated: {sb.get('note', '')}")
+                f"article: {ARTICLE_BLINDNESS:.0%} (\"around 50%\" at best with iterated "
+                "edits).")
     le = v.get("left_enemy_blind", {})
     if le.get("evaluated"):
         lo, hi = le["ratio_ci95"]

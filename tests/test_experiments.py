@@ -293,3 +293,21 @@ def test_removal_effects_compare_hiding_with_editing(random_net):
     assert eff["value_edit"] != 0 and eff["policy_kl_edit"] > 0
     assert eff["value_blindness"] == pytest.approx(eff["value_edit"] / eff["value_hidden"])
     traj.close()
+
+
+def test_every_saw_feature_edit_projects_out_each_direction(random_net):
+    from rlvision_widgets.agents.editing import projection
+    from rlvision_widgets.analysis.experiments import _all_features_choice, blind_agent
+    ident = _planted_identification()
+    one = _all_features_choice(ident, "saw_blind_all", "saw", 0.05)
+    assert one.feature is None and "only 1 feature" in one.note
+    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0   # a second saw feature
+    two = _all_features_choice(ident, "saw_blind_all", "saw", 0.05)
+    assert two.features == [1, 2] and len(two.all_directions) == 2
+    edited = blind_agent(random_net, two.all_directions, "2b", mode="activation")
+    assert len(edited.edits) == 2
+    obs = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
+    a = random_net.forward_to(obs, "2b")
+    P = projection(two.all_directions[1]) @ projection(two.all_directions[0])
+    expected = random_net.forward_from("2b", torch.einsum("nchw,dc->ndhw", a, P))
+    torch.testing.assert_close(edited(obs), expected, rtol=1e-4, atol=1e-5)

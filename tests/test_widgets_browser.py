@@ -143,7 +143,8 @@ def test_display_maths_match_reference(page):
 
 def test_display_maths_match_analysis_display(page):
     """The browser's overlays equal rlvision_widgets.analysis.display (the shared pure
-    functions) at layer resolution, for the article's disc blur and without blur."""
+    functions) at layer resolution, for the article's disc blur (radius 7), the default disc
+    scaled to the layer (7 H / 32 = 3.5 here) and without blur."""
     display = pytest.importorskip("rlvision_widgets.analysis.display")
     v, _, _ = _viewer()
     mount(page, v)
@@ -152,23 +153,30 @@ def test_display_maths_match_analysis_display(page):
     maps = (rng.normal(size=(H, W, K + 1)) * (rng.random((H, W, K + 1)) > 0.85)).astype(np.float32)
     feats = maps[None, ..., :K]
     scale = display.trajectory_scale(feats)
-    for sign, residual, blur in [("positive", False, "disc"), ("negative", True, "disc"),
-                                 ("absolute", False, None)]:
+    # (sign, residual, Python blur, Python radius, the widget's blur trait: None = auto)
+    for sign, residual, blur, radius, trait in [("positive", False, "disc", 7, 1.0),
+                                                ("negative", True, "disc", 7, 1.0),
+                                                ("positive", True, "disc", None, None),
+                                                ("negative", False, "disc", None, None),
+                                                ("absolute", False, None, None, 0.0)]:
         want = display.attribution_to_rgba(
-            feats, display.feature_colors(K), scale, 1.5, sign=sign, blur=blur,
+            feats, display.feature_colors(K), scale, 1.5, sign=sign, blur=blur, radius=radius,
             residual=maps[None, ..., K] if residual else None)[0]
         got = page.evaluate(
             """([maps, H, W, K, o]) => { const d = window.mod.display;
                  return Array.from(d.overlayRGBA(Float32Array.from(maps), H, W, K, {
                    sign: o.sign, scale: o.scale, gain: 1.5, isolate: -1, residual: o.res,
-                   colors: d.featureColors(K), kernel: d.blurKernel(o.blur) })); }""",
+                   colors: d.featureColors(K), kernel: d.blurKernel(d.effectiveBlur(o.blur, H)) })); }""",
             [maps.ravel().tolist(), H, W, K, {"sign": {"positive": 1, "negative": -1,
                                                         "absolute": 0}[sign],
                                                "scale": scale, "res": residual,
-                                               "blur": 1.0 if blur else 0.0}])
+                                               "blur": trait}])
         got = np.asarray(got, float).reshape(H, W, 4) / 255
         want = np.clip(want, 0, 1)
-        assert np.abs(got - want).max() <= 1.01 / 255, sign
+        assert np.abs(got - want).max() <= 1.01 / 255, (sign, radius)
+    assert page.evaluate("() => window.mod.display.effectiveBlur(null, 16)") == 0.5
+    assert page.evaluate("() => window.mod.display.effectiveBlur(1, 16)") == 1
+    assert page.evaluate("() => window.mod.display.effectiveBlur(null, 32)") == 1
 
 
 def test_viewer_draws_observation_and_overlays(page):
@@ -229,6 +237,33 @@ def test_display_settings_apply_without_kernel(page):
     assert page.locator(".rlv-screen:nth-child(4)").is_visible()
     assert not page.locator(".rlv-screen:nth-child(2)").is_visible()
     assert page.evaluate("() => window.model.sent.length") == 0    # nothing asked of Python
+
+
+def test_blur_scales_with_layer_and_control_shows_radius(page, explorer):
+    """Default blur: the article's radius 7 on 32 x 32 scaled to the layer (3.5 on the
+    compact network's 16 x 16 layer 2b); the control shows the radius in use, radius 7 stays
+    available, and "auto" returns to the scaled default."""
+    assert explorer.blur is None and explorer.attr_shape[2] == 16
+    mount(page, explorer)
+    val = page.locator(".rlv-controls .rlv-blur-val")
+    slider = ".rlv-controls input.rlv-blur"
+    assert val.inner_text() == "3.5"
+    assert page.locator(".rlv-controls .rlv-blur-auto").get_attribute("aria-pressed") == "true"
+    assert page.eval_on_selector(slider, "el => el.value") == "3.5"
+    auto_px = canvas_pixels(page, POS_CANVAS)
+    page.eval_on_selector(slider, """el => { el.value = "7";
+        el.dispatchEvent(new Event("input", { bubbles: true })); }""")
+    next_frame(page)
+    assert page.evaluate("() => window.model.get('blur')") == 1.0     # b = 7 / 7: the article
+    assert val.inner_text() == "7.0"
+    assert page.locator(".rlv-controls .rlv-blur-auto").get_attribute("aria-pressed") == "false"
+    wide_px = canvas_pixels(page, POS_CANVAS)
+    assert not np.array_equal(auto_px, wide_px)                        # a wider disc is drawn
+    page.click(".rlv-controls .rlv-blur-auto")
+    next_frame(page)
+    assert page.evaluate("() => window.model.get('blur')") is None
+    assert val.inner_text() == "3.5"
+    assert np.array_equal(canvas_pixels(page, POS_CANVAS), auto_px)
 
 
 def test_explorer_hover_isolates_in_every_view(page, explorer):

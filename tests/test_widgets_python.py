@@ -79,6 +79,11 @@ def test_trajectory_viewer_accepts_arrays():
         v.gain = 0
     with pytest.raises(traitlets.TraitError):
         v.blur = -1
+    # blur: by default the article's radius 7 on 32 x 32 scaled to the layer (7 H / 32)
+    assert v.blur is None and v.blur_radius() == 3.5
+    v.blur = 1.0                                  # the article's radius, explicitly
+    assert v.blur_radius() == 7.0
+    v.blur = None
     with pytest.raises(ValueError, match="values must have shape"):
         v.set_trajectories(_obs(E, T), values=np.zeros(T + 1))
     with pytest.raises(TypeError, match="uint8"):
@@ -141,6 +146,7 @@ def test_explorer_initial_state(explorer):
     assert ex.layer == "2b" and ex.layers == ["1a", "2a", "2b", "3a", "4a"]
     assert (ex.n_trajectories, ex.n_steps, ex.n_features) == (2, 24, 4)
     assert ex.attr_shape == [2, 24, 16, 16, 5] and ex.attr_ready == b""
+    assert ex.blur is None and ex.blur_radius() == 3.5     # 7 x 16 / 32 on the 16 x 16 layer 2b
     assert len(ex.feature_labels) == 4 and ex.edit_strengths == [0.0] * 4
     assert ex.thumbnail_size > 0 and ex.busy is False and ex.error == ""
     f, r = ex.features()
@@ -167,11 +173,15 @@ def test_explorer_rank_output_grid_edit(explorer):
     ex = explorer
     ex.rank = 3
     assert ex.n_features == 3 and ex.attr_shape[-1] == 4 and len(ex.feature_labels) == 3
+    # the status ends with the analysis summary (not a follow-up "edits cleared")
+    assert ex.status.startswith("3 features at 2b · value") and "residual share" in ex.status
+    assert "edits cleared" not in ex.status
     ex.rank = 99                                    # clamped to the valid range
     assert ex.rank == ex.rank_max == 16
     ex.rank = 3
     ex.output = "logit:RIGHT"
     assert ex.output == "logit:7" and "RIGHT" in ex.output_label
+    assert ex.status.startswith("3 features at 2b · logit → RIGHT") and "edits" not in ex.status
     with pytest.raises(traitlets.TraitError, match="valid outputs"):
         ex.output = "bogus"
     with pytest.raises(traitlets.TraitError, match="valid layers"):
@@ -194,6 +204,12 @@ def test_explorer_rank_output_grid_edit(explorer):
     assert ex.edited_attr_shape == [1, 24, 16, 16, 4] and ex.edited_attr_ready == b""
     ex.edit_off = [False, False, False]
     assert ex.edited_trajectory == -1 and ex.edited_values == b""
+    assert ex.status == "edits cleared"
+    # new features (rank change) reset active edits; the status keeps the analysis summary
+    ex.edit_off = [True, False, False]
+    ex.rank = 4
+    assert ex.edit_off == [False] * 4 and ex.edited_trajectory == -1
+    assert ex.status.startswith("4 features at 2b") and "edits" not in ex.status
 
 
 def test_explorer_payload_is_binary_and_small(explorer):

@@ -62,6 +62,14 @@ def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str,
     """Write ``model`` (+ optional resume tensors) and ``meta`` to ``folder`` atomically.
 
     The files are written to a temporary sibling folder, fsynced, then renamed into place.
+
+    >>> import tempfile
+    >>> from rlvision_widgets.agents import build_network
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = save_checkpoint(f"{tmp.name}/ckpt-0", build_network("compact"), {"steps": 0})
+    >>> sorted(p.name for p in folder.iterdir())
+    ['config.json', 'model.safetensors']
+    >>> tmp.cleanup()
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +148,20 @@ def _load_tensors(folder: Path, name: str, config: dict[str, Any]) -> dict[str, 
 
 def load_checkpoint(path: str | os.PathLike, *, with_extra: bool = False
                     ) -> tuple[ConvAgent, dict[str, Any]] | tuple[ConvAgent, dict[str, Any], dict]:
-    """Load a network (eval mode) and its config; optionally the resume tensors too."""
+    """Load a network (eval mode) and its config; optionally the resume tensors too.
+
+    ``path`` is a checkpoint folder or a training run folder (its ``latest.json`` is followed).
+
+    >>> import tempfile
+    >>> from rlvision_widgets.agents import build_network
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = save_checkpoint(f"{tmp.name}/ckpt-0", build_network("compact"), {"steps": 0})
+    >>> net, config = load_checkpoint(f"{tmp.name}/ckpt-0")
+    >>> config["steps"], config["network"]["name"], net.training
+    (0, 'compact', False)
+    >>> net, config, extra = load_checkpoint("runs/my-run", with_extra=True)   # doctest: +SKIP
+    >>> tmp.cleanup()
+    """
     folder = resolve_checkpoint(path)
     config = read_config(folder)
     try:

@@ -79,6 +79,23 @@ class EditedAgent(nn.Module):
     """Wraps an agent; edits are added/removed without touching the original's weights.
 
     The wrapped module is deep-copied, so the original agent is never modified.
+
+    >>> from rlvision_widgets.agents import build_network
+    >>> agent = build_network("compact")
+    >>> direction = np.eye(32)[5]                    # channel 5 of layer 2b
+    >>> edited = EditedAgent(agent).add("2b", direction, strength=1.0, label="ch5")
+    >>> g = torch.Generator().manual_seed(0)
+    >>> obs = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8, generator=g)
+    >>> logits, value = edited(obs)
+    >>> bool((edited.forward_to(obs, "2b")[:, 5] == 0).all())     # direction projected out
+    True
+    >>> bool((agent.forward_to(obs, "2b")[:, 5] == 0).all())      # the original is untouched
+    False
+    >>> [(e.layer, e.mode, e.label) for e in edited.edits]
+    [('2b', 'activation', 'ch5')]
+    >>> edited.remove().edits                        # back to the original behaviour
+    []
+    >>> edited.add("2b", direction).save("runs/blind-ch5")          # doctest: +SKIP
     """
 
     def __init__(self, agent: nn.Module, edits: Sequence[Edit] = ()):

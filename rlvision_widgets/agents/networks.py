@@ -39,7 +39,14 @@ class ConvSpec:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Everything needed to rebuild a :class:`ConvAgent` (stored in checkpoint JSON)."""
+    """Everything needed to rebuild a :class:`ConvAgent` (stored in checkpoint JSON).
+
+    >>> cfg = compact_config()
+    >>> [c.name for c in cfg.convs], cfg.object_layer
+    (['1a', '2a', '2b', '3a', '4a'], '2b')
+    >>> NetworkConfig.from_dict(cfg.to_dict()) == cfg     # JSON round trip
+    True
+    """
 
     name: str
     convs: tuple[ConvSpec, ...]
@@ -71,7 +78,14 @@ class NetworkConfig:
 
 def article_config(widths: tuple[int, ...] = (16, 32, 32, 32, 32),
                    kernels: tuple[int, ...] = (7, 5, 5, 5, 5)) -> NetworkConfig:
-    """Appendix C: 1a (7x7, 16) pool, 2a, 2b (5x5, 32) pool, 3a pool, 4a pool, dense 256, 512."""
+    """Appendix C: 1a (7x7, 16) pool, 2a, 2b (5x5, 32) pool, 3a pool, 4a pool, dense 256, 512.
+
+    >>> cfg = article_config()
+    >>> [(c.name, c.channels, c.kernel) for c in cfg.convs][:3]
+    [('1a', 16, 7), ('2a', 32, 5), ('2b', 32, 5)]
+    >>> build_network(cfg).layer_shapes["2b"]          # (H, W, C) of the object layer
+    (32, 32, 32)
+    """
     names, pools = ("1a", "2a", "2b", "3a", "4a"), (2, 1, 2, 2, 2)
     return NetworkConfig(
         name="article",
@@ -84,6 +98,11 @@ def compact_config(width: int = 32) -> NetworkConfig:
 
     1a: 4x4 conv, stride 4 (64 -> 16x16, patch = one quarter tile); 2a, 2b: 3x3 convs at 16x16
     (the object layer); L2 pool -> 8x8; 3a: 3x3 conv; L2 pool -> 4x4; 4a: 3x3 conv; dense 256, 512.
+
+    >>> compact_config().convs[0]
+    ConvSpec(name='1a', channels=32, kernel=4, stride=4, pool=1)
+    >>> build_network(compact_config(width=16)).layer_shapes["2b"]
+    (16, 16, 16)
     """
     return NetworkConfig(
         name="compact",
@@ -132,6 +151,15 @@ class ConvAgent(nn.Module):
 
     Children, in order: conv blocks named by layer ("1a", ...), each optionally followed by an
     L2 pool named "pool_<layer>", then "dense" and the heads "policy" and "value".
+
+    >>> net = ConvAgent(compact_config())
+    >>> obs = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    >>> act = net.forward_to(obs, "2b")                  # post-ReLU activation, NCHW
+    >>> tuple(act.shape)
+    (2, 32, 16, 16)
+    >>> logits, value = net.forward_from("2b", act)      # the rest of the network
+    >>> torch.allclose(logits, net(obs)[0])
+    True
     """
 
     def __init__(self, config: NetworkConfig):
@@ -223,7 +251,15 @@ class ConvAgent(nn.Module):
 
 
 def build_network(name: str | NetworkConfig = "compact", **kwargs: Any) -> ConvAgent:
-    """Build a fresh network by name ("article", "compact") or from a :class:`NetworkConfig`."""
+    """Build a fresh network by name ("article", "compact") or from a :class:`NetworkConfig`.
+
+    Keyword arguments go to the config function (:func:`compact_config`, :func:`article_config`).
+
+    >>> build_network("compact").layer_names
+    ['1a', '2a', '2b', '3a', '4a']
+    >>> build_network("compact", width=16).layer_shapes["1a"]
+    (16, 16, 16)
+    """
     if isinstance(name, NetworkConfig):
         return ConvAgent(name)
     if name not in NETWORKS:

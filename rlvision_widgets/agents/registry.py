@@ -2,7 +2,7 @@
 
 >>> agent = load_agent("coinrun")        # the shipped reference agent (compact network)
 >>> agent = load_agent("random")         # uniform random policy
->>> agent = load_agent("runs/my-run")    # any checkpoint or training run folder
+>>> agent = load_agent("runs/my-run")    # any checkpoint or training run folder  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def load_agent(name_or_path: str | os.PathLike = "coinrun") -> nn.Module:
     The returned module is in eval mode and maps uint8 (N, 64, 64, 3) observations to
     (policy logits (N, 15), value (N,)). Checkpoint agents carry their JSON config in
     ``agent.checkpoint_config``.
+
+    >>> import torch
+    >>> agent = load_agent("coinrun")                   # shipped, offline
+    >>> logits, value = agent(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+    >>> tuple(logits.shape), agent.checkpoint_config["network"]["name"]
+    ((1, 15), 'compact')
+    >>> load_agent("random")
+    RandomAgent(uniform over 15 actions)
+    >>> agent = load_agent("runs/my-run")               # doctest: +SKIP
     """
     key = str(name_or_path)
     if key == "random":

@@ -34,7 +34,17 @@ _NOT_FINISHED = ("unfinished", "incomplete", "running", "")
 @dataclass(frozen=True)
 class Bookmark:
     """One bookmarked frame: ``env``, ``step``, ``score`` (signed), ``kind`` ("high", "low",
-    "spike", "jump", "failure"), ``episode`` (per-batch episode id) and a ``label``."""
+    "spike", "jump", "failure"), ``episode`` (per-batch episode id) and a ``label``.
+
+    Made by :func:`advantage_bookmarks` and :func:`value_spikes`, or by hand:
+
+    >>> values = np.array([[0.5, 0.5, 0.9, 0.5, 0.5]], np.float32)
+    >>> b = value_spikes(values, np.zeros((1, 5), bool), k=1)[0]
+    >>> b.env, b.step, b.kind, b.label
+    (0, 2, 'spike', 'value spike +0.400')
+    >>> Bookmark(env=1, step=7, score=-0.8, kind="low")
+    Bookmark(env=1, step=7, score=-0.8, kind='low', episode=-1, label='')
+    """
 
     env: int
     step: int
@@ -55,7 +65,17 @@ class Bookmark:
 @dataclass
 class FailedEpisode:
     """A failed episode: ``env``, ``start``, ``stop`` (exclusive), ``cause``, ``level_seed``,
-    and ``frames`` - the steps shown before the failure (the last ``before`` steps)."""
+    and ``frames`` - the steps shown before the failure (the last ``before`` steps).
+
+    Made by :func:`failed_episodes` from a trajectory episode table:
+
+    >>> eps = [dict(env=0, start=0, stop=40, cause="saw", level_seed=7)]
+    >>> fe = failed_episodes(eps, before=4)[0]
+    >>> fe.env, fe.cause, fe.level_seed, fe.frames.tolist()
+    (0, 'saw', 7, [36, 37, 38, 39])
+    >>> fe.to_dict()["frames"]
+    [36, 37, 38, 39]
+    """
 
     env: int
     start: int

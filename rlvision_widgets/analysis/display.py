@@ -9,8 +9,10 @@ The defaults reproduce the original tool (openai/understanding-rl-vision):
 3. take the positive part ("good news"), the negative part ("bad news") or the absolute value;
 4. colour: feature k gets the unit-norm hue at 360 k / K (:func:`feature_colors`), the
    residual is white; rgb = sum_k value_k * colour_k;
-5. blur at layer resolution with the unnormalised 15 x 15 disc exp(-r), r <= 7 (:func:`blur_disc`)
-   or a Gaussian (:func:`blur_gaussian`);
+5. blur at layer resolution with the unnormalised 15 x 15 disc exp(-r), r <= 7 (:func:`blur_disc`,
+   the article's, on its 32 x 32 layer 2b), by default scaled to the layer's resolution
+   (radius 7 H / 32, :func:`default_blur_radius`; 3.5 on a 16 x 16 layer), or a Gaussian
+   (:func:`blur_gaussian`);
 6. brightness -> opacity: alpha = min(1, ||rgb||), colour = rgb / alpha (:func:`brightness_to_opacity`);
 7. upsample to the observation (64 px) or full-resolution (512 px) size (:func:`upsample`).
 
@@ -31,12 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["attribution_to_rgba", "blur", "blur_disc", "blur_gaussian", "brightness_to_opacity",
-           "channels_to_rgb", "disc_kernel", "feature_colors", "feature_colors_hex",
-           "frame_scale", "gaussian_kernel", "hue_to_rgb", "rescale_opacity", "sign_part",
-           "trajectory_scale", "upsample"]
+__all__ = ["ARTICLE_BLUR_RADIUS", "ARTICLE_LAYER_SIZE", "attribution_to_rgba", "blur",
+           "blur_disc", "blur_gaussian", "brightness_to_opacity", "channels_to_rgb",
+           "default_blur_radius", "disc_kernel", "feature_colors", "feature_colors_hex",
+           "frame_scale", "gaussian_kernel", "hue_to_rgb", "rescale_opacity", "scaled_disc_kernel",
+           "sign_part", "trajectory_scale", "upsample"]
 
 SIGNS = ("positive", "negative", "absolute")
+#: The article's blur: disc radius 7 (positions) on its layer 2b of 32 x 32 positions.
+ARTICLE_BLUR_RADIUS = 7
+ARTICLE_LAYER_SIZE = 32
 
 
 # ----------------------------------------------------------------------------- scales
@@ -200,6 +206,43 @@ def disc_kernel(radius: int = 7) -> np.ndarray:
     return k.astype(np.float32)
 
 
+def default_blur_radius(layer_size: int) -> float:
+    """The overlays' default disc radius for a layer ``layer_size`` positions high: the
+    article's radius 7 on its 32 x 32 layer, scaled to the resolution (7 H / 32), so the blur
+    covers the same share of the screen on any layer.
+
+    >>> default_blur_radius(32), default_blur_radius(16), default_blur_radius(8)
+    (7.0, 3.5, 1.75)
+    """
+    if isinstance(layer_size, bool) or not isinstance(layer_size, (int, np.integer)) \
+            or layer_size < 1:
+        raise ValueError(f"layer_size must be a positive integer, got {layer_size!r}")
+    return ARTICLE_BLUR_RADIUS * int(layer_size) / ARTICLE_LAYER_SIZE
+
+
+def scaled_disc_kernel(radius: float) -> np.ndarray:
+    """The article's disc stretched to ``radius`` positions (any positive number): the
+    unnormalised kernel exp(-7 d / radius) for centre distance d <= radius (centre weight 1).
+
+    With ``radius = 7`` it is :func:`disc_kernel` (7) exactly; with 3.5 it decays twice as fast
+    and is half as wide: on a 16 x 16 layer it covers what the article's covers on 32 x 32.
+    The widgets' ``blurKernel(b)`` (js/display.ts) is this kernel with ``radius = 7 b``.
+
+    >>> bool(np.array_equal(scaled_disc_kernel(7), disc_kernel(7)))
+    True
+    >>> k = scaled_disc_kernel(3.5); k.shape, round(float(k[3, 4]), 4)   # d = 1: exp(-2)
+    ((7, 7), 0.1353)
+    """
+    radius = float(radius)
+    if not radius > 0 or not math.isfinite(radius):
+        raise ValueError(f"radius must be a positive number, got {radius!r}")
+    R = int(math.floor(radius + 1e-9))
+    y, x = np.indices((2 * R + 1, 2 * R + 1)) - R
+    d = np.hypot(y, x)
+    k = np.exp(-d * (ARTICLE_BLUR_RADIUS / radius))
+    return (k * (d <= radius + 1e-9)).astype(np.float32)
+
+
 def gaussian_kernel(sigma: float, truncate: float = 3.0) -> np.ndarray:
     """Normalised (sum 1) 2-D Gaussian kernel of standard deviation ``sigma`` (positions).
 
@@ -245,6 +288,17 @@ def blur_disc(maps: np.ndarray, radius: int = 7) -> np.ndarray:
     return blur(maps, disc_kernel(radius))
 
 
+def _disc_blur(maps: np.ndarray, radius: float) -> np.ndarray:
+    """:func:`blur_disc` for the article's radius 7, the stretched disc otherwise, 0: none."""
+    if radius == ARTICLE_BLUR_RADIUS:
+        return blur_disc(maps, ARTICLE_BLUR_RADIUS)
+    if radius == 0:
+        return np.asarray(maps, dtype=np.float32)
+    if not radius > 0:
+        raise ValueError(f"radius must be >= 0 (0 = no blur), got {radius!r}")
+    return blur(maps, scaled_disc_kernel(radius))
+
+
 def blur_gaussian(maps: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur (normalised kernel, zero padding) of (..., H, W, C) maps.
 
@@ -284,7 +338,8 @@ def upsample(images: np.ndarray, size: int | tuple[int, int], mode: str = "neare
 def attribution_to_rgba(features: np.ndarray, colors: np.ndarray | Sequence | None = None,
                         scale: float | np.ndarray = 1.0, gain: float = 1.0, *,
                         residual: np.ndarray | None = None, sign: str = "positive",
-                        blur: str | None = "disc", radius: int = 7, sigma: float = 1.5,
+                        blur: str | None = "disc", radius: float | None = None,
+                        sigma: float = 1.5,
                         size: int | tuple[int, int] | None = None,
                         mode: str = "nearest") -> np.ndarray:
     """Overlay image(s) for signed feature maps (..., H, W, K): RGBA float32 in [0, 1].
@@ -292,12 +347,19 @@ def attribution_to_rgba(features: np.ndarray, colors: np.ndarray | Sequence | No
     ``scale``: a number (e.g. :func:`trajectory_scale`) or a broadcastable array
     (:func:`frame_scale`); ``gain`` multiplies brightness after scaling; ``residual``
     (..., H, W) adds the residual in white; ``sign``: "positive", "negative" or "absolute";
-    ``blur``: "disc" (radius), "gaussian" (sigma) or None; ``size``: upsample the result
-    (64 / 512 px). Brightness becomes opacity: alpha = min(1, ||rgb||).
+    ``blur``: "disc", "gaussian" (``sigma``) or None; ``radius``: the disc's radius in layer
+    positions, default :func:`default_blur_radius` of the layer height (7 H / 32: 3.5 on a
+    16 x 16 layer); ``radius=7`` is the article's kernel (:func:`blur_disc`), other values
+    stretch it (:func:`scaled_disc_kernel`); ``size``: upsample the result (64 / 512 px).
+    Brightness becomes opacity: alpha = min(1, ||rgb||).
 
     >>> f = np.zeros((1, 4, 4, 2), np.float32); f[0, 1, 1, 0] = -1.0
     >>> float(attribution_to_rgba(f, sign="negative", blur=None)[0, 1, 1, 3])
     1.0
+    >>> f = np.zeros((1, 16, 16, 1), np.float32); f[0, 8, 8, 0] = 1.0
+    >>> spread = lambda rgba: int((rgba[0, ..., 3] > 0).sum())   # positions reached
+    >>> spread(attribution_to_rgba(f)), spread(attribution_to_rgba(f, radius=7))
+    (37, 149)
     """
     features = np.asarray(features, dtype=np.float32)
     if features.ndim < 3:
@@ -316,7 +378,9 @@ def attribution_to_rgba(features: np.ndarray, colors: np.ndarray | Sequence | No
         res = sign_part(rs, sign)
     rgb = channels_to_rgb(part, colors, res) * np.float32(gain)
     if blur == "disc":
-        rgb = blur_disc(rgb, radius)
+        if radius is None:
+            radius = default_blur_radius(features.shape[-3])
+        rgb = _disc_blur(rgb, radius)
     elif blur == "gaussian":
         rgb = blur_gaussian(rgb, sigma)
     elif blur not in (None, "none"):

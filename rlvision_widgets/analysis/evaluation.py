@@ -121,6 +121,17 @@ def evaluate(agent: nn.Module, levels: int = 1000, start_level: int = 0,
 
     ``sample=True`` samples actions from the policy (as the article's numbers do); False takes
     the argmax. Deterministic for a given ``seed``.
+
+    >>> from rlvision_widgets import load_agent
+    >>> result = evaluate(load_agent("random"), levels=4, num_envs=4, progress=False)
+    >>> result.levels, len(result.outcomes), result.settings["distribution_mode"]
+    (4, 4, 'easy')
+    >>> sorted(result.to_json())
+    ['ci95', 'failure_rates', 'failures', 'levels', 'settings', 'success_rate']
+    >>> base = evaluate(load_agent("coinrun"), levels=1000)              # doctest: +SKIP
+    >>> blind = evaluate(load_agent("coinrun"), levels=1000, invisible_saws=True)  # doctest: +SKIP
+    >>> base.compare(blind)["saw"]["p"] < 0.01                           # doctest: +SKIP
+    True
     """
     if not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be a positive integer, got {levels!r}")

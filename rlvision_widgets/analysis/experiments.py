@@ -64,13 +64,15 @@ OTHER_CAUSES = ("lava", "multiple", "timeout")
 TABLE_HEADERS = {"saw": "buzzsaw", "enemy_left": "enemy moving left",
                  "enemy_right": "enemy moving right", "other": "multiple or other"}
 #: Experimental conditions, in table order.
-CONDITIONS = ("original", "saw_blind", "left_enemy_blind", "invisible_saws", "control")
+CONDITIONS = ("original", "saw_blind", "saw_blind_all", "left_enemy_blind", "invisible_saws",
+              "control")
 CONDITION_TITLES = {"original": "Original model", "saw_blind": "Buzzsaw blindness",
+                    "saw_blind_all": "Buzzsaw blindness, every saw feature",
                     "left_enemy_blind": "Enemy moving left blindness",
                     "invisible_saws": "Original model, invisible buzzsaws",
                     "control": "Control edit (non-hazard feature)"}
 #: Which object class each edit blinds, and which cause it should raise.
-EDIT_TARGETS = {"saw_blind": "saw", "left_enemy_blind": "enemy_left"}
+EDIT_TARGETS = {"saw_blind": "saw", "saw_blind_all": "saw", "left_enemy_blind": "enemy_left"}
 HAZARD_CLASSES = ("saw", "enemy_left", "enemy_right", "lava")
 #: The article's results, % of 10,000 levels failed by cause (footnotes 7 and 8).
 ARTICLE_TABLE = {
@@ -216,7 +218,8 @@ class EditChoice:
     """The feature an edit removes: ``condition``, target object ``cls``, ``feature`` index
     (None if not identified), its ``score`` for ``cls``, the feature's own ``best_class``,
     ``identified`` (score >= min_score and the class visible in the corpus), the unit
-    ``direction`` and a human ``note``."""
+    ``direction`` and a human ``note``; for an edit of several features, ``features`` and
+    their ``directions`` (projected out one after the other)."""
 
     condition: str
     cls: str
@@ -226,11 +229,19 @@ class EditChoice:
     identified: bool
     direction: list[float] = field(default_factory=list, repr=False)
     note: str = ""
+    features: list[int] = field(default_factory=list)
+    directions: list[list[float]] = field(default_factory=list, repr=False)
+
+    @property
+    def all_directions(self) -> list[list[float]]:
+        """Every direction this edit projects out."""
+        return self.directions or ([self.direction] if self.direction else [])
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["score"] = None if not math.isfinite(self.score) else round(self.score, 5)
         d["direction"] = [round(float(x), 6) for x in self.direction]
+        d["directions"] = [[round(float(x), 6) for x in v] for v in self.directions]
         return d
 
 
@@ -260,6 +271,22 @@ def choose_feature(ident: FeatureIdentification, cls: str, condition: str = "",
                       ident.direction(k).tolist() if ok else [], note)
 
 
+def _all_features_choice(ident: FeatureIdentification, condition: str, cls: str,
+                         min_score: float) -> EditChoice:
+    """Every feature whose best class is ``cls`` (scoring >= min_score), to edit together."""
+    best = ident.scores.best_classes()
+    same = [k for k, (c, s) in enumerate(best) if c == cls and s >= min_score]
+    if len(same) < 2:
+        return EditChoice(condition, cls, None, float("nan"), cls, False, [],
+                          f"only {len(same)} feature(s) match {CLASS_LABELS[cls]}: nothing more "
+                          "to edit than the single-feature edit")
+    return EditChoice(condition, cls, same[0], best[same[0]][1], cls, True,
+                      ident.direction(same[0]).tolist(),
+                      f"features {', '.join(map(str, same))} (every feature whose best match is "
+                      f"{CLASS_LABELS[cls]}), projected out one after the other",
+                      features=same, directions=[ident.direction(k).tolist() for k in same])
+
+
 def choose_control(ident: FeatureIdentification, reference: int | None,
                    exclude: Sequence[int] = ()) -> EditChoice:
     """A non-hazard feature (best class not a hazard) with explained mass closest to
@@ -282,13 +309,17 @@ def choose_control(ident: FeatureIdentification, reference: int | None,
 def blind_agent(agent: nn.Module, direction: Sequence[float] | np.ndarray, layer: str,
                 mode: str = "weight", strength: float = 1.0, label: str = "") -> nn.Module:
     """An :class:`~rlvision_widgets.agents.editing.EditedAgent` with ``direction`` projected
-    out of ``layer`` (the original agent is not modified).
+    out of ``layer`` (the original agent is not modified); a 2-D ``direction`` (k, C)
+    projects out each row in turn.
 
     >>> saw_blind = blind_agent(agent, ident.direction("saw"), "2b")          # doctest: +SKIP
     """
     from ..agents.editing import EditedAgent
-    return EditedAgent(agent).add(layer, np.asarray(direction, np.float32), strength=strength,
-                                  mode=mode, label=label)
+    dirs = np.asarray(direction, np.float32)
+    edited = EditedAgent(agent)
+    for v in (dirs if dirs.ndim == 2 else dirs[None]):
+        edited.add(layer, v, strength=strength, mode=mode, label=label)
+    return edited
 
 
 def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "saw",
@@ -485,8 +516,8 @@ class BlindnessReport:
         base = self.results["original"]
         for cond, cls in EDIT_TARGETS.items():
             if cond not in self.results:
-                out[cond] = {"evaluated": False,
-                             "note": self.choices[cond].note if cond in self.choices else ""}
+                if cond in self.choices:
+                    out[cond] = {"evaluated": False, "note": self.choices[cond].note}
                 continue
             comp = comps[cond]
             t = comp[cls]
@@ -509,6 +540,13 @@ class BlindnessReport:
                  "success_change": comp["success"]["edited_rate"] - comp["success"]["base_rate"],
                  "success_p": comp["success"]["p"]}
             v["target_met"] = bool(v["reaches_5x"] and not raw_sig)
+            if "control" in self.results:      # is the rise larger than a control edit's?
+                kc = sum(o == cls for o in self.results["control"].outcomes)
+                ke = sum(o == cls for o in self.results[cond].outcomes)
+                n = self.results[cond].levels
+                zc, pc = two_proportion_test(kc, n, ke, n)
+                v["vs_control"] = {"control_rate": kc / n, "edited_rate": ke / n, "z": zc,
+                                   "p": pc}
             if cls == "saw" and "invisible_saws" in self.results:
                 b, lo, hi = _paired_bootstrap_blindness(base, self.results[cond],
                                                         self.results["invisible_saws"])
@@ -706,7 +744,8 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
 
     rows = [r for r in report.rows() if r["percent"] is not None]
     art_rows = [(name, vals) for name, vals in ARTICLE_TABLE.items()]
-    colors = {"original": "#4c72b0", "saw_blind": "#dd8452", "left_enemy_blind": "#55a868",
+    colors = {"original": "#4c72b0", "saw_blind": "#dd8452", "saw_blind_all": "#c44e52",
+              "left_enemy_blind": "#55a868",
               "invisible_saws": "#8c8c8c", "control": "#8172b3"}
     diag = {k: d for k, d in (report.diagnostics or {}).items()
             if isinstance(d, dict) and d.get("frames") and d.get("value_blindness") is not None}
@@ -837,7 +876,10 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
         for k, row in enumerate(identification.summary()):
             say(f"  feature {k}: {row['label']} ({row['score']})")
     for cond, cls in EDIT_TARGETS.items():
-        if cond in conditions:
+        if cond == "saw_blind_all" and cond in conditions:
+            choices[cond] = _all_features_choice(identification, cond, cls, min_score)
+            say(f"{cond}: {choices[cond].note}")
+        elif cond in conditions:
             choice = choose_feature(identification, cls, cond, min_score)
             if not choice.identified and unidentified == "run" and math.isfinite(choice.score):
                 k, s = identification.scores.feature_for(cls)
@@ -848,7 +890,8 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
             say(f"{cond}: {choice.note}")
     if "control" in conditions:
         ref = choices.get("saw_blind")
-        exclude = [c.feature for c in choices.values() if c.feature is not None]
+        exclude = [k for c in choices.values() for k in (c.features or [c.feature])
+                   if k is not None]
         choices["control"] = choose_control(identification,
                                             ref.feature if ref else None, exclude)
         say(choices["control"].note)
@@ -859,8 +902,9 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
             ch = choices[cond]
             if ch.feature is None:
                 continue
-            models[cond] = (blind_agent(agent, ch.direction, layer, mode, strength,
-                                        label=f"{cond}: feature {ch.feature} ({ch.cls})"), False)
+            feats = ", ".join(str(k) for k in (ch.features or [ch.feature]))
+            models[cond] = (blind_agent(agent, ch.all_directions, layer, mode, strength,
+                                        label=f"{cond}: feature {feats} ({ch.cls})"), False)
         elif cond == "invisible_saws":
             models[cond] = (agent, True)
     diagnostics: dict[str, dict[str, Any]] = {}
@@ -871,17 +915,17 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
         for cond in models:
             if cond in EDIT_TARGETS or cond == "control":
                 variants.append((cond, models[cond][0], EDIT_TARGETS.get(cond, "saw"), mode,
-                                 [choices[cond].feature]))
+                                 choices[cond].features or [choices[cond].feature]))
         for cond, cls in EDIT_TARGETS.items():
             ch = choices.get(cond)
-            if cond not in models or ch is None or ch.feature is None:
+            if cond not in models or ch is None or ch.feature is None or ch.features:
                 continue
             other = "activation" if mode == "weight" else "weight"
             variants.append((f"{cond}:{other}", blind_agent(agent, ch.direction, layer, other,
                                                             strength), cls, other, [ch.feature]))
             same = [k for k, (c, _) in enumerate(identification.scores.best_classes())
                     if c == cls]
-            if len(same) > 1:
+            if len(same) > 1 and f"{cond}_all" not in models:
                 edited = blind_agent(agent, identification.direction(same[0]), layer, mode,
                                      strength)
                 for k in same[1:]:

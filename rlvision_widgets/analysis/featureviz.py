@@ -50,7 +50,15 @@ CHECK_LIGHT, CHECK_DARK = 255, 191          # white and 0.75 grey, one check per
 class ReceptiveField:
     """Receptive field of a layer in 64-px input pixels: ``size`` (side), ``stride`` (pixels
     between neighbouring positions) and ``center0`` (centre of position 0, continuous pixel
-    coordinates)."""
+    coordinates). Position ``i`` is centred at ``center0 + i * stride``.
+
+    >>> from rlvision_widgets.agents.networks import compact_config
+    >>> rf = receptive_field(compact_config(), "2b")
+    >>> rf
+    ReceptiveField(size=20, stride=4, center0=2.0)
+    >>> rf.center0 + 15 * rf.stride                  # centre of the last of 16 positions
+    62.0
+    """
 
     size: int
     stride: float
@@ -157,7 +165,16 @@ def checkerboard(h: int, w: int, y0: int = 0, x0: int = 0, check: int = 1) -> np
 class Thumbnail:
     """A legend thumbnail: ``image`` RGBA uint8 (grid * p, grid * p, 4); ``obs_indices``
     (grid, grid) (-1 = empty); ``positions`` (grid, grid, 2) layer (row, col); ``activations``
-    and ``opacity`` (grid, grid); ``patch_px`` patch side in image pixels."""
+    and ``opacity`` (grid, grid); ``patch_px`` patch side in image pixels.
+
+    Made by :meth:`FeatureVisualizer.thumbnail`:
+
+    >>> obs = np.zeros((30, 64, 64, 3), np.uint8)
+    >>> maps = np.random.default_rng(0).random((30, 8, 8, 2)).astype(np.float32)
+    >>> t = FeatureVisualizer(obs, maps).thumbnail(1)     # 4 x 4 patches, 4 x stride wide
+    >>> t.image.shape, t.obs_indices.shape, t.positions.shape, t.patch_px
+    ((128, 128, 4), (4, 4), (4, 4, 2), 32)
+    """
 
     image: np.ndarray
     obs_indices: np.ndarray
@@ -171,7 +188,18 @@ class Thumbnail:
 class Mosaic:
     """A spatially-aware mosaic: ``image`` RGBA uint8 (rows * p, cols * p, 4);
     ``obs_indices``, ``activations``, ``opacity`` per cell (rows, cols); ``reuse_cap``;
-    ``density``; ``patch_px``; ``centers`` (rows, cols, 2) cell centres in layer coordinates."""
+    ``density``; ``patch_px``; ``centers`` (rows, cols, 2) cell centres in layer coordinates.
+
+    Made by :meth:`FeatureVisualizer.mosaic`:
+
+    >>> obs = np.zeros((30, 64, 64, 3), np.uint8)
+    >>> maps = np.random.default_rng(0).random((30, 8, 8, 2)).astype(np.float32)
+    >>> m = FeatureVisualizer(obs, maps).mosaic(1, density=2.0)   # 2 x 2 cells per position
+    >>> m.obs_indices.shape, m.centers.shape, m.image.shape, m.patch_px
+    ((16, 16), (16, 16, 2), (128, 128, 4), 8)
+    >>> int(m.reuse_cap) == reuse_cap(16 * 16, 30)
+    True
+    """
 
     image: np.ndarray
     obs_indices: np.ndarray

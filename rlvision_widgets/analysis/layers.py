@@ -106,7 +106,23 @@ def _is_conv_agent(model: nn.Module) -> bool:
 
 
 class EditHandle:
-    """Removes an activation edit registered by :meth:`LayerAccess.add_edit`."""
+    """Removes an activation edit registered by :meth:`LayerAccess.add_edit`.
+
+    Call :meth:`remove`, or use the handle as a context manager.
+
+    >>> from rlvision_widgets.agents import build_network
+    >>> access = LayerAccess(build_network("compact"))
+    >>> obs = np.full((1, 64, 64, 3), 128, np.uint8)
+    >>> handle = access.add_edit("2b", torch.zeros_like)        # blind the network at 2b
+    >>> handle.layer, float(access.activations(obs, "2b").sum())
+    ('2b', 0.0)
+    >>> handle.remove()
+    >>> float(access.activations(obs, "2b").sum()) > 0
+    True
+    >>> with access.add_edit("2b", torch.zeros_like):           # removed on leaving the block
+    ...     float(access.activations(obs, "2b").sum())
+    0.0
+    """
 
     def __init__(self, handle: torch.utils.hooks.RemovableHandle, layer: str, fn: EditFn):
         self._handle, self.layer, self.fn = handle, layer, fn

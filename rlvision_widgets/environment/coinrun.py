@@ -35,7 +35,20 @@ ACTION_GROUPS = {
 @dataclass(frozen=True)
 class EnvOptions:
     """CoinRun options. Defaults follow the article: easy mode, unbounded levels, velocity info
-    painted, agent-centred view."""
+    painted, agent-centred view.
+
+    Options are validated on construction; ``replace`` returns a validated copy.
+
+    >>> opts = EnvOptions(num_envs=4, distribution_mode="hard", rand_seed=0)
+    >>> opts.replace(invisible_saws=True).invisible_saws
+    True
+    >>> EnvOptions.from_dict(opts.to_dict()) == opts
+    True
+    >>> EnvOptions(num_envs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid CoinRun option: num_envs must be a positive integer, got 0
+    """
 
     num_envs: int = 64
     distribution_mode: str = "easy"
@@ -134,6 +147,14 @@ class CoinRunEnv:
     envs began a level (and at registration); ``add_action_hook(hook)`` calls
     ``hook(env, actions)`` before each step. ``level_start_states(mask)`` gives the states at
     those level starts (fetched once per step and shared by all hooks).
+
+    >>> env = CoinRunEnv(num_envs=2, rand_seed=0)         # or CoinRunEnv(EnvOptions(...))
+    >>> obs, rew, first = env.step(np.full(2, ACTION_NAMES.index("RIGHT")))
+    >>> obs.shape, rew.dtype, first.dtype
+    ((2, 64, 64, 3), dtype('float32'), dtype('bool'))
+    >>> len(env.get_state()), env.level_seeds().shape
+    (2, (2,))
+    >>> env.close()
     """
 
     def __init__(self, options: EnvOptions | None = None, **kwargs: Any):

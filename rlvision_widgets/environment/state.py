@@ -5,6 +5,7 @@ validates the version, game name, grid size and trailer and raises :class:`State
 what did not match. Entities and the grid are numpy views over the bytes (no copies), so a
 parse costs a few tens of microseconds.
 
+>>> from rlvision_widgets.environment import CoinRunEnv, EnvOptions
 >>> env = CoinRunEnv(EnvOptions(num_envs=1, rand_seed=0))
 >>> st = parse_state(env.get_state()[0])
 >>> st.agent.x, st.level_seed, len(st.saws)                      # doctest: +SKIP
@@ -168,6 +169,16 @@ class GameState:
 
     States parsed from ``bytes`` are read-only; :meth:`editable` returns a writable copy whose
     views and setters patch the bytes in place, and :meth:`to_bytes` serializes it back.
+
+    >>> from rlvision_widgets.environment import CoinRunEnv
+    >>> st = parse_state(CoinRunEnv(num_envs=1, rand_seed=0).get_state()[0])
+    >>> st.cur_time, st.entities.dtype == ENTITY_DTYPE, st.writable
+    (0, True, False)
+    >>> st.hazard_kinds <= {"saw", "enemy", "lava"}
+    True
+    >>> ed = st.editable().set_timeout(100)           # writable copy, patched in place
+    >>> parse_state(ed.to_bytes()).timeout
+    100
     """
 
     __slots__ = ("_buf", "layout", "options", "level_seed_low", "level_seed_high", "reward", "done",
@@ -432,7 +443,16 @@ class GameState:
 
 
 def parse_state(data: bytes | bytearray | memoryview) -> GameState:
-    """Parse and validate one state; raises :class:`StateError` on a layout mismatch."""
+    """Parse and validate one state; raises :class:`StateError` on a layout mismatch.
+
+    >>> from rlvision_widgets.environment import CoinRunEnv
+    >>> st = parse_state(CoinRunEnv(num_envs=1, rand_seed=0).get_state()[0])
+    >>> st.cur_time, len(st.coins)
+    (0, 1)
+    >>> parse_state(b"not a state")           # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    StateError: not a valid CoinRun state: only 11 bytes (a CoinRun state is ~37-50 kB)...
+    """
     return GameState(data)
 
 
@@ -440,7 +460,14 @@ def parse_state(data: bytes | bytearray | memoryview) -> GameState:
 def hide_entities(state: bytes, types: Iterable[int] = (EntityType.SAW,),
                   render_z: int = HIDDEN_RENDER_Z) -> bytes:
     """Copy of ``state`` where entities of ``types`` are not drawn (render_z outside -1..1).
-    Dynamics are unchanged: ``render_z`` is only read by the renderer."""
+    Dynamics are unchanged: ``render_z`` is only read by the renderer.
+
+    >>> from rlvision_widgets.environment import CoinRunEnv
+    >>> state = CoinRunEnv(num_envs=1, rand_seed=1).get_state()[0]   # 2 saws, 5 enemies
+    >>> hidden = parse_state(hide_entities(state, (EntityType.SAW, EntityType.ENEMY)))
+    >>> hidden.of_type(EntityType.SAW, EntityType.ENEMY)["render_z"].tolist()
+    [7, 7, 7, 7, 7, 7, 7]
+    """
     ed = parse_state(state).editable()
     ed.set_entities_of_type(tuple(types), "render_z", render_z)
     return ed.to_bytes()
@@ -449,7 +476,16 @@ def hide_entities(state: bytes, types: Iterable[int] = (EntityType.SAW,),
 def harmless_copy(state: bytes | GameState) -> bytes:
     """Copy of ``state`` in which nothing can end the episode but the coin: saws and enemies
     get ``collision_margin = -1000``, lava tiles become SPACE and the timeout 2**30. Motion is
-    unchanged (used to find what killed the agent)."""
+    unchanged (used to find what killed the agent).
+
+    >>> from rlvision_widgets.environment import CoinRunEnv
+    >>> state = CoinRunEnv(num_envs=1, rand_seed=10).get_state()[0]  # 3 saws, 12 lava tiles
+    >>> st = parse_state(harmless_copy(state))
+    >>> st.timeout == 2 ** 30, len(parse_state(state).lava), len(st.lava)
+    (True, 12, 0)
+    >>> st.saws["collision_margin"].tolist()
+    [-1000.0, -1000.0, -1000.0]
+    """
     st = state if isinstance(state, GameState) else parse_state(state)
     ed = st.editable()
     ed.set_entities_of_type((EntityType.SAW, EntityType.ENEMY), "collision_margin", -1000.0)

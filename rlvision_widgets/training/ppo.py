@@ -37,7 +37,18 @@ RUN_SETTINGS = ("total_steps", "num_threads", "checkpoint_every_s", "device")
 
 @dataclass
 class PPOConfig:
-    """PPO hyperparameters and run settings."""
+    """PPO hyperparameters and run settings.
+
+    >>> cfg = PPOConfig(total_steps=1_000_000, num_threads=1)
+    >>> cfg.num_steps, cfg.epochs, cfg.lr, cfg.network
+    (256, 3, 0.0005, 'compact')
+    >>> PPOConfig.from_dict({"lr": 1e-4, "not_a_setting": 1}).lr     # unknown keys ignored
+    0.0001
+    >>> PPOConfig(precision="fp16")
+    Traceback (most recent call last):
+    ...
+    ValueError: precision must be one of ('fp32', 'bf16'), got 'fp16'
+    """
 
     total_steps: int = 25_000_000
     num_steps: int = 256
@@ -80,6 +91,14 @@ def gae(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, last_value:
     ``rewards[t]`` is the reward received for the action at ``t``; ``firsts[t]`` marks that
     observation ``t`` starts an episode, so ``firsts[t + 1]`` (or ``last_first``) ends the
     bootstrapping of step ``t``.
+
+    >>> rewards = np.array([[0.0], [0.0], [1.0]], np.float32)     # (T=3, N=1)
+    >>> values = np.zeros((3, 1), np.float32)
+    >>> firsts = np.zeros((3, 1), bool)
+    >>> adv = gae(rewards, values, firsts, last_value=np.zeros(1, np.float32),
+    ...           last_first=np.ones(1, bool), gamma=0.5, lam=1.0)
+    >>> adv.ravel().tolist()
+    [0.25, 0.5, 1.0]
     """
     T = rewards.shape[0]
     adv = np.zeros_like(rewards, dtype=np.float32)
@@ -147,7 +166,18 @@ def _device(name: str) -> torch.device:
 
 
 class Trainer:
-    """One PPO run in ``run_dir``: ``Trainer(run_dir, config, env_options).run()``."""
+    """One PPO run in ``run_dir``: ``Trainer(run_dir, config, env_options).run()``.
+
+    A run folder holds one trainer at a time (a lock file); ``resume=True`` continues the run
+    from its latest checkpoint, keeping its hyperparameters (only the settings in
+    ``RUN_SETTINGS`` may change). SIGINT/SIGTERM checkpoint and stop.
+
+    >>> trainer = Trainer("runs/demo", PPOConfig(total_steps=1_000_000),
+    ...                   EnvOptions(num_envs=64))                      # doctest: +SKIP
+    >>> meta = trainer.run()                                           # doctest: +SKIP
+    >>> meta["steps"] >= 1_000_000                                     # doctest: +SKIP
+    True
+    """
 
     def __init__(self, run_dir: str | os.PathLike, config: PPOConfig | None = None,
                  env_options: EnvOptions | None = None, *, resume: bool = False,
@@ -390,5 +420,12 @@ class Trainer:
 def train(run_dir: str | os.PathLike, config: PPOConfig | None = None,
           env_options: EnvOptions | None = None, *, resume: bool = False,
           progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a PPO agent in ``run_dir``; returns the final checkpoint metadata."""
+    """Train (or resume) a PPO agent in ``run_dir``; returns the final checkpoint metadata.
+
+    The same as ``Trainer(run_dir, config, env_options, resume=resume).run()``; what
+    ``rlvision train`` runs.
+
+    >>> meta = train("runs/demo", PPOConfig(total_steps=1_000_000))    # doctest: +SKIP
+    >>> meta = train("runs/demo", PPOConfig(total_steps=2_000_000), resume=True)  # doctest: +SKIP
+    """
     return Trainer(run_dir, config, env_options, resume=resume, progress=progress).run()

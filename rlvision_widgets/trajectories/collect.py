@@ -23,7 +23,17 @@ from .storage import Trajectories, gae_advantages, make_episodes
 
 
 def resolve_agent(agent: nn.Module | str) -> nn.Module:
-    """An agent module from a module or a name (``"random"``, or what ``load_agent`` knows)."""
+    """An agent module from a module or a name (``"random"``, or what ``load_agent`` knows).
+
+    >>> resolve_agent("random")
+    RandomAgent(uniform over 15 actions)
+    >>> from rlvision_widgets.agents import build_network
+    >>> net = build_network("compact")
+    >>> resolve_agent(net) is net
+    True
+    >>> type(resolve_agent("coinrun")).__name__           # the shipped reference agent
+    'ConvAgent'
+    """
     if isinstance(agent, nn.Module):
         return agent
     if isinstance(agent, str):

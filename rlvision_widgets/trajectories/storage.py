@@ -4,11 +4,14 @@ Layout is envs first: ``obs[e, t]`` is the observation env ``e`` saw at step ``t
 ``actions[e, t]``, ``logits[e, t]``, ``values[e, t]`` are what the agent did and predicted there;
 ``rewards[e, t]`` is the reward for that action; ``firsts[e, t]`` marks an episode start.
 
+>>> import os, tempfile
+>>> from rlvision_widgets.trajectories import collect_trajectories
 >>> traj = collect_trajectories("random", num_envs=2, num_steps=64, seed=0, progress=False)
 >>> traj.obs.shape, traj.episodes.dtype.names[:3]
 ((2, 64, 64, 64, 3), ('env', 'start', 'stop'))
 >>> frame = traj.render_full(0, 10)               # 512x512x3 by replay from the level start
->>> traj.save("traj.npz"); again = Trajectories.load("traj.npz")
+>>> path = traj.save(os.path.join(tempfile.mkdtemp(), "traj.npz"))
+>>> again = Trajectories.load(path)
 
 Files are a single ``np.savez_compressed`` archive read with ``allow_pickle=False``; engine
 states are stored as one uint8 array plus offsets, metadata as a JSON string.
@@ -66,6 +69,24 @@ class Trajectories:
     fields env, start, stop (exclusive step index), length, level_seed, finished, success and
     cause (one of :data:`EPISODE_CAUSES`); ``start_states[k]`` is episode ``k``'s level-start
     engine state, which with ``actions`` lets any step be re-rendered.
+
+    Made by :func:`~rlvision_widgets.trajectories.collect_trajectories`; saved and loaded as
+    one ``.npz`` file.
+
+    >>> import os, tempfile
+    >>> from rlvision_widgets.trajectories import collect_trajectories
+    >>> traj = collect_trajectories("random", num_envs=2, num_steps=32, seed=0, progress=False)
+    >>> traj.num_envs, traj.num_steps, traj.logits.shape
+    (2, 32, (2, 32, 15))
+    >>> int(traj.episodes["env"][0]), int(traj.episodes["start"][0])
+    (0, 0)
+    >>> traj.game_state_at(0, 5).cur_time                  # engine state by replay
+    5
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> again = Trajectories.load(traj.save(os.path.join(tmp.name, "traj.npz")))
+    >>> bool((again.actions == traj.actions).all()), len(again.episodes) == len(traj.episodes)
+    (True, True)
+    >>> traj.close(); again.close(); tmp.cleanup()
     """
 
     obs: np.ndarray
@@ -337,7 +358,19 @@ class Trajectories:
 def gae_advantages(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray,
                    last_values: np.ndarray, last_firsts: np.ndarray, gamma: float = 0.999,
                    lam: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """GAE advantages and returns for (envs, steps) arrays (uses the trainer's ``gae``)."""
+    """GAE advantages and returns for (envs, steps) arrays (uses the trainer's ``gae``).
+
+    ``last_values`` / ``last_firsts`` (one per env) are the value and ``first`` flag of the
+    observation after the final step; ``returns = advantages + values``.
+
+    >>> rewards = np.array([[0.0, 0.0, 1.0]], np.float32)        # (envs=1, steps=3)
+    >>> values = np.full((1, 3), 0.5, np.float32)
+    >>> firsts = np.zeros((1, 3), bool)
+    >>> adv, ret = gae_advantages(rewards, values, firsts, np.zeros(1), np.ones(1, bool),
+    ...                           gamma=1.0, lam=1.0)
+    >>> adv.tolist(), ret.tolist()
+    ([[0.5, 0.5, 0.5]], [[1.0, 1.0, 1.0]])
+    """
     from ..training.ppo import gae
     adv = gae(rewards.T.astype(np.float32), values.T.astype(np.float32), firsts.T,
               last_values.astype(np.float32), last_firsts, gamma, lam).T

@@ -70,10 +70,16 @@ class OutputTraits(t.HasTraits):
 
 
 class DisplayTraits(t.HasTraits):
-    """Display settings applied in the browser (no kernel round trip)."""
+    """Display settings applied in the browser (no kernel round trip).
+
+    ``blur`` is the blur length b of the overlays' disc exp(-r / b), radius 7 b, at layer
+    resolution: ``None`` (default) scales it to the shown layer, b = H / 32 (radius 3.5 on a
+    16 x 16 layer, the article's radius 7 on its 32 x 32 layer 2b); ``1`` is the article's
+    radius 7 on any layer; ``0`` turns blurring off. :meth:`blur_radius` gives the radius in use.
+    """
 
     gain = t.Float(1.0).tag(sync=True)
-    blur = t.Float(1.0).tag(sync=True)
+    blur = t.Float(None, allow_none=True).tag(sync=True)
     scale_mode = t.Enum(["trajectory", "frame"], "trajectory").tag(sync=True)
     show_residual = t.Bool(False).tag(sync=True)
     overlay_mode = t.Enum(["split", "combined"], "split").tag(sync=True)
@@ -88,11 +94,36 @@ class DisplayTraits(t.HasTraits):
         return v
 
     @t.validate("blur")
-    def _valid_blur(self, proposal: t.Bunch) -> float:
+    def _valid_blur(self, proposal: t.Bunch) -> float | None:
+        if proposal["value"] is None:
+            return None
         v = float(proposal["value"])
         if not 0 <= v <= 4:
-            raise t.TraitError(f"blur must be in [0, 4] (1 = the article, 0 = off), got {v}")
+            raise t.TraitError(f"blur must be None (scaled to the layer: radius 7·H/32) or in "
+                               f"[0, 4] (1 = the article's radius 7, 0 = off), got {v}")
         return v
+
+    def blur_radius(self) -> float | None:
+        """Radius (layer positions) of the blur the overlays use now: 7 x ``blur``, or with
+        ``blur=None`` 7 H / 32 for the shown attribution's height H (None before any).
+
+        >>> from rlvision_widgets.widgets import TrajectoryViewer
+        >>> import numpy as np
+        >>> v = TrajectoryViewer(np.zeros((1, 2, 64, 64, 3), np.uint8),
+        ...                      features=np.zeros((1, 2, 16, 16, 3), np.float32))
+        >>> v.blur is None, v.blur_radius()          # scaled to the 16 x 16 layer
+        (True, 3.5)
+        >>> v.blur = 1.0; v.blur_radius()             # the article's radius, explicitly
+        7.0
+        """
+        if self.blur is not None:
+            return 7.0 * float(self.blur)
+        shape = list(getattr(self, "attr_shape", None) or [])
+        if len(shape) < 3 or shape[2] < 1:
+            return None
+        from ..analysis.display import default_blur_radius
+
+        return default_blur_radius(int(shape[2]))
 
 
 class FeatureTraits(t.HasTraits):

@@ -6,7 +6,7 @@ browser does everything else (colouring, blur, gain, isolation, scrubbing, playb
 kernel round trip.
 
 >>> import rlvision_widgets as rv
->>> explorer = rv.explore()              # doctest: +SKIP  (the shipped reference agent)
+>>> explorer = rv.explore()              # doctest: +SKIP
 >>> explorer.frame = 10                  # doctest: +SKIP
 >>> explorer.observe(lambda ch: print(ch["new"]), "frame")   # doctest: +SKIP
 """
@@ -252,6 +252,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self._acts: dict[tuple[str, int], np.ndarray] = {}
         self._nmf: dict[tuple[str, int], Any] = {}     # (layer, rank) -> fitted NMF
         self._current: dict[str, Any] = {}
+        self._summary = ""                  # status line of the last finished analysis
+        self._resetting_edits = False       # new features reset the edits: no edit job
         self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
         self._prefetch = self._worker.background if prefetch is None else bool(prefetch)
 
@@ -435,6 +437,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         return any(s > 0 for s in self.edit_strengths) or any(self.edit_off)
 
     def _on_edit_change(self, change: dict) -> None:
+        if self._resetting_edits:   # the analysis that reset them clears the edited view
+            return
         if "directions" in self._current:
             self._worker.submit("edit", self._job_edit)
 
@@ -583,13 +587,15 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             except Exception as exc:  # optional: never block the explorer
                 log.info("label suggestion unavailable: %s", exc)
                 self.suggested_labels = []
-        report(1.0, f"{K} features at {layer} · {output_label(output)} · "
-                    f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}")
+        summary = (f"{K} features at {layer} · {output_label(output)} · "
+                   f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}")
+        self._summary = summary
+        report(1.0, summary)
         if self.grid_feature >= 0:
             self.grid_feature = min(self.grid_feature, K - 1)
             self._on_grid_change({})
-        if self._edits_active():
-            self._worker.submit("edit", self._job_edit)
+        if self._edits_active():     # re-apply the edits to the new attribution
+            self._worker.submit("edit", lambda rep: self._job_edit(rep, summary))
         if self._prefetch:
             self._worker.submit("prefetch", self._job_prefetch)
 
@@ -632,8 +638,12 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             if not same:
                 self.feature_labels = [""] * K
                 self.suggested_labels = []
-                self.edit_strengths = [0.0] * K
-                self.edit_off = [False] * K
+                self._resetting_edits = True
+                try:
+                    self.edit_strengths = [0.0] * K
+                    self.edit_off = [False] * K
+                finally:
+                    self._resetting_edits = False
                 self.isolated_feature = -1
                 self._clear_edited()
                 self.thumbnails_png = b""
@@ -648,7 +658,9 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 s[i] = 1.0
         return s
 
-    def _job_edit(self, report: Callable) -> None:
+    def _job_edit(self, report: Callable, summary: str = "") -> None:
+        """Attribute the shown trajectory under the current edits. ``summary``: the analysis
+        status this job follows up (kept in front of the edit status)."""
         directions = self._current.get("directions")
         if directions is None:
             return
@@ -656,8 +668,10 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         s = self._edit_strengths()
         fn = eng.edit_fn(directions, s)
         if fn is None:
+            was_edited = self.edited_trajectory >= 0
             self._clear_edited()
-            report(1.0, "edits cleared")
+            # nothing was shown edited (e.g. a stale request): keep the analysis summary
+            report(1.0, "edits cleared" if was_edited else summary or self._summary)
             return
         e = int(self.trajectory)
         obs = self._obs(e)
@@ -692,8 +706,8 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 payload.set(0, maps, frames=done)
                 self._push_attr(payload, "edited_")
         n_off = int((s >= 1).sum())
-        report(1.0, f"edited agent: {n_off} feature(s) off, "
-                    f"{int(((s > 0) & (s < 1)).sum())} partial")
+        msg = f"edited agent: {n_off} feature(s) off, {int(((s > 0) & (s < 1)).sum())} partial"
+        report(1.0, f"{summary} · {msg}" if summary else msg)
 
     def _job_grid(self, report: Callable) -> None:
         k, density = int(self.grid_feature), int(self.grid_density)

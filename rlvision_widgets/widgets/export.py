@@ -81,7 +81,17 @@ def _script_safe(text: str) -> str:
 
 
 def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
-    """Write ``widget`` (any rlvision widget) to one self-contained HTML file; returns the path."""
+    """Write ``widget`` (any rlvision widget) to one self-contained HTML file; returns the path.
+
+    Every widget also has ``widget.save_html(path)``.
+
+    >>> import os, tempfile
+    >>> from rlvision_widgets.widgets import Controls
+    >>> path = save_html(Controls(), os.path.join(tempfile.mkdtemp(), "controls.html"))
+    >>> path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    True
+    >>> save_html(explorer, "explorer.html", title="CoinRun")           # doctest: +SKIP
+    """
     from .. import __version__
 
     bundle = STATIC / "standalone.js"
