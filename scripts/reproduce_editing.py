@@ -11,11 +11,13 @@ the edited agents, the invisible-saws control and a control edit on the same lev
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/reproduce_editing.py                     # shipped agent, 2,000 levels
-    .venv/bin/python scripts/reproduce_editing.py --agent runs/reference --levels 10000
+    .venv/bin/python scripts/reproduce_editing.py                 # shipped agent, 10,000 levels
+    .venv/bin/python scripts/reproduce_editing.py --agent runs/reference --levels 2000
+    .venv/bin/python scripts/reproduce_editing.py --from-results docs/results   # redraw only
 
-Runtime on the 2-core machine: about 2-4 minutes for the features plus 1.5-3 minutes per
-2,000 levels per model (five models by default).
+Runtime on the shared 2-core machine (one torch thread): about 1.5 minutes for the corpus,
+features and frame-level checks, plus 2.5-3 minutes per model at 10,000 levels (30-40 s at
+2,000); up to six models: about 15 minutes at 10,000 levels, 4-5 minutes at 2,000.
 """
 from __future__ import annotations
 
@@ -94,7 +96,8 @@ def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                f"{_pct(sb['base_rate'])}, so even failing *every* level on a saw would be "
                f"only ×{ceiling:.1f}")
             + ("" if "invisible_ratio" not in sb or sb.get("5x_possible_invisible") else
-               f"; more to the point, making the saws completely invisible raises saw failures"
+               ("; more to the point, m" if not sb["5x_possible"] else " — m")
+               + f"aking the saws completely invisible raises saw failures"
                f" only ×{sb['invisible_ratio']:.2f} (p = {_p(sb['invisible_p'])}), and no edit"
                " of the network can blind it more than not drawing the saws at all") + ".")
         changed = sb["other_causes_changed_p05"]
@@ -250,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--agent", default=None, help="agent name or checkpoint/run folder "
                    "(default: the shipped 'coinrun' agent, else runs/reference)")
-    p.add_argument("--levels", type=int, default=2000, help="levels per model (default 2000)")
+    p.add_argument("--levels", type=int, default=10000,
+                   help="levels per model (default 10000, the article's; >= 2000 recommended)")
     p.add_argument("--start-level", type=int, default=0)
     p.add_argument("--seed", type=int, default=0, help="action-sampling seed")
     p.add_argument("--layer", default=None, help="layer to edit (default: the object layer)")

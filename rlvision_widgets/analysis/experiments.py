@@ -664,6 +664,8 @@ class BlindnessReport:
         plot_blindness_chart(self, paths["chart"])
         if self.identification is not None:
             paths["nmf"] = self.identification.nmf.save(out / f"{stem}_nmf")
+            for ext in (".npz", ".json"):                 # readable like the other outputs
+                paths["nmf"].with_suffix(ext).chmod(0o644)
         return paths
 
 
@@ -737,10 +739,7 @@ def strict_json(x: Any) -> Any:
 def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None = None):
     """The article's chart: % of levels failed by cause, one bar per model, ours beside the
     article's (Wilson 95% error bars on ours)."""
-    import matplotlib
-    if path is not None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never switches a live kernel's backend
 
     rows = [r for r in report.rows() if r["percent"] is not None]
     art_rows = [(name, vals) for name, vals in ARTICLE_TABLE.items()]
@@ -750,8 +749,8 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
     diag = {k: d for k, d in (report.diagnostics or {}).items()
             if isinstance(d, dict) and d.get("frames") and d.get("value_blindness") is not None}
     ncols = 3 if diag else 2
-    fig, axes = plt.subplots(1, ncols, figsize=(11 + 3.6 * (ncols - 2), 3.8), dpi=120,
-                             gridspec_kw={"width_ratios": [1.15, 1, 0.8][:ncols]})
+    fig = Figure(figsize=(11 + 3.6 * (ncols - 2), 3.8), dpi=120)
+    axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": [1.15, 1, 0.8][:ncols]})
     x = np.arange(len(TABLE_CAUSES))
     labels = [TABLE_HEADERS[c].replace("enemy moving", "enemy\nmoving") for c in TABLE_CAUSES]
 
@@ -821,7 +820,6 @@ def plot_blindness_chart(report: BlindnessReport, path: str | os.PathLike | None
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     if path is not None:
         fig.savefig(path)
-        plt.close(fig)
     return fig
 
 

@@ -1,8 +1,8 @@
 """Trajectory collection and storage.
 
 >>> from rlvision_widgets.trajectories import collect_trajectories, Trajectories
->>> traj = collect_trajectories("random", num_envs=8, num_steps=512, seed=0)
->>> traj.save("runs/traj.npz"); traj = Trajectories.load("runs/traj.npz")
+>>> traj = collect_trajectories("random", num_envs=8, num_steps=512, seed=0)  # doctest: +SKIP
+>>> traj.save("traj.npz"); traj = Trajectories.load("traj.npz")              # doctest: +SKIP
 """
 from .collect import collect_trajectories, resolve_agent
 from .storage import (EPISODE_CAUSES, EPISODE_DTYPE, TrajectoryFileError, Trajectories,
