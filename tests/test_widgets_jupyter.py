@@ -67,9 +67,9 @@ def test_explorer_end_to_end(app, tmp_path):
             page.mouse.up()
             js_frame = page.evaluate("() => +document.querySelector('.rlv-viewer').dataset.frame")
             assert 15 <= js_frame <= 27
-            probe.wait_for(f"ex.frame == {js_frame}", timeout=10)
+            probe.wait_for(f"ex.frame == {js_frame}", timeout=30)
             page.keyboard.press("ArrowRight")
-            probe.wait_for(f"ex.frame == {js_frame + 1}", timeout=10)
+            probe.wait_for(f"ex.frame == {js_frame + 1}", timeout=30)
             probe.eval("setattr(ex, 'frame', 3)")            # and Python moves the view
             page.wait_for_function("() => document.querySelector('.rlv-viewer').dataset.frame === '3'")
 
