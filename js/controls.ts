@@ -2,7 +2,7 @@
 // are applied in the browser (residual, gain, blur, scale, overlay mode, grey underlay, full-res);
 // the bookmarks list that moves the timeline; a status line with progress for long Python work.
 import { ARTICLE_BLUR_RADIUS, blurRadius, effectiveBlur } from "./display";
-import { Ctx, ensureStyle, h, panel, RenderProps, scheduler } from "./model";
+import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
 
 const BOOKMARK_KINDS: [string, string, string][] = [
   ["high", "High advantage", "Frames with the highest advantage (at most one per episode): better than expected"],
@@ -206,12 +206,4 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
   return { redraw: draw };
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountStatus(ctx, el);
-  mountControls(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountStatus, mountControls);

@@ -2,7 +2,7 @@
 // of the layer's activations, P = I − s·v vᵀ/‖v‖²) and a switch-off toggle. Python recomputes the
 // shown trajectory's value, policy and attribution live; "Re-run" collects a new trajectory with
 // the edited agent on the same level and shows it beside the original.
-import { Ctx, ensureStyle, h, panel, RenderProps, scheduler } from "./model";
+import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
 import { dataOf } from "./data";
 import { cssColor } from "./display";
 import { drawChart, fitCanvas } from "./plot";
@@ -160,11 +160,4 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
   return { redraw: draw };
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountEditPanel(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountEditPanel);

@@ -1,6 +1,6 @@
 // Explorer: composes every component on one model so that hovering a legend entry isolates the
 // feature in every view, and the timeline, bookmarks, grid and edits all move the same state.
-import { Ctx, ensureStyle, h, RenderProps } from "./model";
+import { Ctx, ensureStyle, h, widgetEntry } from "./model";
 import { mountTrajectoryViewer } from "./trajectory_viewer";
 import { mountLegend } from "./legend";
 import { mountFeatureGrid } from "./feature_grid";
@@ -37,11 +37,4 @@ export function mountExplorer(ctx: Ctx, el: HTMLElement): Record<string, { redra
   return api;
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountExplorer(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountExplorer);

@@ -2,7 +2,7 @@
 // its spatial position, the observation patch with the strongest activation there (transparency =
 // weak response, stripes = nothing). Zoom is local; density asks Python for a new mosaic. Pressing
 // a cell shows its source observation with the cell's region outlined, and can move the timeline.
-import { Ctx, ensureStyle, h, panel, RenderProps, scheduler } from "./model";
+import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
 import { dataOf } from "./data";
 import { bytesOf, decodePNG, RGBAImage } from "./decode";
 import { cssColor } from "./display";
@@ -194,11 +194,4 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
   return { redraw: draw };
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountFeatureGrid(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountFeatureGrid);

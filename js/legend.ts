@@ -2,7 +2,7 @@
 // suggested label, attribution at the current step) plus a residual entry. Hovering an entry
 // isolates that feature in every view of the widget (locally, no kernel round trip); clicking it
 // opens the feature grid; shift-click pins the isolation.
-import { Ctx, ensureStyle, h, panel, RenderProps, scheduler } from "./model";
+import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
 import { dataOf } from "./data";
 import { cssColor, RESIDUAL_CSS } from "./display";
 import { fmt } from "./plot";
@@ -167,11 +167,4 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
   return { redraw: update };
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountLegend(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountLegend);

@@ -136,6 +136,20 @@ export class Ctx {
 const STYLE_ID = "rlv-style-v1";
 
 /** Insert the shared stylesheet once per document. */
+/** The anywidget entry of a component: one Ctx per view, the given mounts, cleanup on removal. */
+export function widgetEntry(
+  ...mounts: Array<(ctx: Ctx, el: HTMLElement) => unknown>
+): { render: (props: RenderProps) => () => void } {
+  return {
+    render({ model, el }: RenderProps): () => void {
+      const ctx = new Ctx(model, el);
+      el.classList.add("rlv-root");
+      for (const mount of mounts) mount(ctx, el);
+      return () => ctx.dispose();
+    },
+  };
+}
+
 export function ensureStyle(doc: Document = document): void {
   if (doc.getElementById(STYLE_ID)) return;
   const s = doc.createElement("style");

@@ -2,7 +2,7 @@
 // policy as a bar over actions, step information, video controls with hotkeys, and a timeline
 // (compressed filmstrip scrubber + value, advantage, selected-output and feature-attribution
 // graphs with axes and episode boundaries).
-import { Ctx, ensureStyle, h, RenderProps, scheduler } from "./model";
+import { Ctx, ensureStyle, h, scheduler, widgetEntry } from "./model";
 import { dataOf, DataStore, Attr } from "./data";
 import { blurKernel, cssColor, effectiveBlur, featureColors, greyRGBA, Kernel, overlayRGBA, RESIDUAL_CSS, Sign } from "./display";
 import { Box, drawChart, drawXAxis, fitCanvas, fmt, niceTicks, Series, tOf, xOf } from "./plot";
@@ -744,14 +744,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): { redraw: ()
   return api;
 }
 
-function render({ model, el }: RenderProps): () => void {
-  const ctx = new Ctx(model, el);
-  el.classList.add("rlv-root");
-  mountTrajectoryViewer(ctx, el);
-  return () => ctx.dispose();
-}
-
-export default { render };
+export default widgetEntry(mountTrajectoryViewer);
 
 /** The display maths (also used by tests and for custom renderings). */
 export * as display from "./display";
