@@ -1,12 +1,7 @@
-"""Thin binding from the Explorer to the analysis engines.
-
-Prefers ``rlvision_widgets.analysis`` (integrated gradients, AttributionNMF, featureviz,
-bookmarks) and falls back to small local implementations for pieces that are not available,
-so the widgets work with any agent module.
-"""
+"""Thin binding from the Explorer to the analysis engines (``rlvision_widgets.analysis``:
+integrated gradients, AttributionNMF, featureviz, bookmarks); works with any agent module."""
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable
 
@@ -115,138 +110,25 @@ def reduce(nmf: Any, attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- feature visualization
-def feature_scores(acts: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Activation of an NMF direction at every frame and position: (N, H, W)."""
-    return np.tensordot(acts, np.asarray(direction, np.float32), axes=([-1], [0]))
 
 
-def _resize_nearest(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    ys = (np.arange(size) * h // size).clip(0, h - 1)
-    xs = (np.arange(size) * w // size).clip(0, w - 1)
-    return img[ys][:, xs]
+def thumbnails(directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int = 64
+               ) -> np.ndarray:
+    """Legend thumbnails (K, size, size, 4) from the dataset examples where each direction is
+    most active (:func:`rlvision_widgets.analysis.featureviz.legend_thumbnails`)."""
+    from ..analysis.featureviz import legend_thumbnails
+    return np.asarray(legend_thumbnails(directions, acts, obs, size=size), np.uint8)
 
 
-def _checker(size: int, cells: int = 4) -> np.ndarray:
-    """Grey-white checkerboard (beyond the screen edge)."""
-    y, x = np.mgrid[0:size, 0:size] * cells // max(size, 1)
-    v = np.where((x + y) % 2 == 0, 200, 245).astype(np.uint8)
-    return np.stack([v, v, v], -1)
-
-
-def _patch(obs: np.ndarray, cy: float, cx: float, half: float) -> np.ndarray:
-    """Square crop of ``obs`` centred at (cy, cx) pixels, padded with a checkerboard."""
-    S = obs.shape[0]
-    side = max(2, int(round(2 * half)))
-    y0 = int(round(cy - half))
-    x0 = int(round(cx - half))
-    out = _checker(side)
-    ys0, xs0 = max(0, y0), max(0, x0)
-    ys1, xs1 = min(S, y0 + side), min(S, x0 + side)
-    if ys1 > ys0 and xs1 > xs0:
-        out[ys0 - y0:ys1 - y0, xs0 - x0:xs1 - x0] = obs[ys0:ys1, xs0:xs1]
-    return out
-
-
-def thumbnails(directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int = 64,
-               grid: int = 2) -> np.ndarray:
-    """Legend thumbnails (K, size, size, 4): for each feature, a grid x grid mosaic of the
-    dataset patches (distinct observations) where its direction is most active."""
-    try:
-        from ..analysis.featureviz import legend_thumbnails
-    except ImportError:
-        legend_thumbnails = None
-    if legend_thumbnails is not None:
-        return np.asarray(legend_thumbnails(directions, acts, obs, size=size), np.uint8)
-    N, H, W, _ = acts.shape
-    S = obs.shape[1]
-    stride = S / H
-    half = max(4.0, 1.5 * stride)
-    cell = size // grid
-    out = np.zeros((len(directions), size, size, 4), np.uint8)
-    for k, d in enumerate(directions):
-        sc = feature_scores(acts, d)                                 # (N, H, W)
-        best = sc.reshape(N, -1)
-        fmax = best.max(1)
-        order = np.argsort(-fmax)[: grid * grid]
-        top = float(fmax[order[0]]) if len(order) else 0.0
-        for j, f in enumerate(order):
-            p = int(best[f].argmax())
-            y, x = divmod(p, W)
-            crop = _patch(obs[f], (y + 0.5) * stride, (x + 0.5) * stride, half)
-            tile = _resize_nearest(crop, cell)
-            r, c = divmod(j, grid)
-            a = 255 if top <= 0 else int(255 * np.clip(fmax[f] / top, 0.25, 1.0))
-            out[k, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, :3] = tile
-            out[k, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, 3] = a
-    return out
-
-
-def mosaic(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int,
-           cell_px: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Spatially-aware dataset-example mosaic of one direction, ``density`` cells per side:
-    the engine's :meth:`FeatureVisualizer.mosaic` (density per layer position = cells per side
-    / layer width), or the local fallback below. Returns (RGBA image, sources (n, n) frame
-    indices into ``obs``, -1 for none)."""
-    try:
-        from ..analysis.featureviz import FeatureVisualizer, feature_maps
-    except ImportError:
-        return _mosaic_fallback(direction, acts, obs, density, cell_px)
+def mosaic(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Spatially-aware dataset-example mosaic of one direction, ``density`` cells per side
+    (:meth:`rlvision_widgets.analysis.featureviz.FeatureVisualizer.mosaic`). Returns (RGBA
+    image, sources (n, n) frame indices into ``obs``, -1 for none)."""
+    from ..analysis.featureviz import FeatureVisualizer, feature_maps
     maps = feature_maps(acts, directions=np.asarray(direction, np.float32)[None], method="project")
     m = FeatureVisualizer(obs, maps).mosaic(0, density=float(density) / acts.shape[2])
     return m.image, np.asarray(m.obs_indices, np.int64)
-
-
-def _mosaic_fallback(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int,
-                     cell_px: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Spatially-aware dataset-example mosaic of one direction (local fallback).
-
-    For each of density x density cells (a region of the screen), the observation whose
-    activation is strongest there (each observation reused at most
-    ceil(cells / (0.1 N)) times), showing that region of it; opacity = activation / max.
-    Returns (RGBA image (density*cell, density*cell, 4), sources (density, density) frame
-    indices into ``obs`` (-1: none)).
-    """
-    N, H, W, _ = acts.shape
-    S = obs.shape[1]
-    n = int(density)
-    cell = int(cell_px or max(8, min(48, 320 // n)))
-    sc = feature_scores(acts, direction)                             # (N, H, W)
-    # per cell: max over the layer positions it covers
-    ys = [(r * H // n, max(r * H // n + 1, (r + 1) * H // n)) for r in range(n)]
-    xs = [(c * W // n, max(c * W // n + 1, (c + 1) * W // n)) for c in range(n)]
-    cell_scores = np.empty((n, n, N), np.float32)
-    for r, (y0, y1) in enumerate(ys):
-        for c, (x0, x1) in enumerate(xs):
-            cell_scores[r, c] = sc[:, y0:y1, x0:x1].reshape(N, -1).max(1)
-    cap = max(1, math.ceil(n * n / max(1e-9, 0.1 * N)))
-    uses = np.zeros(N, np.int64)
-    sources = np.full((n, n), -1, np.int64)
-    chosen = np.zeros((n, n), np.float32)
-    order = np.argsort(-cell_scores.max(-1), axis=None)
-    for flat in order:
-        r, c = divmod(int(flat), n)
-        cand = np.argsort(-cell_scores[r, c])
-        for f in cand:
-            if uses[f] < cap:
-                sources[r, c] = f
-                chosen[r, c] = cell_scores[r, c, f]
-                uses[f] += 1
-                break
-    top = float(chosen.max()) if chosen.size else 0.0
-    img = np.zeros((n * cell, n * cell, 4), np.uint8)
-    for r in range(n):
-        for c in range(n):
-            f = sources[r, c]
-            if f < 0 or chosen[r, c] <= 0:
-                continue
-            py0, py1 = r * S // n, max(r * S // n + 1, (r + 1) * S // n)
-            px0, px1 = c * S // n, max(c * S // n + 1, (c + 1) * S // n)
-            tile = _resize_nearest(obs[f, py0:py1, px0:px1], cell)
-            a = int(255 * np.clip(chosen[r, c] / top, 0.0, 1.0)) if top > 0 else 0
-            img[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, :3] = tile
-            img[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell, 3] = a
-    return img, sources
 
 
 # ---------------------------------------------------------------------------- bookmarks
@@ -254,12 +136,9 @@ def bookmarks(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
               episodes: np.ndarray | None = None, k: int = 6,
               before_failure: int = 8) -> list[dict[str, Any]]:
     """Bookmarks for the Controls list: advantage extremes (one per episode), single-step
-    value spikes, and the frames before each failed episode (with its cause); from
-    :mod:`rlvision_widgets.analysis.bookmarks` when available."""
-    try:
-        from ..analysis import bookmarks as bm
-    except ImportError:
-        return _bookmarks_fallback(values, advantages, firsts, episodes, k, before_failure)
+    value spikes, and the frames before each failed episode (with its cause), from
+    :mod:`rlvision_widgets.analysis.bookmarks`."""
+    from ..analysis import bookmarks as bm
     out: list[dict[str, Any]] = []
     names = {"high": "high advantage", "low": "low advantage", "spike": "value spike"}
     marks = (bm.advantage_bookmarks(advantages, firsts, k=k, sign="high")
@@ -281,63 +160,6 @@ def bookmarks(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
                         "detail": f"failure ({f.cause}) at step {f.stop} of trajectory "
                                   f"{f.env + 1} (level {f.level_seed}); bookmark "
                                   f"{before_failure} steps before"})
-    return out
-
-
-def _bookmarks_fallback(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
-                        episodes: np.ndarray | None = None, k: int = 6,
-                        before_failure: int = 8) -> list[dict[str, Any]]:
-    """Local fallback of :func:`bookmarks`."""
-    E, T = values.shape
-    out: list[dict[str, Any]] = []
-    # episodes as (env, start, stop) from firsts when no table is given
-    spans: list[tuple[int, int, int]] = []
-    for e in range(E):
-        starts = [0] + [t for t in range(1, T) if firsts[e, t]]
-        for i, s in enumerate(starts):
-            spans.append((e, s, starts[i + 1] if i + 1 < len(starts) else T))
-    for sign, kind, name in ((1, "high", "high advantage"), (-1, "low", "low advantage")):
-        best = []
-        for e, s, stop in spans:
-            seg = sign * advantages[e, s:stop]
-            if seg.size == 0:
-                continue
-            j = int(seg.argmax())
-            if seg[j] > 0:
-                best.append((float(seg[j]), e, s + j))
-        best.sort(reverse=True)
-        for score, e, t in best[:k]:
-            out.append({"kind": kind, "trajectory": e, "frame": t, "score": sign * score,
-                        "label": f"T{e + 1}·{t}",
-                        "detail": f"{name} {sign * score:+.3f} (trajectory {e + 1}, step {t})"})
-    # value spikes: V jumps for one step and comes back
-    spikes = []
-    for e in range(E):
-        v = values[e]
-        for t in range(1, T - 1):
-            if firsts[e, t] or firsts[e, t + 1]:
-                continue
-            up, down = v[t] - v[t - 1], v[t] - v[t + 1]
-            if up * down > 0:
-                spikes.append((float(min(abs(up), abs(down))), e, t, float(up)))
-    spikes.sort(reverse=True)
-    if spikes:
-        thresh = max(1e-6, 3.0 * float(np.median(np.abs(np.diff(values, axis=1)))))
-        for score, e, t, up in [s for s in spikes if s[0] > thresh][:k]:
-            out.append({"kind": "spike", "trajectory": e, "frame": t, "score": score,
-                        "label": f"T{e + 1}·{t}",
-                        "detail": f"value {'spike' if up > 0 else 'dip'} of {score:.3f} for one "
-                                  f"step (trajectory {e + 1}, step {t})"})
-    if episodes is not None and len(episodes):
-        fail = episodes[episodes["finished"] & ~episodes["success"]]
-        for row in fail[: 4 * k]:
-            e, stop = int(row["env"]), int(row["stop"])
-            t = max(int(row["start"]), min(T - 1, stop - 1) - before_failure)
-            cause = str(row["cause"])
-            out.append({"kind": "failure", "trajectory": e, "frame": t, "score": 0.0,
-                        "label": f"{cause} T{e + 1}·{stop}",
-                        "detail": f"failure ({cause}) at step {stop} of trajectory {e + 1}; "
-                                  f"bookmark {before_failure} steps before"})
     return out
 
 
