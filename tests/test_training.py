@@ -112,6 +112,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     saved = json.loads((run / "latest.json").read_text())["steps"]
     log_steps = [json.loads(l)["steps"] for l in (run / "log.jsonl").read_text().splitlines()]
     assert max(log_steps) - saved <= 64  # at most the update since the last checkpoint is lost
+    assert len(list(run.glob("ckpt-*"))) <= 2  # older checkpoints are pruned
     t = Trainer(run, PPOConfig(total_steps=saved + 64), resume=True, progress=False)
     assert t.steps == saved
     assert t.run()["steps"] == saved + 64

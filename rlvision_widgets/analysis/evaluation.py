@@ -13,11 +13,10 @@ be compared with a two-proportion test. Failure causes come from the engine repl
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -14,10 +14,11 @@ import fcntl
 import json
 import math
 import os
+import shutil
 import signal
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..agents.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
-from ..agents.networks import ConvAgent, build_network, NetworkConfig
+from ..agents.networks import build_network
 from ..environment.coinrun import CoinRunEnv, EnvOptions
 
 PRECISIONS = ("fp32", "bf16")
@@ -353,15 +354,9 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
         write_json_atomic(self.run_dir / "latest.json", {"checkpoint": name, "steps": self.steps})
-        for old in sorted(self.run_dir.glob("ckpt-*")):  # keep the newest two
-            if old.name < name and old.name not in self._keep():
-                import shutil
-                shutil.rmtree(old, ignore_errors=True)
+        for old in sorted(self.run_dir.glob("ckpt-*"))[:-2]:  # keep the newest two
+            shutil.rmtree(old, ignore_errors=True)
         return self.run_dir / name
-
-    def _keep(self) -> set[str]:
-        names = sorted(p.name for p in self.run_dir.glob("ckpt-*"))
-        return set(names[-2:])
 
     def _on_signal(self, signum, frame) -> None:
         self._stop = True
