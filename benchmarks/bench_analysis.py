@@ -42,30 +42,11 @@ def peak_rss_gb() -> float:
 
 
 def trajectories(agent, num_envs: int, num_steps: int):
-    """(obs (E, T, 64, 64, 3), values, rewards, firsts, episodes or None)."""
-    try:
-        from rlvision_widgets.trajectories import collect_trajectories
-        traj = collect_trajectories(agent, num_envs=num_envs, num_steps=num_steps, seed=0,
-                                    progress=False)
-        return traj.obs, traj.values, traj.rewards, traj.firsts, traj.episodes, "collect_trajectories"
-    except Exception as exc:  # trajectories package unavailable: a plain loop
-        from rlvision_widgets.environment import CoinRunEnv, EnvOptions
-        env = CoinRunEnv(EnvOptions(num_envs=num_envs, rand_seed=0))
-        gen = torch.Generator().manual_seed(0)
-        obs = np.empty((num_envs, num_steps, 64, 64, 3), np.uint8)
-        vals = np.empty((num_envs, num_steps), np.float32)
-        rews = np.empty((num_envs, num_steps), np.float32)
-        firsts = np.empty((num_envs, num_steps), bool)
-        o, _, f = env.observe()
-        for t in range(num_steps):
-            with torch.no_grad():
-                logits, v = agent(torch.from_numpy(o))
-            a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-            obs[:, t], vals[:, t], firsts[:, t] = o, v.numpy(), f
-            o, r, f = env.step(a.numpy().astype(np.int32))
-            rews[:, t] = r
-        env.close()
-        return obs, vals, rews, firsts, None, f"plain loop ({exc.__class__.__name__})"
+    """(obs (E, T, 64, 64, 3), values, rewards, firsts, episodes)."""
+    from rlvision_widgets.rollouts import collect_trajectories
+    traj = collect_trajectories(agent, num_envs=num_envs, num_steps=num_steps, seed=0,
+                                progress=False)
+    return traj.obs, traj.values, traj.rewards, traj.firsts, traj.episodes
 
 
 def main() -> None:
@@ -76,19 +57,25 @@ def main() -> None:
     ap.add_argument("--corpus", type=int, default=4096)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--layers", nargs="*", default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's own choice)")
+    ap.add_argument("--nmf-threads", type=int, default=None,
+                    help="torch threads inside the NMF (AttributionNMF n_threads; default: as "
+                         "--threads). Its coreset fit is small: on a busy machine 1 is fastest")
     ap.add_argument("--captum-exact", action="store_true",
                     help="use the Captum-identical IG path everywhere (no shared next conv)")
     ap.add_argument("--cache", default="/tmp/rlvision-bench")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from rlvision_widgets.agents import build_network
-    from rlvision_widgets.analysis import (AttributionNMF, Corpus, FeatureVisualizer,
+    from rlvision_widgets.analysis import (AttributionNMF, FeatureVisualizer,
                                            advantage_bookmarks, attribution_to_rgba,
-                                           collect_corpus, failed_episodes, feature_maps,
-                                           gae_advantages, integrated_gradients, receptive_field,
-                                           trajectory_scale, value_spikes)
+                                           failed_episodes, feature_maps, integrated_gradients,
+                                           receptive_field, trajectory_scale, value_spikes)
+    from rlvision_widgets.rollouts.corpus import Corpus, collect_corpus
+    from rlvision_widgets.rollouts.gae import gae_advantages
 
     torch.manual_seed(0)
     if args.agent == "coinrun":
@@ -101,8 +88,8 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} (other jobs on this machine slow every figure)")
 
     t0 = time.perf_counter()
-    obs, values, rewards, firsts, episodes, how = trajectories(agent, args.envs, args.steps)
-    print(f"trajectories {obs.shape[:2]} via {how}: {time.perf_counter() - t0:.1f} s (not counted)")
+    obs, values, rewards, firsts, episodes = trajectories(agent, args.envs, args.steps)
+    print(f"trajectories {obs.shape[:2]}: {time.perf_counter() - t0:.1f} s (not counted)")
     os.makedirs(args.cache, exist_ok=True)
     cpath = os.path.join(args.cache, f"corpus-{args.agent}-{args.corpus}-128")
     t0 = time.perf_counter()
@@ -123,7 +110,7 @@ def main() -> None:
         marks = (advantage_bookmarks(adv, firsts, 16, "high")
                  + advantage_bookmarks(adv, firsts, 16, "low")
                  + value_spikes(values, firsts, 16))
-        failures = failed_episodes(episodes) if episodes is not None else []
+        failures = failed_episodes(episodes)
     share = not args.captum_exact
     summary = []
     for layer in layers:
@@ -131,7 +118,8 @@ def main() -> None:
             ca = integrated_gradients(agent, corpus.obs, layer, "value", 10,
                                       share_next_conv=share)
         with stage("NMF fit"):
-            nmf = AttributionNMF(args.rank, seed=0).fit(ca.attributions)
+            nmf = AttributionNMF(args.rank, seed=0, n_threads=args.nmf_threads).fit(
+                ca.attributions)
         with stage("feature maps (NNLS)"):
             maps = feature_maps(ca.activations, nmf)
         del ca

@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from rlvision_widgets.agents.random_agent import RandomAgent  # noqa: E402
+from rlvision_widgets.agents.sampling import sample_actions  # noqa: E402
 from rlvision_widgets.environment import CauseTracker, CoinRunEnv, EnvOptions  # noqa: E402
-from rlvision_widgets.trajectories.collect import _sample  # noqa: E402
 
 
 @torch.no_grad()
@@ -45,7 +45,7 @@ def run(options: EnvOptions, steps: int, track: bool, checkpoint_every: int | No
     for t in range(steps):
         obs_buf[:, t % obs_buf.shape[1]] = obs
         logits, value = agent(torch.from_numpy(obs))
-        act = _sample(logits, gen)
+        act = sample_actions(logits, gen)
         obs, rew, first = env.step(act)
     dt = time.perf_counter() - t0
     out = {"steps_per_s": n * steps / dt, "seconds": dt}

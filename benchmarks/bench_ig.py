@@ -29,14 +29,14 @@ import torch
 
 
 def frames(num_envs: int, num_steps: int, seed: int = 0) -> np.ndarray:
-    from rlvision_widgets.environment import CoinRunEnv, EnvOptions
+    from rlvision_widgets.environment import NUM_ACTIONS, CoinRunEnv, EnvOptions
     env = CoinRunEnv(EnvOptions(num_envs=num_envs, rand_seed=seed))
     rng = np.random.default_rng(seed)
     out = np.empty((num_envs, num_steps, 64, 64, 3), np.uint8)
     obs, _, _ = env.observe()
     for t in range(num_steps):
         out[:, t] = obs
-        obs, _, _ = env.step(rng.integers(0, 15, num_envs).astype(np.int32))
+        obs, _, _ = env.step(rng.integers(0, NUM_ACTIONS, num_envs).astype(np.int32))
     env.close()
     return out.reshape(-1, 64, 64, 3)
 
@@ -50,11 +50,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--captum-chunk", type=int, default=64, help="frames per Captum call")
     ap.add_argument("--block", type=int, default=256, help="frames per interleaved block")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's own choice)")
     ap.add_argument("--share-next-conv", action="store_true",
                     help="also time the shared-next-conv path (layers feeding a conv directly)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from captum.attr import IntegratedGradients
 

@@ -36,14 +36,19 @@ def main() -> None:
     ap.add_argument("--ranks", type=int, nargs="+", default=[2, 3, 4, 6, 8, 12, 16])
     ap.add_argument("--sklearn-ranks", type=int, nargs="*", default=[4, 8])
     ap.add_argument("--coreset-size", type=int, default=32768)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's own choice)")
+    ap.add_argument("--nmf-threads", type=int, default=None,
+                    help="torch threads inside the NMF (AttributionNMF n_threads; default: as "
+                         "--threads). Its coreset fit is small: on a busy machine 1 is fastest")
     ap.add_argument("--cache", default="/tmp/rlvision-bench", help="reuse corpus / IG here")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from rlvision_widgets.agents import build_network
-    from rlvision_widgets.analysis import (AnalysisCache, AttributionNMF, Corpus,
-                                           cached_attribution, collect_corpus)
+    from rlvision_widgets.analysis import AnalysisCache, AttributionNMF, cached_attribution
+    from rlvision_widgets.rollouts.corpus import Corpus, collect_corpus
     from rlvision_widgets.analysis.nmf import stack_signed_rows
 
     torch.manual_seed(0)
@@ -78,7 +83,8 @@ def main() -> None:
           f"matrix {rows:,} rows x {attr.shape[-1]}")
 
     t0 = time.perf_counter()
-    nmf = AttributionNMF(args.first_rank, seed=0, coreset_size=args.coreset_size).fit(attr)
+    nmf = AttributionNMF(args.first_rank, seed=0, coreset_size=args.coreset_size,
+                         n_threads=args.nmf_threads).fit(attr)
     t_first = time.perf_counter() - t0
     print(f"first fit (rank {args.first_rank}, coreset draw + fit): {t_first:.2f} s; "
           f"{nmf.n_nonzero_rows_:,} non-zero rows -> coreset of {nmf.coreset_rows_:,}")
@@ -110,7 +116,7 @@ def main() -> None:
             ours = nmf.reconstruction_error(attr)
             t_eval = time.perf_counter() - t0
             # the same exact evaluation (optimal W for fixed H) applied to sklearn's H
-            skh = AttributionNMF(k)
+            skh = AttributionNMF(k, n_threads=args.nmf_threads)
             skh.components_ = (sk.components_ / np.maximum(
                 np.linalg.norm(sk.components_, axis=1, keepdims=True), 1e-30)).astype(np.float32)
             sk_exact = skh.reconstruction_error(attr)

@@ -2,6 +2,7 @@
 fraction of a dense-matmul peak measured in the same run.
 
     python benchmarks/bench_training.py [--envs 64] [--steps 64] [--precision fp32 bf16]
+                                        [--threads N]   (0 = torch's default)
 
 FLOPs per env step = 2 x multiply-adds x (1 rollout forward + epochs x 3 for forward+backward).
 """
@@ -27,9 +28,10 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def bench(network: str, precision: str, envs: int, steps: int, updates: int) -> dict:
+def bench(network: str, precision: str, envs: int, steps: int, updates: int,
+          threads: int = 0) -> dict:
     cfg = PPOConfig(network=network, precision=precision, num_steps=steps, num_minibatches=2,
-                    total_steps=10**9, checkpoint_every_s=1e9)
+                    total_steps=10**9, checkpoint_every_s=1e9, num_threads=threads)
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(d, cfg, EnvOptions(num_envs=envs, rand_seed=0), progress=False)
         tr.update(tr.rollout())  # warm-up
@@ -49,7 +51,10 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=2)
     ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS))
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {a.envs} envs x {a.steps} steps, 3 epochs, 2 minibatches")
     peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in a.precision}
@@ -59,7 +64,7 @@ def main() -> None:
     for net in a.networks:
         for p in a.precision:
             updates = a.updates if net != "article" else 1
-            r = bench(net, p, a.envs, a.steps, updates)
+            r = bench(net, p, a.envs, a.steps, updates, a.threads)
             print(f"{net:8s} {p:5s} {r['mac'] / 1e6:9.1f}M {r['sps']:12.0f} {r['gflops']:8.1f} "
                   f"{r['gflops'] / peaks[p]:8.1%}")
 

@@ -12,6 +12,7 @@ Measures, on the Explorer over E trajectories x T steps (default 8 x 512, the ar
 
     python benchmarks/bench_widgets.py                 # 8 x 512 (takes a few minutes here)
     python benchmarks/bench_widgets.py --envs 2 --steps 64 --json out.json
+    python benchmarks/bench_widgets.py --threads 1     # e.g. on a busy machine
 """
 from __future__ import annotations
 
@@ -31,13 +32,9 @@ warnings.filterwarnings("ignore")
 
 
 def _load_agent():
-    from rlvision_widgets.widgets._engine import resolve_agent
+    from rlvision_widgets.agents.registry import resolve_agent
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        agent, warning = resolve_agent(None)
-    return agent, ("random-weight compact network (no reference agent shipped yet)"
-                   if warning else "shipped reference agent")
+    return resolve_agent(None).eval(), "shipped reference agent"
 
 
 class _Pushes:
@@ -82,12 +79,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--frames", type=int, default=200, help="frames to time when scrubbing")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's own setting)")
     a = ap.parse_args(argv)
 
     import torch
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
+
     from browser.harness import launch, mount, skip_reason
-    from rlvision_widgets.trajectories import collect_trajectories
+    from rlvision_widgets.rollouts import collect_trajectories
     from rlvision_widgets.widgets import Explorer
 
     torch.manual_seed(0)

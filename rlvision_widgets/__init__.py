@@ -1,18 +1,21 @@
 """rlvision_widgets: live Jupyter widgets for understanding vision-based RL agents.
 
 Reproduces and extends *Understanding RL Vision* (Hilton et al., 2020) on Procgen CoinRun, live
-in the notebook on a CPU. Data flows one way: environment -> agents -> trajectories ->
-analysis -> widgets.
+in the notebook on a CPU. Data flows one way, each layer importing only from those above it
+in this list:
 
 Package map
 -----------
-environment     CoinRun options and vectorized env; engine state, failure causes, invisible
-                saws, object masks, full-resolution frames
-agents          networks ("article", "compact"), checkpoints, editing, ``load_agent``
-training        PPO trainer (``rlvision train``)
-trajectories    ``collect_trajectories`` -> ``Trajectories`` (save/load, re-render frames)
+files           atomic writes, strict JSON, npz array pairs, hashes (the base of every layer)
+environment     CoinRun options and vectorized env; the action table; engine state, failure
+                causes, invisible saws, object masks, full-resolution frames
+agents          networks ("article", "compact"), checkpoints, the sampler, editing, ``load_agent``
+rollouts        ``collect_trajectories`` -> ``Trajectories``; ``evaluate``; the corpus; GAE;
+                the statistics evaluation reports
+training        PPO trainer (``rlvision train``) and packaging of a shipped agent
 analysis        integrated gradients, attribution NMF, feature visualization, display maths,
-                bookmarks, caching, evaluation by failure cause
+                bookmarks, feature identification, caching
+studies         blindness experiments (model editing), failure dissection, reports, charts
 widgets         anywidget components and the composed ``Explorer``
 cli             ``rlvision train | evaluate | export | explore``
 
@@ -28,6 +31,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _compat
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -36,15 +41,18 @@ _LAZY = {
     "EditedAgent": ("rlvision_widgets.agents.editing", "EditedAgent"),
     "EnvOptions": ("rlvision_widgets.environment.coinrun", "EnvOptions"),
     "CoinRunEnv": ("rlvision_widgets.environment.coinrun", "CoinRunEnv"),
-    "collect_trajectories": ("rlvision_widgets.trajectories", "collect_trajectories"),
-    "Trajectories": ("rlvision_widgets.trajectories", "Trajectories"),
+    "collect_trajectories": ("rlvision_widgets.rollouts", "collect_trajectories"),
+    "Trajectories": ("rlvision_widgets.rollouts", "Trajectories"),
     "train": ("rlvision_widgets.training", "train"),
     "PPOConfig": ("rlvision_widgets.training", "PPOConfig"),
-    "evaluate": ("rlvision_widgets.analysis.evaluation", "evaluate"),
+    "evaluate": ("rlvision_widgets.rollouts.evaluate", "evaluate"),
     "Explorer": ("rlvision_widgets.widgets", "Explorer"),
     "explore": ("rlvision_widgets.widgets", "explore"),
 }
-_SUBPACKAGES = {"environment", "agents", "training", "trajectories", "analysis", "widgets", "cli"}
+_SUBPACKAGES = {"environment", "agents", "rollouts", "training", "analysis", "studies", "widgets",
+                "cli", "files"}
+
+_compat.install()
 
 __all__ = sorted(_LAZY) + sorted(_SUBPACKAGES)
 
@@ -55,7 +63,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
-    if name in _SUBPACKAGES:
+    if name in _SUBPACKAGES or name in _compat.MOVED_MODULES:
         return importlib.import_module(f"rlvision_widgets.{name}")
     raise AttributeError(f"module 'rlvision_widgets' has no attribute {name!r}")
 

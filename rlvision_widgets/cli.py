@@ -42,7 +42,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import json
     from .agents.registry import load_agent
-    from .analysis.evaluation import evaluate, plot_failures
+    from .rollouts.evaluate import evaluate
+    from .studies.charts import plot_failures
     if a.threads > 0:
         import torch
         torch.set_num_threads(a.threads)
@@ -64,7 +65,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
             _print_result(str(a.agent), out)
         return 0
 
-    from .analysis.experiments import compare_results, prepare_edit, strict_json
+    from .files import json_safe
+    from .studies.blindness import prepare_edit
+    from .studies.statistics import compare_results
     print(f"rlvision: finding feature {a.edit!r} and editing the agent ...", file=sys.stderr)
     edited, choice, ident = prepare_edit(
         agent, a.edit, layer=a.edit_layer, rank=a.rank, mode=a.edit_mode,
@@ -86,10 +89,12 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     out["comparison"] = compare_results(base, result)
     if ident is not None:
         out["features"] = ident.summary()
-    out = strict_json(out)
+    out = json_safe(out)
     if a.csv:
         import csv
-        with open(a.csv, "w", newline="") as f:
+
+        from .files import atomic_open
+        with atomic_open(a.csv, "w") as f:
             w = csv.writer(f)
             w.writerow(["level_seed", "outcome", "length", "base_outcome", "base_length"])
             w.writerows(zip(result.level_seeds.tolist(), result.outcomes, result.lengths.tolist(),
@@ -121,7 +126,7 @@ def _print_result(name: str, out: dict) -> None:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from .agents.registry import load_agent
-    from .widgets.export import export_explorer
+    from .widgets import export_explorer
     agent = load_agent(a.agent)
     out = export_explorer(a.out, agent=agent, num_envs=a.num_envs, num_steps=a.num_steps,
                           seed=a.seed, layer=a.layer, output=a.output, rank=a.rank)

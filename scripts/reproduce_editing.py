@@ -53,8 +53,7 @@ def _p(p: float) -> str:
 def generated_section(report, paths: dict, agent_name: str, runtime_s: float,
                       chart_rel: str) -> str:
     """Markdown for the generated block of docs/editing.md."""
-    from rlvision_widgets.analysis.experiments import (CONDITION_TITLES, TABLE_HEADERS,
-                                                       table_counts)
+    from rlvision_widgets.studies.article import CONDITION_TITLES, TABLE_HEADERS
     s = report.settings
     v = report.verdict()
     comps = report.comparisons()
@@ -285,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from rlvision_widgets.agents.registry import load_agent
-    from rlvision_widgets.analysis.experiments import CONDITIONS, run_blindness_experiments
+    from rlvision_widgets.studies.article import CONDITIONS
+    from rlvision_widgets.studies.blindness import run_blindness_experiments
 
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         c.strip() for c in a.conditions.split(",") if c.strip())
     t0 = time.perf_counter()
     if a.from_results:
-        from rlvision_widgets.analysis.experiments import load_report
+        from rlvision_widgets.studies.report import load_report
         report = load_report(a.from_results)
         agent_name = report.settings.get("agent", "?")
         paths = report.write(a.out, chart=a.chart)
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = report.write(a.out, chart=a.chart)
         runtime = time.perf_counter() - t0
     if a.save_agents and not a.from_results:
-        from rlvision_widgets.analysis.experiments import blind_agent
+        from rlvision_widgets.studies.blindness import blind_agent
         for cond, ch in report.choices.items():
             if ch.feature is not None:
                 blind_agent(agent, ch.direction, report.settings["layer"], a.mode, a.strength,

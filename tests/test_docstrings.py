@@ -18,7 +18,8 @@ import pytest
 
 import rlvision_widgets
 
-SUBPACKAGES = ("environment", "agents", "training", "trajectories", "analysis", "widgets")
+SUBPACKAGES = ("files", "environment", "agents", "rollouts", "training", "analysis", "studies",
+               "widgets")
 
 
 def _public_objects() -> list[tuple[str, object]]:

@@ -14,7 +14,6 @@ A training run folder holds ``latest.json`` pointing at its newest checkpoint fo
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,8 +23,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
+from ..files import atomic_open, sha256_file, write_json_atomic
 from .networks import ConvAgent, NetworkConfig
 
 FORMAT = "rlvision-checkpoint"
@@ -36,32 +37,12 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted, or does not match its config."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON to ``path`` via a temp file + ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str, Any],
                     extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
     """Write ``model`` (+ optional resume tensors) and ``meta`` to ``folder`` atomically.
 
-    The files are written to a temporary sibling folder, fsynced, then renamed into place.
+    The files are written (each through :func:`~rlvision_widgets.files.atomic_open`, fsynced)
+    into a temporary sibling folder, which is then renamed into place.
 
     >>> import tempfile
     >>> from rlvision_widgets.agents import build_network
@@ -75,13 +56,15 @@ def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str,
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp"))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        files = {"model.safetensors": sha256_file(tmp / "model.safetensors")}
+        tensors = {"model.safetensors": model.state_dict()}
         if extra_tensors:
-            save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()},
-                      str(tmp / "optimizer.safetensors"))
-            files["optimizer.safetensors"] = sha256_file(tmp / "optimizer.safetensors")
+            tensors["optimizer.safetensors"] = extra_tensors
+        files = {}
+        for name, state in tensors.items():
+            with atomic_open(tmp / name, "wb", fsync=True) as f:
+                f.write(safetensors_bytes({k: v.detach().cpu().contiguous()
+                                           for k, v in state.items()}))
+            files[name] = sha256_file(tmp / name)
         config = {"format": FORMAT, "version": VERSION, "network": model.config.to_dict(),
                   **meta, "files": files}
         write_json_atomic(tmp / "config.json", config)

@@ -21,13 +21,17 @@ Edits are reversible (:meth:`EditedAgent.remove`) and recorded in the agent's ch
 """
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from .checkpoint import save_checkpoint
 
 EDIT_MODES = ("activation", "weight")
 
@@ -100,7 +104,6 @@ class EditedAgent(nn.Module):
 
     def __init__(self, agent: nn.Module, edits: Sequence[Edit] = ()):
         super().__init__()
-        import copy
         self.original = agent
         self.agent = copy.deepcopy(agent).eval()
         self._pristine = {k: v.clone() for k, v in self.agent.state_dict().items()}
@@ -158,7 +161,6 @@ class EditedAgent(nn.Module):
         Weight edits are baked into the saved weights; activation edits are re-applied by
         :func:`rlvision_widgets.load_agent` from the config.
         """
-        from .checkpoint import save_checkpoint
         base = dict(getattr(self.original, "checkpoint_config", {}) or {})
         for k in ("format", "version", "network", "files", "edits"):
             base.pop(k, None)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_ACTIONS = 15
+from ..environment.actions import NUM_ACTIONS
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NUM_ACTIONS = 15
+from ..environment.actions import NUM_ACTIONS
 
 
 class RandomAgent(nn.Module):
-    """Uniform over the 15 actions: zero logits ``(N, 15)`` and zero value ``(N,)`` for a uint8
-    observation batch ``(N, 64, 64, 3)``. Has no parameters."""
+    """Uniform over the actions: zero logits ``(N, NUM_ACTIONS)`` and zero value ``(N,)`` for a
+    uint8 observation batch ``(N, 64, 64, 3)``. Has no parameters.
+
+    >>> RandomAgent()(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))[0].shape
+    torch.Size([2, 15])
+    """
 
     num_actions = NUM_ACTIONS
 

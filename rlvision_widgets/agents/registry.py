@@ -14,6 +14,8 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .editing import apply_recorded_edits
+from .random_agent import RandomAgent
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
@@ -27,7 +29,11 @@ def reference_agents() -> dict[str, Path]:
 
 
 def agent_names() -> list[str]:
-    """Every name :func:`load_agent` accepts besides a path."""
+    """Every name :func:`load_agent` accepts besides a path.
+
+    >>> agent_names()
+    ['random', 'coinrun']
+    """
     return ["random", *reference_agents()]
 
 
@@ -49,7 +55,6 @@ def load_agent(name_or_path: str | os.PathLike = "coinrun") -> nn.Module:
     """
     key = str(name_or_path)
     if key == "random":
-        from .random_agent import RandomAgent
         return RandomAgent()
     refs = reference_agents()
     if key in refs:
@@ -62,10 +67,33 @@ def load_agent(name_or_path: str | os.PathLike = "coinrun") -> nn.Module:
     model, config = load_checkpoint(path)
     model.checkpoint_config = config
     if config.get("edits"):
-        from .editing import apply_recorded_edits
         model = apply_recorded_edits(model, config)
         model.checkpoint_config = config
     return model
+
+
+def resolve_agent(agent: nn.Module | str | os.PathLike | None = None) -> nn.Module:
+    """The one agent resolver: a module as it is, a name or path through :func:`load_agent`,
+    ``None`` as the shipped reference agent ``"coinrun"``. An unknown name or a broken file is
+    an error, never a stand-in network.
+
+    >>> resolve_agent("random")
+    RandomAgent(uniform over 15 actions)
+    >>> from rlvision_widgets.agents import build_network
+    >>> net = build_network("compact")
+    >>> resolve_agent(net) is net
+    True
+    >>> type(resolve_agent()).__name__           # the shipped reference agent
+    'ConvAgent'
+    """
+    if isinstance(agent, nn.Module):
+        return agent
+    if agent is None:
+        return load_agent("coinrun")
+    if isinstance(agent, (str, os.PathLike)):
+        return load_agent(agent)
+    raise TypeError(f"agent must be a torch.nn.Module, a shipped agent's name {agent_names()} "
+                    f"or a checkpoint path, got {type(agent).__name__}")
 
 
 def model_card(name: str = "coinrun") -> dict[str, Any]:

@@ -1,14 +1,12 @@
 """Bookmarks: frames worth looking at in a batch of trajectories.
 
-* :func:`gae_advantages` - generalised advantage estimates (the trainer's ``gae``; the article
-  uses gamma = 0.999, lambda = 0.95);
 * :func:`advantage_bookmarks` - the k highest (or lowest) advantage frames, at most one per
   episode (the original tool's bookmarks);
 * :func:`value_spikes` - single-step value jumps ranked by size; ``kind="spike"`` keeps only
   one-frame blips (the value jumps and comes straight back: the article's hallucinations);
 * :func:`failed_episodes` - failed episodes with their cause and the frames before the failure.
 
-Arrays are (envs, steps) as in :class:`~rlvision_widgets.trajectories.Trajectories`:
+Arrays are (envs, steps) as in :class:`~rlvision_widgets.rollouts.Trajectories`:
 ``rewards[e, t]`` is the reward for the action at step t, ``firsts[e, t]`` marks an episode
 start.
 
@@ -24,10 +22,11 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["Bookmark", "FailedEpisode", "advantage_bookmarks", "episode_ids", "failed_episodes",
-           "gae_advantages", "value_spikes"]
+from ..rollouts.gae import check_envs_steps
 
-FAILURE_CAUSES = ("saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout", "unknown")
+__all__ = ["Bookmark", "FailedEpisode", "advantage_bookmarks", "episode_ids", "failed_episodes",
+           "value_spikes"]
+
 _NOT_FINISHED = ("unfinished", "incomplete", "running", "")
 
 
@@ -91,55 +90,13 @@ class FailedEpisode:
         return d
 
 
-def _check_2d(name: str, a: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
-    a = np.asarray(a)
-    if a.ndim == 1:
-        a = a[None]
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be (envs, steps), got shape {a.shape}")
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"{name} has shape {a.shape}, expected {shape} (envs, steps)")
-    return a
-
-
-def gae_advantages(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, *,
-                   last_values: np.ndarray | None = None, last_firsts: np.ndarray | None = None,
-                   gamma: float = 0.999, lam: float = 0.95) -> np.ndarray:
-    """GAE advantages for (envs, steps) arrays, via :func:`rlvision_widgets.training.ppo.gae`.
-
-    Without ``last_values`` (the value after the final step) the final step cannot be
-    bootstrapped: it is evaluated from the other steps and its advantage is 0 (as in the
-    original tool).
-
-    >>> r = np.array([[0, 0, 10.0]]); v = np.array([[5.0, 5, 5]]); f = np.zeros((1, 3), bool)
-    >>> gae_advantages(r, v, f, last_values=np.zeros(1), last_firsts=np.ones(1, bool)).round(2)
-    array([[4.49, 4.74, 5.  ]], dtype=float32)
-    """
-    from ..training.ppo import gae
-    rewards = _check_2d("rewards", rewards).astype(np.float32)
-    values = _check_2d("values", values, rewards.shape).astype(np.float32)
-    firsts = _check_2d("firsts", firsts, rewards.shape).astype(bool)
-    e, t = rewards.shape
-    if last_values is None:
-        if t < 2:
-            return np.zeros((e, t), np.float32)
-        adv = gae(rewards[:, :-1].T, values[:, :-1].T, firsts[:, :-1].T, values[:, -1],
-                  firsts[:, -1], gamma, lam).T
-        return np.concatenate([adv, np.zeros((e, 1), np.float32)], axis=1).astype(np.float32)
-    last_values = np.asarray(last_values, np.float32).reshape(e)
-    last_firsts = (np.zeros(e, bool) if last_firsts is None
-                   else np.asarray(last_firsts, bool).reshape(e))
-    adv = gae(rewards.T, values.T, firsts.T, last_values, last_firsts, gamma, lam).T
-    return np.ascontiguousarray(adv, np.float32)
-
-
 def episode_ids(firsts: np.ndarray) -> np.ndarray:
     """Episode id (unique across the batch) of every (env, step), from ``firsts``.
 
     >>> episode_ids(np.array([[1, 0, 1], [0, 1, 0]], bool)).tolist()
     [[0, 0, 1], [2, 3, 3]]
     """
-    firsts = _check_2d("firsts", firsts).astype(bool)
+    firsts = check_envs_steps("firsts", firsts).astype(bool)
     starts = firsts.copy()
     starts[:, 0] = True
     ids = np.cumsum(starts.reshape(-1)).reshape(starts.shape) - 1
@@ -157,8 +114,8 @@ def advantage_bookmarks(advantages: np.ndarray, firsts: np.ndarray, k: int = 16,
     """
     if sign not in ("high", "low"):
         raise ValueError(f"sign must be 'high' or 'low', got {sign!r}")
-    adv = _check_2d("advantages", advantages).astype(np.float64)
-    ids = episode_ids(_check_2d("firsts", firsts, adv.shape))
+    adv = check_envs_steps("advantages", advantages).astype(np.float64)
+    ids = episode_ids(check_envs_steps("firsts", firsts, adv.shape))
     s = adv if sign == "high" else -adv
     flat_s, flat_id = s.reshape(-1), ids.reshape(-1)
     # per episode argmax: sort by (episode, -score) and take the first of each episode
@@ -192,8 +149,8 @@ def value_spikes(values: np.ndarray, firsts: np.ndarray, k: int = 16, *, kind: s
         raise ValueError(f"kind must be 'spike' or 'jump', got {kind!r}")
     if direction not in ("both", "up", "down"):
         raise ValueError(f"direction must be 'both', 'up' or 'down', got {direction!r}")
-    v = _check_2d("values", values).astype(np.float64)
-    f = _check_2d("firsts", firsts, v.shape).astype(bool)
+    v = check_envs_steps("values", values).astype(np.float64)
+    f = check_envs_steps("firsts", firsts, v.shape).astype(bool)
     ids = episode_ids(f)
     e, t = v.shape
     score = np.zeros((e, t))
@@ -287,3 +244,9 @@ def failed_episodes(episodes: Any, before: int = 16,
         out.append(FailedEpisode(int(r["env"]), start, stop, cause,
                                  int(r.get("level_seed", -1)), frames))
     return out
+
+
+def __getattr__(name: str) -> object:
+    from .._compat import moved_names
+    return moved_names(__name__, {"gae_advantages": "rollouts.gae:gae_advantages",
+                                  "FAILURE_CAUSES": "environment.causes:FAILURE_CAUSES"})(name)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -32,11 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AnalysisCache", "array_hash", "cached_attribution", "load_arrays", "model_hash",
-           "save_arrays"]
+from ..files import array_hash, json_safe, load_arrays, save_arrays
 
-FORMAT = "rlvision-analysis-cache"
-VERSION = 1
+__all__ = ["AnalysisCache", "cached_attribution", "model_hash"]
 
 
 def model_hash(model: nn.Module) -> str:
@@ -60,89 +57,6 @@ def model_hash(model: nn.Module) -> str:
         h.update(json.dumps([e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in edits],
                             sort_keys=True).encode())
     return h.hexdigest()
-
-
-def array_hash(x: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and bytes (e.g. a corpus of observations), hex.
-
-    >>> array_hash(np.zeros(3, np.uint8))[:12]
-    'ec61eee2026e'
-    """
-    x = np.ascontiguousarray(x)
-    h = hashlib.sha256()
-    h.update(str(x.dtype).encode())
-    h.update(str(x.shape).encode())
-    h.update(memoryview(x).cast("B"))
-    return h.hexdigest()
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return v
-
-
-def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-                meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``path.npz`` (arrays) and ``path.json`` (metadata) atomically; returns the stem.
-
-    >>> import tempfile, os
-    >>> p = save_arrays(os.path.join(tempfile.mkdtemp(), "r"), {"a": np.ones(2)}, {"k": 1})
-    >>> load_arrays(p)[1]["k"]
-    1
-    """
-    stem = Path(path)
-    if stem.suffix in (".npz", ".json"):
-        stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for name, a in arrays.items():
-        if np.asarray(a).dtype == object:
-            raise TypeError(f"array {name!r} has dtype object; only plain numeric arrays are "
-                            "cached (no pickle)")
-    fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, stem.with_suffix(".npz"))
-    doc = {"format": FORMAT, "version": VERSION, "arrays": sorted(arrays),
-           "meta": _jsonable(dict(meta or {}))}
-    fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{stem.name}.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-    os.replace(tmp, stem.with_suffix(".json"))
-    return stem
-
-
-def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read what :func:`save_arrays` wrote (``allow_pickle=False``): (arrays, meta).
-
-    >>> import tempfile, os
-    >>> stem = save_arrays(os.path.join(tempfile.mkdtemp(), "x"), {"a": np.arange(3)})
-    >>> load_arrays(stem)[0]["a"].tolist()
-    [0, 1, 2]
-    """
-    stem = Path(path)
-    if stem.suffix in (".npz", ".json"):
-        stem = stem.with_suffix("")
-    jpath, npath = stem.with_suffix(".json"), stem.with_suffix(".npz")
-    if not jpath.is_file() or not npath.is_file():
-        raise FileNotFoundError(f"no cached result at {stem} (need {npath.name} and {jpath.name})")
-    doc = json.loads(jpath.read_text())
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{jpath} is not an rlvision analysis result (format {doc.get('format')!r})")
-    with np.load(npath, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    missing = set(doc.get("arrays", [])) - set(arrays)
-    if missing:
-        raise ValueError(f"{npath} is incomplete: missing arrays {sorted(missing)}")
-    return arrays, doc.get("meta", {})
 
 
 class AnalysisCache:
@@ -169,7 +83,7 @@ class AnalysisCache:
             "model": model if isinstance(model, str) else model_hash(model),
             "layer": layer, "output": output, "method": method,
             "corpus": corpus if isinstance(corpus, str) else array_hash(corpus),
-            "params": _jsonable(params),
+            "params": json_safe(params),
         }
         blob = json.dumps(parts, sort_keys=True).encode()
         return f"{method}-{layer}-{hashlib.sha256(blob).hexdigest()[:32]}".replace("/", "_")
@@ -203,7 +117,7 @@ class AnalysisCache:
                 pass  # corrupted entry: recompute and overwrite
         arrays, meta = compute()
         self.save(key, arrays, meta)
-        return {k: np.asarray(v) for k, v in arrays.items()}, _jsonable(dict(meta))
+        return {k: np.asarray(v) for k, v in arrays.items()}, json_safe(dict(meta))
 
 
 def cached_attribution(cache: AnalysisCache | str | os.PathLike, agent: nn.Module, obs: np.ndarray,

@@ -33,21 +33,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..environment.render import OBJECT_CLASSES, ObjectAnnotations, object_boxes
+from .labels import CLASS_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from ..trajectories import Trajectories
+    from ..rollouts import Trajectories
     from .nmf import AttributionNMF
 
-__all__ = ["CLASS_LABELS", "FeatureIdentification", "FeatureScores", "METRICS", "OBJECT_CLASSES",
-           "class_maps", "coverage", "identify_features", "resolve_class", "score_features",
-           "suggest_labels", "trajectory_class_maps"]
+__all__ = ["FeatureIdentification", "FeatureScores", "METRICS", "OBJECT_CLASSES", "class_maps",
+           "coverage", "identify_features", "resolve_class", "score_features", "suggest_labels",
+           "trajectory_class_maps"]
 
-#: Readable names of the object classes (the article's wording).
-CLASS_LABELS = {"agent": "agent", "saw": "buzzsaw", "enemy_left": "enemy moving left",
-                "enemy_right": "enemy moving right", "crate": "crate", "coin": "coin",
-                "lava": "lava", "wall": "wall", "velocity": "velocity info"}
 _ALIASES = {"buzzsaw": "saw", "saws": "saw", "buzzsaws": "saw", "left_enemy": "enemy_left",
             "enemy_moving_left": "enemy_left", "left_enemies": "enemy_left",
             "right_enemy": "enemy_right", "enemy_moving_right": "enemy_right",

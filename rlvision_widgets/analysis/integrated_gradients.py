@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..agents.networks import L2Pool
 from .layers import LayerAccess, check_observations
 from .outputs import OutputLike, parse_output
 
@@ -152,10 +153,6 @@ def _fused_forward_from(access: LayerAccess, layer: str) -> Any:
     :class:`_L2PoolFunction`; None when it does not apply (then the model's own is used)."""
     model = access.model
     if not FUSED_L2POOL or not access._fast_layer(layer) or not hasattr(model, "config"):
-        return None
-    try:
-        from ..agents.networks import L2Pool
-    except ImportError:  # pragma: no cover
         return None
     order: list[str] = []
     for spec in model.config.convs:

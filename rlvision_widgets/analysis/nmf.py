@@ -44,10 +44,9 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-try:  # scikit-learn estimator conventions (get_params / set_params / clone) when available
-    from sklearn.base import BaseEstimator, TransformerMixin
-except ImportError:  # pragma: no cover
-    BaseEstimator, TransformerMixin = object, object
+from sklearn.base import BaseEstimator, TransformerMixin  # get_params / set_params / clone
+
+from ..files import load_arrays, save_arrays
 
 __all__ = ["AttributionNMF", "Reduction", "nnls_rows", "stack_signed_rows"]
 
@@ -217,7 +216,10 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
     ("attribution" for signed attributions, "activation" for non-negative activations),
     ``coreset_size`` (rows of the weighted coreset; larger is slower and closer to the full
     fit), ``max_iter`` / ``tol`` (HALS), ``exact_error`` (also compute the exact reconstruction
-    error on the full matrix in ``fit``; one pass over the data).
+    error on the full matrix in ``fit``; one pass over the data), ``n_threads`` (torch threads
+    for the fit and the NNLS passes, restored afterwards; None: torch's current setting, see
+    ``torch.set_num_threads``. The coreset fit's matrices are small, so on a busy machine one
+    thread can be much faster than several).
 
     Fitted attributes: ``components_`` (K, C) unit-norm NMF directions, ordered;
     ``component_mass_`` (K,) estimated total mass explained by each; ``reconstruction_err_``
@@ -233,7 +235,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
 
     def __init__(self, n_components: int = 8, *, seed: int = 0, source: str = "attribution",
                  coreset_size: int = 32768, max_iter: int = 400, tol: float = 1e-5,
-                 exact_error: bool = False):
+                 exact_error: bool = False, n_threads: int | None = None):
         self.n_components = n_components
         self.seed = seed
         self.source = source
@@ -241,6 +243,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.exact_error = exact_error
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n_channels: int | None = None) -> None:
@@ -252,6 +255,10 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         if n_channels is not None and k > n_channels:
             raise ValueError(f"n_components (rank) {k} out of range: valid ranks are 1..{n_channels} "
                              f"(the number of channels)")
+        t = self.n_threads
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer))
+                              or t < 1):
+            raise ValueError(f"n_threads must be None or a positive integer, got {t!r}")
         if int(self.coreset_size) < 16:
             raise ValueError(f"coreset_size must be >= 16, got {self.coreset_size!r}")
 
@@ -382,7 +389,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
     def _fit_coreset(self) -> None:
         k = int(self.n_components)
         Xc = self._coreset
-        with _threads(FIT_THREADS):
+        with _threads(self.n_threads):
             rng = np.random.default_rng(self.seed)
             W, H = _nndsvda(Xc, k, rng)
             xx = float((Xc.double() ** 2).sum())
@@ -417,7 +424,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         nz = np.flatnonzero(rows.any(axis=1))
         if nz.size:
             H = torch.from_numpy(self.components_)
-            with _threads():
+            with _threads(self.n_threads):
                 for s in range(0, nz.size, _CHUNK_ROWS):
                     sel = nz[s:s + _CHUNK_ROWS]
                     out[sel] = nnls_rows(_as_float_tensor(rows[sel]), H).numpy()
@@ -504,7 +511,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         X = self._check_input(X, fitted=True)
         H = torch.from_numpy(self.components_)
         total = 0.0
-        with _threads():
+        with _threads(self.n_threads):
             for rows in self._row_chunks(X):
                 nz = rows.any(axis=1)
                 if not nz.any():
@@ -552,34 +559,27 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         >>> AttributionNMF.load(p).components_.shape
         (2, 4)
         """
-        from .cache import save_arrays
         arrays, meta = self.to_arrays()
         return save_arrays(path, arrays, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "AttributionNMF":
         """Load an estimator saved by :meth:`save`."""
-        from .cache import load_arrays
         arrays, meta = load_arrays(path)
         return cls.from_arrays(arrays, meta)
 
 
-#: Threads for the coreset fit. Its matrices are small (coreset rows x K), so a second thread
-#: gains little and, on a busy machine, OpenMP's spin-waiting makes it many times slower.
-FIT_THREADS = 1
-#: Upper bound on threads for the large NNLS passes (reduce, transform, exact error).
-MAX_THREADS = 2
-
-
 class _threads:
-    """Run torch with at most ``n`` threads, restoring the setting afterwards."""
+    """Run torch with ``n`` threads (None: leave the setting alone), restoring it afterwards."""
 
-    def __init__(self, n: int | None = None):
-        self.n = MAX_THREADS if n is None else n
+    def __init__(self, n: int | None):
+        self.n = n
 
     def __enter__(self) -> None:
         self._old = torch.get_num_threads()
-        torch.set_num_threads(max(1, min(self._old, self.n)))
+        if self.n is not None:
+            torch.set_num_threads(int(self.n))
 
     def __exit__(self, *exc: Any) -> None:
-        torch.set_num_threads(self._old)
+        if self.n is not None:
+            torch.set_num_threads(self._old)

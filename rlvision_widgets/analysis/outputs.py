@@ -9,8 +9,9 @@ spec                   scalar per frame
 ``"logprob:<action>"`` log pi(action | x) = logit - logsumexp(logits)
 =====================  ==========================================================
 
-``<action>`` is an index 0-14 or a name from :data:`~rlvision_widgets.environment.ACTION_NAMES`
-(case-insensitive, e.g. ``"RIGHT+UP"``).
+``<action>`` is an index below :data:`~rlvision_widgets.environment.NUM_ACTIONS` or a name from
+:data:`~rlvision_widgets.environment.ACTION_NAMES` (case-insensitive, e.g. ``"RIGHT+UP"``), as
+:func:`~rlvision_widgets.environment.actions.action_index` reads it.
 
 >>> spec = parse_output("group:right")
 >>> spec.name, spec.actions
@@ -21,11 +22,12 @@ spec                   scalar per frame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 import torch
 
-from ..environment.coinrun import ACTION_GROUPS, ACTION_NAMES
+from .._compat import moved_names
+from ..environment.actions import ACTION_GROUPS, ACTION_NAMES, NUM_ACTIONS, action_index
 
 OUTPUT_KINDS = ("value", "logit", "group", "logprob")
 
@@ -36,7 +38,7 @@ def valid_outputs() -> list[str]:
     >>> valid_outputs()[:3]
     ['value', 'logit:0', 'logit:1']
     """
-    n = len(ACTION_NAMES)
+    n = NUM_ACTIONS
     return (["value"] + [f"logit:{i}" for i in range(n)]
             + [f"group:{g}" for g in ACTION_GROUPS] + [f"logprob:{i}" for i in range(n)])
 
@@ -48,29 +50,6 @@ def _help() -> str:
             f"({names})")
 
 
-def parse_action(action: Union[int, str]) -> int:
-    """An action index from an index or an :data:`ACTION_NAMES` name.
-
-    >>> parse_action("right+up"), parse_action(3), parse_action("4")
-    (8, 3, 4)
-    """
-    n = len(ACTION_NAMES)
-    if isinstance(action, str):
-        s = action.strip()
-        if s.lstrip("-").isdigit():
-            action = int(s)
-        else:
-            upper = [a.upper() for a in ACTION_NAMES]
-            if s.upper() not in upper:
-                raise ValueError(f"unknown action {action!r}; valid actions: 0-{n - 1} or one of "
-                                 f"{list(ACTION_NAMES)}")
-            return upper.index(s.upper())
-    if isinstance(action, bool) or not isinstance(action, int) or not 0 <= action < n:
-        raise ValueError(f"action index {action!r} out of range; valid: 0-{n - 1} "
-                         f"({', '.join(ACTION_NAMES)})")
-    return int(action)
-
-
 @dataclass(frozen=True)
 class OutputSpec:
     """A parsed output: ``kind`` in :data:`OUTPUT_KINDS`, ``actions`` (logit indices summed, or
@@ -79,7 +58,7 @@ class OutputSpec:
     Calling it maps ``(logits (N, A), value (N,))`` to a ``(N,)`` tensor.
 
     >>> spec = parse_output("logprob:0")
-    >>> spec(torch.zeros(2, 15), torch.zeros(2)).shape
+    >>> spec(torch.zeros(2, NUM_ACTIONS), torch.zeros(2)).shape
     torch.Size([2])
     """
 
@@ -129,16 +108,10 @@ def parse_output(spec: OutputLike) -> OutputSpec:
             raise ValueError(f"unknown action group {arg!r}; valid groups: {sorted(ACTION_GROUPS)}")
         return OutputSpec("group", tuple(ACTION_GROUPS[g]), f"group:{g}")
     try:
-        a = parse_action(arg)
+        a = action_index(arg)
     except ValueError as exc:
         raise ValueError(f"bad output {spec!r}: {exc}") from None
     return OutputSpec(kind, (a,), f"{kind}:{a}")
 
 
-def output_fn(spec: OutputLike) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The callable ``(logits, value) -> (N,)`` for a spec (same as :func:`parse_output`).
-
-    >>> output_fn("value")(torch.zeros(3, 15), torch.ones(3)).tolist()
-    [1.0, 1.0, 1.0]
-    """
-    return parse_output(spec)
+__getattr__ = moved_names(__name__, {"parse_action": "environment.actions:action_index"})

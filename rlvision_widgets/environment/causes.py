@@ -42,10 +42,13 @@ import numpy as np
 from .coinrun import CoinRunEnv, EnvOptions, ScratchEnv
 from .state import LAVA_TILES, EntityType, GameState, harmless_copy, parse_state
 
-#: Every label a finished episode can get. "unknown" only appears if the engine did something
-#: the analysis does not model (a warning is issued); "unfinished" marks episodes still running.
+#: Every label a finished episode can get, the one cause list (files store indices into it:
+#: append only). "unknown" only appears if the engine did something the analysis does not
+#: model (a warning is issued). Episodes still running are "unfinished" in
+#: :data:`rlvision_widgets.rollouts.EPISODE_CAUSES`.
 CAUSES = ("success", "saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout", "unknown")
-FAILURE_CAUSES = ("saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout")
+#: The failure causes the analysis names: every cause but "success" and "unknown".
+FAILURE_CAUSES = tuple(c for c in CAUSES if c not in ("success", "unknown"))
 
 _POS_EPS = np.float32(-0.001)
 

@@ -14,22 +14,10 @@ from typing import Any
 
 import numpy as np
 
-DISTRIBUTION_MODES = ("easy", "hard")
+from .actions import NUM_ACTIONS
+from .state import HIDDEN_RENDER_Z, EntityType, parse_state
 
-# procgen's 15 actions (procgen.env.ProcgenGym3Env.get_combos); the article relabels the
-# do-nothing actions. Glyphs are used by the widgets.
-ACTION_NAMES = (
-    "LEFT+DOWN", "LEFT", "LEFT+UP", "DOWN", "NOOP", "UP", "RIGHT+DOWN", "RIGHT", "RIGHT+UP",
-    "D", "A", "W", "S", "Q", "E",
-)
-ACTION_GLYPHS = ("↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗", "D", "A", "W", "S", "Q", "E")
-ACTION_GROUPS = {
-    "left": (0, 1, 2),
-    "right": (6, 7, 8),
-    "up": (2, 5, 8),
-    "down": (0, 3, 6),
-    "noop": (3, 4, 9, 10, 11, 12, 13, 14),
-}
+DISTRIBUTION_MODES = ("easy", "hard")
 
 
 @dataclass(frozen=True)
@@ -125,7 +113,7 @@ def make_procgen(options: EnvOptions, num: int | None = None, **extra: Any):
     # env is resolving an accessor (holding that lock), the process deadlocks. Resolving the
     # accessor now makes __del__ lock-free.
     try:
-        env._c_lib.libenv_close
+        _ = env._c_lib.libenv_close
     except AttributeError:
         pass
     return env
@@ -149,7 +137,7 @@ class CoinRunEnv:
     those level starts (fetched once per step and shared by all hooks).
 
     >>> env = CoinRunEnv(num_envs=2, rand_seed=0)         # or CoinRunEnv(EnvOptions(...))
-    >>> obs, rew, first = env.step(np.full(2, ACTION_NAMES.index("RIGHT")))
+    >>> obs, rew, first = env.step(np.full(2, 7))          # action 7: RIGHT
     >>> obs.shape, rew.dtype, first.dtype
     ((2, 64, 64, 3), dtype('float32'), dtype('bool'))
     >>> len(env.get_state()), env.level_seeds().shape
@@ -197,8 +185,8 @@ class CoinRunEnv:
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} actions, got shape {actions.shape}")
-        if actions.size and (actions.min() < 0 or actions.max() >= len(ACTION_NAMES)):
-            raise ValueError(f"actions must be in [0, {len(ACTION_NAMES)}), got {actions}")
+        if actions.size and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
+            raise ValueError(f"actions must be in [0, {NUM_ACTIONS}), got {actions}")
         actions = actions.astype(np.int32)
         for hook in self._action_hooks:
             hook(self, actions)
@@ -214,7 +202,6 @@ class CoinRunEnv:
         return obs, rew, first
 
     def _hide_saws(self, mask: np.ndarray) -> None:
-        from .state import HIDDEN_RENDER_Z, EntityType, parse_state
         for i in np.flatnonzero(mask):
             i = int(i)
             state = self.get_state_of(i)
@@ -255,7 +242,6 @@ class CoinRunEnv:
     def set_state_of(self, index: int, state: bytes) -> None:
         """Restore env ``index`` from ``state`` (validated first: bad bytes raise StateError
         instead of aborting the process)."""
-        from .state import parse_state
         if not 0 <= index < self.num_envs:
             raise IndexError(f"env index {index} out of range for {self.num_envs} envs")
         st = parse_state(state)
@@ -310,7 +296,6 @@ class ScratchEnv:
             self._ac = None
 
     def set_state(self, state: bytes) -> None:
-        from .state import parse_state
         parse_state(state)                         # never hand invalid bytes to the engine
         state = bytes(state)
         self.env.call_c_func("set_state", 0, state, len(state))

@@ -22,8 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .coinrun import EnvOptions, ScratchEnv
-from .state import (DRAWN_LAYERS, HIDDEN_RENDER_Z, LAVA_TILES, WALL_TILES, EntityType, GameState,
-                    Tile, parse_state)
+from .state import (
+    DRAWN_LAYERS,
+    HIDDEN_RENDER_Z,
+    LAVA_TILES,
+    WALL_TILES,
+    EntityType,
+    GameState,
+    Tile,
+    parse_state,
+)
 
 #: Object classes with ground truth. "velocity" is the painted velocity-info squares region.
 OBJECT_CLASSES = ("agent", "saw", "enemy_left", "enemy_right", "crate", "coin", "lava", "wall",

@@ -19,9 +19,9 @@ Coordinates are world units (1 unit = 1 tile); ``y = 0`` is the bottom of the le
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterable
 
 import numpy as np
 

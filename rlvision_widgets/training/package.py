@@ -9,8 +9,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..agents.checkpoint import load_checkpoint, resolve_checkpoint, write_json_atomic, sha256_file
+from ..agents.checkpoint import load_checkpoint, resolve_checkpoint
 from ..agents.networks import multiply_adds
+from ..files import atomic_open, sha256_file, write_json_atomic
+from ..rollouts.evaluate import evaluate
 
 # openai/train-procgen, CoinRun easy, unseen levels (see ../shared/docs/machine-and-anchors.md)
 IMPALA_EASY_TEST = ((1_000_000, 0.74), (5_000_000, 0.81), (25_000_000, 0.87))
@@ -50,7 +52,8 @@ def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | N
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out_png = Path(out_png)
-    fig.savefig(out_png)
+    with atomic_open(out_png, "wb") as f:
+        fig.savefig(f, format="png")
     return out_png
 
 
@@ -58,13 +61,13 @@ def package_agent(run_dir: str | Path, dest: str | Path, levels: int = 1000,
                   start_level: int = 1_000_000, seed: int = 0, progress: bool = True) -> dict:
     """Copy the run's newest weights to ``dest`` and write ``model_card.json`` (with an
     evaluation on ``levels`` unseen levels, sampled actions) and ``learning_curve.png``."""
-    from ..analysis.evaluation import evaluate
-
     src = resolve_checkpoint(run_dir)
     model, config = load_checkpoint(src)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src / "model.safetensors", dest / "model.safetensors")
+    with open(src / "model.safetensors", "rb") as fsrc, \
+            atomic_open(dest / "model.safetensors", "wb", fsync=True) as fdst:
+        shutil.copyfileobj(fsrc, fdst)
     slim = {k: v for k, v in config.items() if k not in ("recent_successes",)}
     slim["files"] = {"model.safetensors": sha256_file(dest / "model.safetensors")}
     write_json_atomic(dest / "config.json", slim)

@@ -27,9 +27,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..agents.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic
+from ..agents.checkpoint import load_checkpoint, save_checkpoint
 from ..agents.networks import build_network
+from ..agents.sampling import sample_with_log_probs
 from ..environment.coinrun import CoinRunEnv, EnvOptions
+from ..files import write_json_atomic
+from ..rollouts.gae import gae
 
 PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change; everything else (hyperparameters) comes from the checkpoint
@@ -39,6 +42,11 @@ RUN_SETTINGS = ("total_steps", "num_threads", "checkpoint_every_s", "device")
 @dataclass
 class PPOConfig:
     """PPO hyperparameters and run settings.
+
+    ``num_threads`` is torch's intra-op thread count for the run, the caller's choice: 0 (the
+    default) leaves torch's setting alone. It is stored in checkpoints, but a resumed run
+    never takes it from there (it belongs to the machine, not the run): it uses the resuming
+    caller's value, 0 when the caller passes no config.
 
     >>> cfg = PPOConfig(total_steps=1_000_000, num_threads=1)
     >>> cfg.num_steps, cfg.epochs, cfg.lr, cfg.network
@@ -78,40 +86,14 @@ class PPOConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
             raise ValueError(f"need 0 < gamma <= 1 and 0 <= lam <= 1, got {self.gamma}, {self.lam}")
+        if isinstance(self.num_threads, bool) or int(self.num_threads) < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 = leave torch's setting alone), got "
+                             f"{self.num_threads!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PPOConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def gae(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, last_value: np.ndarray,
-        last_first: np.ndarray, gamma: float = 0.999, lam: float = 0.95) -> np.ndarray:
-    """Generalised advantage estimates for (T, N) arrays in gym3 layout.
-
-    ``rewards[t]`` is the reward received for the action at ``t``; ``firsts[t]`` marks that
-    observation ``t`` starts an episode, so ``firsts[t + 1]`` (or ``last_first``) ends the
-    bootstrapping of step ``t``.
-
-    >>> rewards = np.array([[0.0], [0.0], [1.0]], np.float32)     # (T=3, N=1)
-    >>> values = np.zeros((3, 1), np.float32)
-    >>> firsts = np.zeros((3, 1), bool)
-    >>> adv = gae(rewards, values, firsts, last_value=np.zeros(1, np.float32),
-    ...           last_first=np.ones(1, bool), gamma=0.5, lam=1.0)
-    >>> adv.ravel().tolist()
-    [0.25, 0.5, 1.0]
-    """
-    T = rewards.shape[0]
-    adv = np.zeros_like(rewards, dtype=np.float32)
-    last = np.zeros(rewards.shape[1:], dtype=np.float32)
-    for t in reversed(range(T)):
-        next_first = last_first if t == T - 1 else firsts[t + 1]
-        next_value = last_value if t == T - 1 else values[t + 1]
-        nonterminal = 1.0 - next_first.astype(np.float32)
-        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
-        last = delta + gamma * lam * nonterminal * last
-        adv[t] = last
-    return adv
 
 
 class ReturnNormalizer:
@@ -211,6 +193,8 @@ class Trainer:
             if config is not None:
                 for name in RUN_SETTINGS:
                     setattr(saved, name, getattr(config, name))
+            else:
+                saved.num_threads = 0         # the stored count was the previous machine's
             self.config = saved
             self.env_options = EnvOptions.from_dict(meta["env"])
             self.steps, self.updates = int(meta["steps"]), int(meta["updates"])
@@ -230,7 +214,7 @@ class Trainer:
             self.history = deque(maxlen=500)
         cfg = self.config
         if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+            torch.set_num_threads(int(cfg.num_threads))
         self.device = _device(cfg.device)
         self.model.to(self.device).train()
         if self.device.type == "cpu":
@@ -244,8 +228,10 @@ class Trainer:
         if extra:
             _load_optimizer(self.opt, extra)
             self.normalizer.load(extra)
-        torch.manual_seed(cfg.seed + 1_000_003 * self.updates)
-        self.rng = np.random.default_rng(cfg.seed + self.updates)
+        torch.manual_seed(cfg.seed + 1_000_003 * self.updates)    # minibatch permutations
+        # action sampling has its own stream, also re-derived from (seed, updates) on resume
+        self.sampler = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([cfg.seed, self.updates, 1]).generate_state(1)[0]))
         self._stop = False
 
     # -- rollout -------------------------------------------------------------------------------
@@ -257,9 +243,8 @@ class Trainer:
     def _policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._autocast():
             logits, value = self.model(torch.from_numpy(obs).to(self.device))
-        dist = torch.distributions.Categorical(logits=logits.float())
-        act = dist.sample()
-        return (act.cpu().numpy(), dist.log_prob(act).cpu().numpy(), value.float().cpu().numpy())
+        act, logp = sample_with_log_probs(logits, self.sampler)
+        return act, logp, value.float().cpu().numpy()
 
     def rollout(self) -> dict[str, np.ndarray]:
         T, N = self.config.num_steps, self.env.num_envs

@@ -18,8 +18,8 @@ Every widget also exports to one self-contained HTML file: ``widget.save_html(pa
 """
 from .controls import Controls, output_options
 from .edit_panel import EditPanel
-from .explorer import Explorer, explore
-from .export import export_explorer, save_html
+from .explorer import Explorer, explore, export_explorer
+from .export import save_html
 from .feature_grid import FeatureGrid
 from .legend import AttributionLegend
 from .trajectory_viewer import TrajectoryViewer

@@ -9,8 +9,8 @@ import numpy as np
 import traitlets as t
 
 from . import _encode as enc
+from .export import STATIC, save_html
 
-STATIC = pathlib.Path(__file__).parent / "static"
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
@@ -67,7 +67,6 @@ class RLVisionWidget(anywidget.AnyWidget):
 
         >>> viewer.save_html("trajectory.html")          # doctest: +SKIP
         """
-        from .export import save_html
 
         return save_html(self, path, title=title)
 

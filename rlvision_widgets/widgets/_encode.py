@@ -138,10 +138,6 @@ class AttributionPayload:
                 f"{prefix}attr_shape": list(self.shape),
                 f"{prefix}attr_ready": b"" if self.ready.all() else u8(self.ready)}
 
-    @property
-    def nbytes(self) -> int:
-        return sum(len(c) for c in self.chunks) + self.scales.nbytes
-
 
 def stack_features(features: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
     """(…, H, W, K) features + (…, H, W) residual -> (…, H, W, K+1)."""

@@ -1,52 +1,20 @@
 """Thin binding from the Explorer to the analysis engines (``rlvision_widgets.analysis``:
-integrated gradients, AttributionNMF, featureviz, bookmarks); works with any agent module."""
+AttributionNMF, featureviz, bookmarks, editing); works with any agent module."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-Progress = Callable[[float, str], None]
 
-
-def _noop(_f: float, _m: str) -> None:
-    pass
-
-
-# ------------------------------------------------------------------------------ agents
-def resolve_agent(agent: nn.Module | str | None) -> tuple[nn.Module, str]:
-    """(agent, warning) from a module, a name/path, or None (the shipped reference agent, or
-    a random-weight compact network with a warning when none is shipped)."""
-    if isinstance(agent, nn.Module):
-        return agent.eval(), ""
-    name = "coinrun" if agent is None else str(agent)
-    try:
-        from ..agents.registry import load_agent
-
-        return load_agent(name).eval(), ""
-    except Exception as exc:  # no shipped agent yet, or no registry
-        if agent is not None:
-            raise
-        from ..agents import build_network
-
-        msg = (f"no reference agent available ({exc}); showing a RANDOM-WEIGHT compact network, "
-               "so features and values are meaningless")
-        warnings.warn(msg, stacklevel=3)
-        return build_network("compact").eval(), msg
-
-
-def layer_names(agent: nn.Module) -> list[str]:
-    from ..analysis.layers import LayerAccess
-
-    return LayerAccess(agent).layer_names
-
-
+# ------------------------------------------------------------------------------ layers
 def default_layer(agent: nn.Module) -> str:
     """The object layer (config.object_layer, "2b") when the agent has one, else a middle conv."""
-    names = layer_names(agent)
+    from ..analysis.layers import LayerAccess
+
+    names = LayerAccess(agent).layer_names
     cfg = getattr(agent, "config", None)
     obj = getattr(cfg, "object_layer", None)
     if obj in names:
@@ -55,36 +23,13 @@ def default_layer(agent: nn.Module) -> str:
     return convs[len(convs) // 2]
 
 
-def layer_stride(layer_hw: int, obs_size: int = 64) -> float:
-    return obs_size / max(1, layer_hw)
-
-
 # ------------------------------------------------------------------------ trajectories
 def collect(agent: nn.Module, num_envs: int, num_steps: int, seed: int,
             env_options: Any = None) -> Any:
-    from ..trajectories import collect_trajectories
+    from ..rollouts import collect_trajectories
 
     return collect_trajectories(agent, num_envs=num_envs, num_steps=num_steps, seed=seed,
                                 env_options=env_options, progress=False)
-
-
-# ------------------------------------------------------------------------- attribution
-def attribute(access: Any, obs: np.ndarray, layer: str, output: str, steps: int,
-              progress: Progress = _noop, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Integrated gradients of ``output`` at ``layer`` for every frame (N, ...): returns
-    (attributions, activations), both (N, H, W, C) float32, reporting progress per chunk."""
-    from ..analysis.integrated_gradients import integrated_gradients
-
-    n = obs.shape[0]
-    attrs: list[np.ndarray] = []
-    acts: list[np.ndarray] = []
-    for s in range(0, n, chunk):
-        r = integrated_gradients(access, obs[s:s + chunk], layer, output=output, steps=steps)
-        attrs.append(r.attributions)
-        acts.append(r.activations)
-        progress(min(1.0, (s + chunk) / n), f"integrated gradients at {layer}: "
-                                            f"{min(n, s + chunk)}/{n} frames")
-    return np.concatenate(attrs), np.concatenate(acts)
 
 
 def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = None) -> Any:
@@ -92,12 +37,8 @@ def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = N
     when given (interactive rank)."""
     from ..analysis.nmf import AttributionNMF
 
-    if previous is not None and hasattr(previous, "refit"):
-        try:
-            return previous.refit(rank)
-        except RuntimeError:
-            if attr is None:
-                raise
+    if previous is not None:
+        return previous.refit(rank)
     # a smaller coreset and iteration cap than the engine's defaults keep rank changes
     # interactive (about a second on 2 busy cores) at a few per mille of extra error
     return AttributionNMF(n_components=rank, seed=seed, coreset_size=8192, max_iter=200,

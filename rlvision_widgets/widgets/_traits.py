@@ -9,7 +9,7 @@ from __future__ import annotations
 import traitlets as t
 from ipywidgets.widgets.trait_types import bytes_serialization
 
-from ..environment.coinrun import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
+from ..environment.actions import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
 
 
 def _bytes() -> t.Bytes:

@@ -14,7 +14,7 @@ def output_options(action_names: tuple[str, ...] | list[str] | None = None,
     >>> output_options()[0]
     ['value', 'value V(s)', '']
     """
-    from ..environment.coinrun import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
+    from ..environment.actions import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
 
     names = list(action_names or ACTION_NAMES)
     glyphs = list(ACTION_GLYPHS) + [""] * max(0, len(names) - len(ACTION_GLYPHS))

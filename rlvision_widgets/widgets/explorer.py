@@ -13,6 +13,7 @@ kernel round trip.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -21,7 +22,6 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
-import torch
 import traitlets as t
 from torch import nn
 
@@ -126,7 +126,6 @@ class _Worker:
         if not quiet:
             owner.busy = True
             owner.error = ""
-        _set_threads()
         try:
             fn(report)
         except _Superseded:
@@ -144,10 +143,6 @@ class _Worker:
                 with owner.hold_sync():
                     owner.busy = False
                     owner.progress = 1.0
-
-    def has_pending(self) -> bool:
-        with self._cv:
-            return bool(self._pending)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is pending or running; False on timeout."""
@@ -168,32 +163,11 @@ class _Worker:
             self._cv.notify_all()
 
 
-def _set_threads() -> None:
-    """Use every core when the machine is quiet, one thread when it is oversubscribed (a
-    second intra-op thread then mostly waits, and latency of small jobs grows ~5x)."""
-    import os
-
-    ncpu = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0] > 0.75 * ncpu + 0.5
-    except OSError:
-        busy = False
-    want = 1 if busy else min(ncpu, _DEFAULT_THREADS)
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)
-
-
-_DEFAULT_THREADS = torch.get_num_threads()
-
-
 def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
+    from IPython import get_ipython      # ipywidgets' dependency
 
-        ip = get_ipython()
-        return ip is not None and getattr(ip, "kernel", None) is not None
-    except Exception:
-        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
 
 
 class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, OutputTraits,
@@ -204,7 +178,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
 
     ``agent``: a torch module mapping uint8 (N, 64, 64, 3) to (logits, value), a name/path for
     :func:`rlvision_widgets.agents.registry.load_agent`, or None for the shipped reference
-    agent. ``trajectories``: a :class:`~rlvision_widgets.trajectories.Trajectories` (default:
+    agent. ``trajectories``: a :class:`~rlvision_widgets.rollouts.Trajectories` (default:
     collect ``num_envs`` x ``num_steps`` with ``seed``). ``layer`` (default: the object layer),
     ``output`` ("value", "logit:<a>", "group:<g>", "logprob:<a>"), ``rank`` (NMF features),
     ``ig_steps`` (integrated-gradient steps). ``background``: run Python work in a thread
@@ -212,6 +186,11 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
     fit the neighbouring NMF ranks while idle so the rank slider answers at once (default:
     when in the background). ``suggest_labels``: suggest legend labels from the engine's
     ground-truth objects (needs recorded Trajectories).
+
+    An unknown agent name or a broken checkpoint raises (``ValueError`` / ``CheckpointError``
+    from :func:`~rlvision_widgets.agents.registry.resolve_agent`); the explorer never stands in
+    a random network. Torch's thread count is the caller's: set it with
+    ``torch.set_num_threads`` (the explorer leaves it as it is).
 
     Every setting is a trait, observable and settable from Python::
 
@@ -230,17 +209,20 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
 
     _component = "explorer"
 
-    def __init__(self, agent: nn.Module | str | None = None, trajectories: Any = None, *,
+    def __init__(self, agent: nn.Module | str | os.PathLike | None = None,
+                 trajectories: Any = None, *,
                  layer: str | None = None, output: str = "value", rank: int = 8,
                  num_envs: int = 8, num_steps: int = 256, seed: int = 0, ig_steps: int = 10,
                  env_options: Any = None, background: bool | None = None,
                  title: str | None = None, suggest_labels: bool = True,
                  prefetch: bool | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        from ..agents.registry import resolve_agent
         from ..analysis.layers import LayerAccess
         from ..analysis.outputs import parse_output
 
-        self._agent, warning = eng.resolve_agent(agent)
+        model = resolve_agent(agent).eval()      # raises before any widget state exists
+        super().__init__(**kwargs)
+        self._agent = model
         self._access = LayerAccess(self._agent)
         self._seed = int(seed)
         self._ig_steps = int(ig_steps)
@@ -263,9 +245,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         spec = parse_output(output).name
         cfg = getattr(self._agent, "config", None)
         net = f"{cfg.name} network" if getattr(cfg, "name", None) else type(self._agent).__name__
-        if warning:
-            agent_name = f"{net} with random weights"
-        elif agent is None or isinstance(agent, str):
+        if agent is None or isinstance(agent, (str, os.PathLike)):
             agent_name = f"{'coinrun' if agent is None else agent} agent ({net})"
         else:
             agent_name = net
@@ -278,8 +258,6 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             self.rank_max = int(min(16, self._access.layer_shape(chosen)[2]))
             self.rank = int(max(1, min(rank, self.rank_max)))
             self.title = title or f"Understanding RL Vision · {agent_name}"
-            if warning:
-                self.error = "⚠ " + warning
 
         self.observe(self._on_analysis_change, names=["layer", "output", "rank"])
         self.observe(self._on_grid_change, names=["grid_feature", "grid_density"])
@@ -305,7 +283,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
 
     @property
     def trajectories(self) -> Any:
-        """The explored :class:`~rlvision_widgets.trajectories.Trajectories` (or None)."""
+        """The explored :class:`~rlvision_widgets.rollouts.Trajectories` (or None)."""
         return self._traj
 
     @property
@@ -339,12 +317,12 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         changed = "values" not in arrays or not np.allclose(arrays["values"], values, atol=1e-4)
         arrays["values"], arrays["logits"] = values, logits.reshape(E, T, -1)
         if (changed or "advantages" not in arrays) and "rewards" in arrays and "firsts" in arrays:
-            from ..trajectories import gae_advantages
+            from ..rollouts import gae_advantages
 
             # bootstrap from the last recorded frame's value (the next observation is unknown)
             last_firsts = np.asarray(getattr(trajectories, "last_firsts", np.zeros(E, bool)))
-            adv, _ = gae_advantages(arrays["rewards"], values, np.asarray(arrays["firsts"]),
-                                    values[:, -1].copy(), last_firsts, 0.999, 0.95)
+            adv = gae_advantages(arrays["rewards"], values, np.asarray(arrays["firsts"]),
+                                 last_values=values[:, -1].copy(), last_firsts=last_firsts)
             arrays["advantages"] = adv
         self._arrays = arrays
         self._ig.clear()
@@ -579,9 +557,9 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self.set_thumbnails(eng.thumbnails(directions, flat_acts, flat_obs))
         if self._suggest and self._traj is not None and hasattr(self._traj, "state_at"):
             report(0.98, "suggesting labels from ground-truth objects…")
-            try:
-                from ..analysis.features import suggest_labels
+            from ..analysis.features import suggest_labels
 
+            try:
                 self.suggested_labels = suggest_labels(features, traj=self._traj,
                                                        max_frames=256, seed=self._seed)
             except Exception as exc:  # optional: never block the explorer
@@ -733,7 +711,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             self.rerun_info = {"message": "re-running needs recorded Trajectories (level seeds)"}
             return
         from ..environment.coinrun import EnvOptions
-        from ..trajectories import collect_trajectories
+        from ..rollouts import collect_trajectories
 
         e, t = int(self.trajectory), int(self.frame)
         traj = self._traj
@@ -784,7 +762,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         report(1.0, info["message"])
 
 
-def explore(agent: nn.Module | str | None = None, trajectories: Any = None,
+def explore(agent: nn.Module | str | os.PathLike | None = None, trajectories: Any = None,
             **kwargs: Any) -> Explorer:
     """Open the explorer (in one line) on ``agent`` (default: the shipped reference agent).
 
@@ -792,3 +770,20 @@ def explore(agent: nn.Module | str | None = None, trajectories: Any = None,
     >>> rv.explore()                                           # doctest: +SKIP
     """
     return Explorer(agent, trajectories, **kwargs)
+
+
+def export_explorer(path: str | pathlib.Path, agent: Any = None, trajectories: Any = None,
+                    title: str | None = None, **explorer_kwargs: Any) -> pathlib.Path:
+    """Analyse ``agent`` (default: the shipped reference agent) synchronously and write the
+    explorer as one self-contained HTML file; what ``rlvision export`` runs.
+
+    ``explorer_kwargs`` go to :class:`~rlvision_widgets.widgets.Explorer` (``num_envs``,
+    ``num_steps``, ``seed``, ``layer``, ``output``, ``rank``, ...).
+
+    >>> export_explorer("explorer.html", num_envs=8, num_steps=256)   # doctest: +SKIP
+    """
+    ex = Explorer(agent, trajectories, background=False, **explorer_kwargs)
+    try:
+        return ex.save_html(path, title=title)
+    finally:
+        ex.close()

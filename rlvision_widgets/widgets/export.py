@@ -19,11 +19,14 @@ from typing import Any
 
 from ipywidgets.widgets.widget import _remove_buffers
 
-from ._base import STATIC
+from ..files import write_text_atomic
+
 
 _SKIP = {"_esm", "_css", "_anywidget_id", "_dom_classes", "layout", "tabbable", "tooltip",
          "_model_module", "_model_module_version", "_model_name", "_view_count",
          "_view_module", "_view_module_version", "_view_name"}
+
+STATIC = pathlib.Path(__file__).parent / "static"   # the built JS bundles
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -70,7 +73,7 @@ def widget_payload(widget: Any) -> dict[str, Any]:
     }
 
 
-def _json_safe(text: str) -> str:
+def _escape_json_for_script(text: str) -> str:
     """JSON that cannot end its <script> element early ("<" written as \\u003c)."""
     return text.replace("<", "\\u003c")
 
@@ -103,31 +106,12 @@ def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -
     title = title or getattr(widget, "title", "") or "rlvision_widgets export"
     page = _TEMPLATE.format(
         version=__version__, title=html.escape(title),
-        state=_json_safe(json.dumps(payload, separators=(",", ":"))),
+        state=_escape_json_for_script(json.dumps(payload, separators=(",", ":"))),
         bundle=_script_safe(bundle.read_text(encoding="utf-8")),
         component=json.dumps(component))
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, page)
 
 
-def export_explorer(path: str | pathlib.Path, agent: Any = None, trajectories: Any = None,
-                    title: str | None = None, **explorer_kwargs: Any) -> pathlib.Path:
-    """Analyse ``agent`` (default: the shipped reference agent) synchronously and write the
-    explorer as one self-contained HTML file; what ``rlvision export`` runs.
-
-    ``explorer_kwargs`` go to :class:`~rlvision_widgets.widgets.Explorer` (``num_envs``,
-    ``num_steps``, ``seed``, ``layer``, ``output``, ``rank``, ...).
-
-    >>> export_explorer("explorer.html", num_envs=8, num_steps=256)   # doctest: +SKIP
-    """
-    from .explorer import Explorer
-
-    ex = Explorer(agent, trajectories, background=False, **explorer_kwargs)
-    try:
-        return ex.save_html(path, title=title)
-    finally:
-        ex.close()
+def __getattr__(name: str) -> object:
+    from .._compat import moved_names
+    return moved_names(__name__, {"export_explorer": "widgets.explorer:export_explorer"})(name)

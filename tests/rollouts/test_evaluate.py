@@ -1,0 +1,118 @@
+"""Evaluation on exact levels, JSON schema, statistics."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.stats import chi2_contingency
+
+from rlvision_widgets.agents.registry import load_agent
+from rlvision_widgets.environment.causes import FAILURE_CAUSES
+from rlvision_widgets.rollouts.evaluate import EvaluationResult, evaluate
+from rlvision_widgets.studies.charts import plot_failures
+from rlvision_widgets.rollouts.stats import two_proportion_test, wilson_interval
+
+
+def test_evaluate_cli_json_schema_and_counts_add_up():
+    out = subprocess.run([sys.executable, "-m", "rlvision_widgets.cli", "evaluate", "--agent",
+                          "random", "--levels", "24", "--distribution-mode", "hard", "--seed", "3",
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"levels", "success_rate", "ci95", "failures"} <= set(data)
+    assert set(data["failures"]) == {"saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout"}
+    assert data["levels"] == 24
+    failures = sum(data["failures"].values())
+    assert round(data["success_rate"] * 24) + failures == 24
+    lo, hi = data["ci95"]
+    assert 0 <= lo <= data["success_rate"] <= hi <= 1
+    assert "evaluate" in out.stderr  # progress goes to stderr
+
+
+def test_evaluate_is_deterministic_and_uses_the_same_levels():
+    agent = load_agent("random")
+    a = evaluate(agent, levels=12, start_level=50, seed=1, progress=False)
+    b = evaluate(agent, levels=12, start_level=50, seed=1, progress=False)
+    assert a.outcomes == b.outcomes and np.array_equal(a.lengths, b.lengths)
+    assert list(a.level_seeds) == list(range(50, 62))
+    c = evaluate(agent, levels=12, start_level=50, seed=2, progress=False, num_envs=5)
+    assert list(c.level_seeds) == list(a.level_seeds)
+    assert all(o in ("success", *FAILURE_CAUSES) for o in a.outcomes)
+    assert all(1 <= n <= 1000 for n in a.lengths)
+
+
+def test_invisible_saws_option_is_recorded():
+    r = evaluate(load_agent("random"), levels=4, invisible_saws=True, progress=False)
+    assert r.settings["invisible_saws"] is True
+
+
+def test_wilson_interval_closed_form():
+    for k, n in [(0, 10), (3, 10), (10, 10), (812, 1000)]:
+        z = 1.959963984540054
+        p = k / n
+        c = (p + z * z / (2 * n)) / (1 + z * z / n)
+        h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = wilson_interval(k, n)
+        assert lo == pytest.approx(max(0, c - h), abs=1e-9)
+        assert hi == pytest.approx(min(1, c + h), abs=1e-9)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+
+
+def test_two_proportion_test_matches_chi_squared():
+    for k1, n1, k2, n2 in [(4, 2000, 255, 2000), (37, 1000, 52, 1000), (7, 300, 7, 300)]:
+        z, p = two_proportion_test(k1, n1, k2, n2)
+        chi2, p_chi, _, _ = chi2_contingency([[k1, n1 - k1], [k2, n2 - k2]], correction=False)
+        assert z * z == pytest.approx(chi2, rel=1e-9)
+        assert p == pytest.approx(p_chi, rel=1e-9)
+    assert two_proportion_test(0, 10, 0, 10) == (0.0, 1.0)
+
+
+def test_compare_and_plot_on_synthetic_counts(tmp_path):
+    seeds = np.arange(1000)
+    base = EvaluationResult(seeds, ["success"] * 990 + ["saw"] * 4 + ["enemy_left"] * 6,
+                            np.ones(1000, int))
+    edited = EvaluationResult(seeds, ["success"] * 860 + ["saw"] * 134 + ["enemy_left"] * 6,
+                              np.ones(1000, int))
+    cmp = base.compare(edited)
+    assert cmp["saw"]["base"] == 4 and cmp["saw"]["edited"] == 134
+    assert cmp["saw"]["ratio"] == pytest.approx(33.5)
+    assert cmp["saw"]["p"] < 1e-20
+    assert cmp["enemy_left"]["p"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same levels"):
+        base.compare(EvaluationResult(seeds + 1, base.outcomes, base.lengths))
+    plot_failures({"original": base, "saw-blind": edited}, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").stat().st_size > 5000
+    base.write_csv(tmp_path / "levels.csv")
+    assert (tmp_path / "levels.csv").read_text().count("\n") == 1001
+
+
+def test_bad_levels():
+    with pytest.raises(ValueError, match="levels"):
+        evaluate(load_agent("random"), levels=0, progress=False)
+
+
+def test_agent_names_go_through_the_one_resolver():
+    by_name = evaluate("random", levels=6, start_level=7, seed=4, num_envs=3, progress=False)
+    by_module = evaluate(load_agent("random"), levels=6, start_level=7, seed=4, num_envs=3,
+                         progress=False)
+    assert by_name.outcomes == by_module.outcomes
+    with pytest.raises(ValueError, match="unknown agent"):
+        evaluate("no-such-agent", levels=2, progress=False)
+
+
+def test_csv_is_written_atomically(tmp_path):
+    r = EvaluationResult(np.arange(3), ["success", "saw", "timeout"], np.array([5, 6, 7]))
+    path = tmp_path / "levels.csv"
+    path.write_text("old")
+    r.write_csv(path)
+    assert path.read_bytes() == (b"level_seed,outcome,length\r\n0,success,5\r\n1,saw,6\r\n"
+                                 b"2,timeout,7\r\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["levels.csv"]
+    bad = EvaluationResult(np.arange(1), ["\ud800"], np.array([1]))   # cannot be encoded
+    with pytest.raises(UnicodeEncodeError):
+        bad.write_csv(path)
+    assert path.read_bytes().startswith(b"level_seed") and len(list(tmp_path.iterdir())) == 1

@@ -1,0 +1,73 @@
+"""Shared fixtures of the studies' tests: one torch thread, a random-weight agent that finishes
+episodes quickly, a feature identification with a planted saw feature, synthetic evaluations."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from rlvision_widgets.agents import build_network
+from rlvision_widgets.analysis.features import OBJECT_CLASSES, FeatureIdentification, score_features
+from rlvision_widgets.analysis.nmf import AttributionNMF
+from rlvision_widgets.rollouts.evaluate import EvaluationResult
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small-batch evaluation with more torch threads than free cores is 10-100x slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    """A random-weight compact network whose policy mostly jumps right, so that episodes end
+    within ~150 steps (a uniform policy runs into the 1000-step timeout)."""
+    torch.manual_seed(0)
+    net = build_network("compact").eval()
+    with torch.no_grad():
+        net.policy.weight.mul_(0.1)
+        net.policy.bias.zero_()
+        net.policy.bias[8] = 4.0                     # RIGHT+UP
+    return net
+
+
+def _result(counts: dict, n: int, seed0: int = 0) -> EvaluationResult:
+    outcomes = [c for c, k in counts.items() for _ in range(k)]
+    outcomes += ["success"] * (n - len(outcomes))
+    return EvaluationResult(np.arange(seed0, seed0 + n), outcomes, np.ones(n, np.int64))
+
+
+@pytest.fixture()
+def make_result() -> Callable[..., EvaluationResult]:
+    """``make_result({"saw": 5, ...}, n, seed0=0)``: an evaluation of levels seed0.. with those
+    failure counts, the rest successes."""
+    return _result
+
+
+@pytest.fixture()
+def planted_identification() -> Callable[[], FeatureIdentification]:
+    """``planted_identification()``: a FeatureIdentification whose feature 1 is (by
+    construction) the saw feature and feature 0 the wall feature."""
+    return _planted_identification
+
+
+def _planted_identification(channels: int = 32) -> FeatureIdentification:
+    """A FeatureIdentification whose feature 1 is (by construction) the saw feature."""
+    rng = np.random.default_rng(0)
+    nmf = AttributionNMF(3, source="activation").fit(rng.random((200, channels)).astype(np.float32))
+    maps = np.zeros((10, 4, 4, len(OBJECT_CLASSES)), np.float32)
+    maps[:, 1, 1, OBJECT_CLASSES.index("saw")] = 1
+    maps[:, 3, :, OBJECT_CLASSES.index("wall")] = 1
+    feats = np.zeros((10, 4, 4, 3), np.float32)
+    feats[:, 1, 1, 1] = -2
+    feats[:, 3, :, 0] = 1
+    feats[:, 0, 0, 2] = 1
+    scores = score_features(feats, maps)
+    return FeatureIdentification(nmf, scores, "2b", "value", np.zeros((10, 2), np.int64),
+                                 {"rank": 3, "frames": 10})
+

@@ -1,0 +1,92 @@
+"""The blindness experiments' runner, ``prepare_edit`` and ``rlvision evaluate --edit``."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rlvision_widgets.agents.checkpoint import save_checkpoint
+from rlvision_widgets.analysis.features import OBJECT_CLASSES
+from rlvision_widgets.analysis.nmf import AttributionNMF
+from rlvision_widgets.environment.actions import NUM_ACTIONS
+from rlvision_widgets.environment.causes import FAILURE_CAUSES
+from rlvision_widgets.studies.article import table_counts
+from rlvision_widgets.studies.blindness import blind_agent, prepare_edit, run_blindness_experiments
+from rlvision_widgets.studies.choice import choose_all_features
+
+
+def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identification):
+    rep = run_blindness_experiments(random_net, levels=3, start_level=7, seed=1,
+                                    conditions=("original", "saw_blind", "left_enemy_blind"),
+                                    identification=planted_identification(), num_envs=3,
+                                    progress=False, log=None)
+    assert set(rep.results) == {"original", "saw_blind"}      # no left-enemy feature: skipped
+    for r in rep.results.values():
+        assert r.levels == 3 and list(r.level_seeds) == [7, 8, 9]
+        assert r.successes + sum(r.failures.values()) == 3
+        assert sum(table_counts(r).values()) == sum(r.failures.values())
+    assert rep.choices["saw_blind"].feature == 1
+    assert rep.verdict()["left_enemy_blind"]["evaluated"] is False
+    json.dumps(rep.to_json(), allow_nan=False)
+
+
+def test_prepare_edit_by_class_name_on_a_small_corpus(random_net):
+    edited, choice, ident = prepare_edit(random_net, "wall", rank=3, corpus_envs=2,
+                                         corpus_steps=16)
+    assert choice.cls == "wall" and choice.feature == ident.scores.feature_for("wall")[0]
+    assert edited.edits[0].layer == "2b" and edited.edits[0].mode == "weight"
+    obs = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    assert edited(obs)[0].shape == (2, NUM_ACTIONS)
+    with pytest.raises(ValueError, match="valid classes"):
+        prepare_edit(random_net, "dragon")
+
+
+def test_cli_evaluate_with_edit_counts_add_up(random_net, tmp_path, capsys):
+    from rlvision_widgets.cli import main
+    agent_dir = save_checkpoint(tmp_path / "agent", random_net, {"steps": 0})
+    rng = np.random.default_rng(0)
+    nmf = AttributionNMF(4, source="activation").fit(rng.random((300, 32)).astype(np.float32))
+    nmf_path = nmf.save(tmp_path / "nmf")
+    chart = tmp_path / "chart.png"
+    code = main(["evaluate", "--agent", str(agent_dir), "--levels", "4", "--num-envs", "4",
+                 "--edit", "2", "--nmf", str(nmf_path), "--json", "--chart", str(chart),
+                 "--csv", str(tmp_path / "levels.csv")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(out.out)
+    for res in (data, data["base"]):
+        assert res["levels"] == 4
+        assert round(res["success_rate"] * 4) + sum(res["failures"].values()) == 4
+    assert data["edit"]["feature"] == 2 and data["edit"]["layer"] == "2b"
+    assert np.allclose(data["edit"]["direction"], nmf.components_[2], atol=1e-6)
+    comp = data["comparison"]
+    assert set(FAILURE_CAUSES) | {"other", "failed", "success"} <= set(comp)
+    assert comp["failed"]["edited"] == sum(data["failures"].values())
+    assert all(0 <= comp[c]["p"] <= 1 for c in comp)
+    assert chart.stat().st_size > 5_000
+    assert len((tmp_path / "levels.csv").read_text().splitlines()) == 5
+
+
+def test_cli_edit_unknown_class_lists_the_valid_ones(random_net, tmp_path, capsys):
+    from rlvision_widgets.cli import main
+    agent_dir = save_checkpoint(tmp_path / "agent", random_net, {"steps": 0})
+    assert main(["evaluate", "--agent", str(agent_dir), "--levels", "2", "--edit", "dragon"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown object class 'dragon'" in err and "valid classes: agent, saw" in err
+
+
+def test_every_saw_feature_edit_projects_out_each_direction(random_net, planted_identification):
+    from rlvision_widgets.agents.editing import projection
+    ident = planted_identification()
+    one = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
+    assert one.feature is None and "only 1 feature" in one.note
+    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0   # a second saw feature
+    two = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
+    assert two.features == [1, 2] and len(two.all_directions) == 2
+    edited = blind_agent(random_net, two.all_directions, "2b", mode="activation")
+    assert len(edited.edits) == 2
+    obs = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
+    a = random_net.forward_to(obs, "2b")
+    P = projection(two.all_directions[1]) @ projection(two.all_directions[0])
+    expected = random_net.forward_from("2b", torch.einsum("nchw,dc->ndhw", a, P))
+    torch.testing.assert_close(edited(obs), expected, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,328 @@
+"""Python side of the widgets: traits, validation, binary encodings, the Explorer's state and
+its engine binding (small data: a random-weight compact network, a few steps)."""
+from __future__ import annotations
+
+import json
+import re
+import zlib
+
+import numpy as np
+import pytest
+import traitlets
+
+from rlvision_widgets.widgets import (AttributionLegend, Controls, EditPanel, Explorer,
+                                      FeatureGrid, TrajectoryViewer, output_options)
+from rlvision_widgets.widgets import _encode as enc
+from rlvision_widgets.widgets.export import STATIC
+
+
+def _obs(E=2, T=6, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (E, T, 64, 64, 3), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------ encodings
+def test_png_strips_round_trip():
+    obs = _obs(3, 5)
+    data, offsets = enc.encode_png_strips(obs)
+    assert len(offsets) == 4 and offsets[-1] == len(data)
+    for e in range(3):
+        img = enc.decode_png(data[offsets[e]:offsets[e + 1]])
+        assert img.shape == (5 * 64, 64, 3)
+        assert np.array_equal(img.reshape(5, 64, 64, 3), obs[e])
+
+
+def test_attribution_quantisation_error_and_layout():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(2, 4, 8, 8, 3)).astype(np.float32)
+    r = rng.normal(size=(2, 4, 8, 8)).astype(np.float32)
+    tr = enc.encode_attribution(f, r)
+    assert tr["attr_shape"] == [2, 4, 8, 8, 4]
+    back = enc.decode_attribution(tr)
+    full = np.concatenate([f, r[..., None]], -1)
+    scale = np.abs(full).max(axis=(2, 3), keepdims=True)
+    assert np.all(np.abs(back - full) <= scale / 254 + 1e-6)
+    # one zlib stream per trajectory, int8 inside
+    off = tr["attr_offsets"]
+    raw = zlib.decompress(tr["attr_maps"][off[1]:off[2]])
+    assert len(raw) == 4 * 8 * 8 * 4
+
+
+def test_progressive_payload_marks_ready_frames():
+    p = enc.AttributionPayload(2, 5, 4, 4, 3)
+    p.set(1, np.ones((5, 4, 4, 3), np.float32), frames=[0, 2])
+    tr = p.traits()
+    ready = np.frombuffer(tr["attr_ready"], np.uint8).reshape(2, 5)
+    assert ready[1].tolist() == [1, 0, 1, 0, 0] and not ready[0].any()
+    assert tr["attr_offsets"][1] == 0  # trajectory 0 not computed: empty chunk
+
+
+# ------------------------------------------------------------------------- components
+def test_trajectory_viewer_accepts_arrays():
+    E, T = 2, 6
+    v = TrajectoryViewer(_obs(E, T), values=np.arange(E * T).reshape(E, T),
+                         actions=np.ones((E, T), int), firsts=np.zeros((E, T), bool),
+                         logits=np.zeros((E, T, 15)),
+                         features=np.ones((E, T, 16, 16, 3), np.float32))
+    assert (v.n_trajectories, v.n_steps, v.n_features) == (E, T, 3)
+    assert v.attr_shape == [E, T, 16, 16, 4]
+    assert np.frombuffer(v.values, "<f4").tolist() == list(range(E * T))
+    assert len(v.logits) == E * T * 15 * 4
+    seen = []
+    v.observe(lambda ch: seen.append(ch["new"]), "frame")
+    v.frame = 5
+    assert seen == [5]
+    with pytest.raises(traitlets.TraitError):
+        v.frame = T
+    with pytest.raises(traitlets.TraitError):
+        v.trajectory = E
+    with pytest.raises(traitlets.TraitError):
+        v.gain = 0
+    with pytest.raises(traitlets.TraitError):
+        v.blur = -1
+    # blur: by default the article's radius 7 on 32 x 32 scaled to the layer (7 H / 32)
+    assert v.blur is None and v.blur_radius() == 3.5
+    v.blur = 1.0                                  # the article's radius, explicitly
+    assert v.blur_radius() == 7.0
+    v.blur = None
+    with pytest.raises(ValueError, match="values must have shape"):
+        v.set_trajectories(_obs(E, T), values=np.zeros(T + 1))
+    with pytest.raises(TypeError, match="uint8"):
+        v.set_trajectories(np.zeros((T, 64, 64, 3), np.float32))
+
+
+def test_single_trajectory_and_binary_traits_are_bytes():
+    v = TrajectoryViewer(_obs(1, 4)[0], values=np.zeros(4))
+    assert v.n_trajectories == 1
+    state = v.get_state()
+    for name in ("obs_png", "values", "attr_maps"):
+        assert isinstance(state[name], (bytes, memoryview)), name   # raw buffers, not JSON lists
+    json.dumps({k: x for k, x in state.items() if not isinstance(x, (bytes, memoryview))})
+
+
+def test_component_widgets_construct_and_validate():
+    legend = AttributionLegend(np.zeros((3, 8, 8, 3), np.uint8), labels=["a", "b", "c"])
+    assert legend.n_features == 3 and legend.thumbnail_size == 8
+    img = enc.decode_png(legend.thumbnails_png)
+    assert img.shape == (8, 24, 4)
+    grid = FeatureGrid(np.zeros((64, 64, 4), np.uint8), np.zeros((2, 2, 2), int), grid_feature=0)
+    assert grid.grid_shape == [2, 2, 32]
+    with pytest.raises(traitlets.TraitError):
+        grid.grid_density = 0
+    panel = EditPanel(n_features=3)
+    assert panel.edit_strengths == [0.0] * 3 and panel.edit_off == [False] * 3
+    with pytest.raises(traitlets.TraitError):
+        panel.edit_strengths = [0.0, 1.5, 0.0]
+    c = Controls(layers=["2a", "2b"], layer="2b")
+    specs = [o[0] for o in c.outputs]
+    assert specs[0] == "value" and "logit:7" in specs and "group:right" in specs \
+        and "logprob:0" in specs
+    assert output_options()[8][1].endswith("RIGHT")
+    for cls in (TrajectoryViewer, AttributionLegend, FeatureGrid, Controls, EditPanel, Explorer):
+        bundle = STATIC / f"{cls._component}.js"
+        if bundle.is_file():   # each widget loads its own component bundle
+            assert str(cls._esm) == bundle.read_text(encoding="utf-8")
+        else:
+            assert "npm run build" in str(cls._esm)
+
+
+# ---------------------------------------------------------------------------- explorer
+@pytest.fixture(scope="module")
+def explorer():
+    import torch
+
+    from rlvision_widgets.agents import build_network
+    from rlvision_widgets.rollouts import collect_trajectories
+
+    torch.manual_seed(0)
+    agent = build_network("compact").eval()
+    traj = collect_trajectories("random", num_envs=2, num_steps=24, seed=0, progress=False)
+    ex = Explorer(agent, traj, rank=4, background=False, suggest_labels=False)
+    yield ex
+    ex.close()
+
+
+def test_explorer_initial_state(explorer):
+    ex = explorer
+    assert ex.layer == "2b" and ex.layers == ["1a", "2a", "2b", "3a", "4a"]
+    assert (ex.n_trajectories, ex.n_steps, ex.n_features) == (2, 24, 4)
+    assert ex.attr_shape == [2, 24, 16, 16, 5] and ex.attr_ready == b""
+    assert ex.blur is None and ex.blur_radius() == 3.5     # 7 x 16 / 32 on the 16 x 16 layer 2b
+    assert len(ex.feature_labels) == 4 and ex.edit_strengths == [0.0] * 4
+    assert ex.thumbnail_size > 0 and ex.busy is False and ex.error == ""
+    f, r = ex.features()
+    assert f.shape == (2, 24, 16, 16, 4) and r.shape == (2, 24, 16, 16)
+    # the browser receives what the engine computed (up to int8 quantisation)
+    back = enc.decode_attribution({k: getattr(ex, k) for k in
+                                   ("attr_maps", "attr_offsets", "attr_scales", "attr_shape")})
+    assert np.abs(back[..., :4] - f).max() <= np.abs(f).max() / 100
+    kinds = {b["kind"] for b in ex.bookmarks}
+    assert {"high", "low"} <= kinds
+
+
+def test_explorer_state_settable_and_observable(explorer):
+    ex = explorer
+    seen = []
+    ex.observe(lambda ch: seen.append(ch["new"]), "frame")
+    ex.frame = 10
+    ex.trajectory = 1
+    assert seen == [10] and ex.frame == 10
+    ex.trajectory = 0
+
+
+def test_explorer_rank_output_grid_edit(explorer):
+    ex = explorer
+    ex.rank = 3
+    assert ex.n_features == 3 and ex.attr_shape[-1] == 4 and len(ex.feature_labels) == 3
+    # the status ends with the analysis summary (not a follow-up "edits cleared")
+    assert ex.status.startswith("3 features at 2b · value") and "residual share" in ex.status
+    assert "edits cleared" not in ex.status
+    ex.rank = 99                                    # clamped to the valid range
+    assert ex.rank == ex.rank_max == 16
+    ex.rank = 3
+    ex.output = "logit:RIGHT"
+    assert ex.output == "logit:7" and "RIGHT" in ex.output_label
+    assert ex.status.startswith("3 features at 2b · logit → RIGHT") and "edits" not in ex.status
+    with pytest.raises(traitlets.TraitError, match="valid outputs"):
+        ex.output = "bogus"
+    with pytest.raises(traitlets.TraitError, match="valid layers"):
+        ex.layer = "9z"
+    assert ex.output == "logit:7" and ex.layer == "2b"
+    ex.output = "value"
+    ex.grid_feature = 1
+    rows, cols, cell = ex.grid_shape
+    assert rows == cols == ex.grid_density and cell > 0
+    src = np.frombuffer(ex.grid_sources, "<i4").reshape(-1, 2)
+    assert ((src[:, 0] >= -1) & (src[:, 0] < 2)).all() and (src[:, 1] < 24).all()
+    ex.grid_feature = -1
+    # switching a feature off changes the shown trajectory's value (the value graph)
+    ex.frame = 5
+    ex.edit_off = [True, False, False]
+    assert ex.edited_trajectory == 0
+    edited = np.frombuffer(ex.edited_values, "<f4")
+    original = np.frombuffer(ex.values, "<f4")[:24]
+    assert edited.shape == (24,) and not np.allclose(edited, original)
+    assert ex.edited_attr_shape == [1, 24, 16, 16, 4] and ex.edited_attr_ready == b""
+    ex.edit_off = [False, False, False]
+    assert ex.edited_trajectory == -1 and ex.edited_values == b""
+    assert ex.status == "edits cleared"
+    # new features (rank change) reset active edits; the status keeps the analysis summary
+    ex.edit_off = [True, False, False]
+    ex.rank = 4
+    assert ex.edit_off == [False] * 4 and ex.edited_trajectory == -1
+    assert ex.status.startswith("4 features at 2b") and "edits" not in ex.status
+
+
+def test_explorer_payload_is_binary_and_small(explorer):
+    sizes = explorer.payload_bytes()
+    assert sizes["obs_png"] > 0 and sizes["attr_maps"] > 0
+    per_frame = sizes["total"] / (2 * 24)
+    assert per_frame < 7000   # 8 x 512 frames at this rate stay far below 30 MB
+
+
+def test_payload_8x512_within_30mb():
+    """Observations of 8 x 512 real CoinRun steps plus dense (worst-case, incompressible)
+    attribution maps for K = 8 at 16 x 16 stay under 30 MB."""
+    from rlvision_widgets.rollouts import collect_trajectories
+
+    traj = collect_trajectories("random", num_envs=8, num_steps=512, seed=0, progress=False)
+    png, _ = enc.encode_png_strips(traj.obs)
+    feats = np.random.default_rng(0).normal(size=(8, 512, 16, 16, 8)).astype(np.float32)
+    tr = enc.encode_attribution(feats, feats[..., 0])
+    series = 8 * 512 * (4 * 4 + 2 + 15 * 4)
+    total = len(png) + len(tr["attr_maps"]) + len(tr["attr_scales"]) + series
+    assert total < 30e6, f"payload {total / 1e6:.1f} MB"
+
+
+def test_save_html_is_self_contained(explorer, tmp_path):
+    if not (STATIC / "standalone.js").is_file():
+        pytest.skip("JS bundles not built (npm ci && npm run build)")
+    path = explorer.save_html(tmp_path / "ex.html")
+    html = path.read_text()
+    assert "rlvisionWidgets" in html and "obs_png" in html
+    assert not re.search(r"<script[^>]+src=", html), "no external scripts"
+    assert not re.search(r"<link[^>]+href=", html), "no external stylesheets"
+    assert "cdn." not in html and "unpkg" not in html
+
+
+def test_explorer_answers_full_frame_and_rerun(explorer):
+    sent = []
+    explorer.send = lambda content, buffers=None: sent.append((content, buffers))
+    try:
+        explorer._on_msg(explorer, {"type": "full_frame", "trajectory": 1, "frame": 3}, [])
+    finally:
+        del explorer.send
+    (content, buffers), = sent
+    assert content == {"type": "full_frame", "trajectory": 1, "frame": 3}
+    assert enc.decode_png(buffers[0]).shape == (512, 512, 3)
+    explorer.trajectory, explorer.frame = 1, 10
+    n = explorer.n_features
+    explorer.edit_off = [False, True] + [False] * (n - 2)
+    explorer._on_msg(explorer, {"type": "rerun"}, [])
+    info = explorer.rerun_info
+    assert info["trajectory"] == 1 and info["steps"] == 24 - info["start"]
+    assert np.frombuffer(explorer.rerun_values, "<f4").shape == (info["steps"],)
+    strip = enc.decode_png(explorer.rerun_png)
+    assert strip.shape == (64 * info["steps"], 64, 3)
+    assert info["outcome"] and "level" in info["message"]
+    explorer.edit_off = [False] * n
+    explorer.trajectory, explorer.frame = 0, 0
+
+
+# ------------------------------------------------------------------------ agent, threads
+def test_explorer_unknown_agent_is_an_error_not_a_random_network():
+    with pytest.raises(ValueError, match=r"unknown agent 'no-such-agent'.*'coinrun'"):
+        Explorer("no-such-agent", background=False)
+
+
+def test_explorer_broken_checkpoint_is_an_error(tmp_path):
+    from rlvision_widgets.agents.checkpoint import CheckpointError
+
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 16)
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        Explorer(tmp_path, background=False)
+
+
+def test_explorer_broken_shipped_agent_is_an_error(tmp_path, monkeypatch):
+    """No random-weight stand-in when the shipped agent cannot be loaded."""
+    from rlvision_widgets.agents import registry
+    from rlvision_widgets.agents.checkpoint import CheckpointError
+
+    broken = tmp_path / "coinrun"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    (broken / "model.safetensors").write_bytes(b"\0" * 16)
+    monkeypatch.setattr(registry, "reference_agents", lambda: {"coinrun": broken})
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        Explorer(None, background=False)
+
+
+def test_explorer_shows_the_shipped_agent_by_default():
+    from rlvision_widgets.agents.registry import load_agent
+
+    traj = {"obs": _obs(1, 4), "rewards": np.zeros((1, 4), np.float32),
+            "firsts": np.zeros((1, 4), bool)}
+    ex = Explorer(None, traj, rank=2, background=False, suggest_labels=False, prefetch=False)
+    try:
+        ref = load_agent("coinrun")
+        for a, b in zip(ex.agent.state_dict().values(), ref.state_dict().values()):
+            assert np.array_equal(a.numpy(), b.numpy())
+        assert "coinrun agent" in ex.title and not ex.error
+    finally:
+        ex.close()
+
+
+def test_explorer_leaves_torch_threads_to_the_caller(explorer):
+    import os
+
+    import torch
+
+    old = torch.get_num_threads()
+    want = (os.cpu_count() or 1) + 1        # more than any core count the library would pick
+    seen: list[int] = []
+    torch.set_num_threads(want)
+    try:
+        explorer._worker.submit("prefetch", lambda report: seen.append(torch.get_num_threads()))
+        assert seen == [want] and torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(old)
