@@ -13,6 +13,7 @@ Two overhead figures are printed: the A/B ratio of best env-steps/s (sensitive t
 the machine) and the tracker's own share of its runs' wall time (hooks, snapshots, replays,
 timed inside the run, so shared load affects both sides alike). Goal: overhead <= 10%.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ from rlvision_widgets.environment import CauseTracker, CoinRunEnv, EnvOptions  #
 
 
 @torch.no_grad()
-def run(options: EnvOptions, steps: int, track: bool, checkpoint_every: int | None = None
-        ) -> dict:
+def run(options: EnvOptions, steps: int, track: bool, checkpoint_every: int | None = None) -> dict:
     env = CoinRunEnv(options)
     tracker = CauseTracker(env, checkpoint_every=checkpoint_every) if track else None
     agent = RandomAgent()
@@ -67,28 +67,40 @@ def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, default=64)
     args = ap.parse_args()
     options = EnvOptions(num_envs=args.envs, rand_seed=0, distribution_mode=args.mode)
-    run(options.replace(num_envs=1), 10, True)                  # warm up: assets, imports
-    configs = {"no tracking": (False, None), "tracking": (True, None),
-               f"tracking, checkpoint_every={args.checkpoint_every}": (True, args.checkpoint_every)}
+    run(options.replace(num_envs=1), 10, True)  # warm up: assets, imports
+    configs = {
+        "no tracking": (False, None),
+        "tracking": (True, None),
+        f"tracking, checkpoint_every={args.checkpoint_every}": (True, args.checkpoint_every),
+    }
     results: dict[str, list[dict]] = {k: [] for k in configs}
     for _ in range(args.repeats):
         for name, (track, ckpt) in configs.items():
             results[name].append(run(options, args.steps, track, ckpt))
-    print(f"CoinRun {args.mode}, random agent, {args.envs} envs x {args.steps} steps, "
-          f"best of {args.repeats} alternating runs")
+    print(
+        f"CoinRun {args.mode}, random agent, {args.envs} envs x {args.steps} steps, "
+        f"best of {args.repeats} alternating runs"
+    )
     base = max(r["steps_per_s"] for r in results["no tracking"])
     for name, runs in results.items():
         best = max(r["steps_per_s"] for r in runs)
-        line = (f"  {name:<34} {best:8.0f} env-steps/s  (runs: "
-                f"{', '.join('%.0f' % r['steps_per_s'] for r in runs)})")
+        line = (
+            f"  {name:<34} {best:8.0f} env-steps/s  (runs: "
+            + ", ".join(f"{r['steps_per_s']:.0f}" for r in runs)
+            + ")"
+        )
         if configs[name][0]:
             share = min(r["share"] for r in runs)
-            line += (f"\n      A/B overhead {100 * (base / best - 1):5.1f}%   in-run overhead "
-                     f"{100 * share / (1 - share):5.1f}%")
+            line += (
+                f"\n      A/B overhead {100 * (base / best - 1):5.1f}%   in-run overhead "
+                f"{100 * share / (1 - share):5.1f}%"
+            )
             r = runs[-1]
-            line += (f"\n      episodes {r['episodes']}, failures {r['failures']}, replays "
-                     f"{r['replays']} ({r['replayed_steps']} steps), snapshots {r['snapshots']} "
-                     f"({r['checkpoints']} checkpoints), cause analysis {r['cause_seconds']:.3f} s")
+            line += (
+                f"\n      episodes {r['episodes']}, failures {r['failures']}, replays "
+                f"{r['replays']} ({r['replayed_steps']} steps), snapshots {r['snapshots']} "
+                f"({r['checkpoints']} checkpoints), cause analysis {r['cause_seconds']:.3f} s"
+            )
         print(line)
     causes = results["tracking"][-1]["causes"]
     print(f"  causes: {dict(sorted(causes.items()))}")

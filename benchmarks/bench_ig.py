@@ -18,6 +18,7 @@ uniform random actions.
     .venv/bin/python benchmarks/bench_ig.py                 # 8 x 512 frames, layer 2b
     .venv/bin/python benchmarks/bench_ig.py --frames 512 --layer 2a --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ import torch
 
 def frames(num_envs: int, num_steps: int, seed: int = 0) -> np.ndarray:
     from rlvision_widgets.environment import NUM_ACTIONS, CoinRunEnv, EnvOptions
+
     env = CoinRunEnv(EnvOptions(num_envs=num_envs, rand_seed=seed))
     rng = np.random.default_rng(seed)
     out = np.empty((num_envs, num_steps, 64, 64, 3), np.uint8)
@@ -50,10 +52,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--captum-chunk", type=int, default=64, help="frames per Captum call")
     ap.add_argument("--block", type=int, default=256, help="frames per interleaved block")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: torch's own choice)")
-    ap.add_argument("--share-next-conv", action="store_true",
-                    help="also time the shared-next-conv path (layers feeding a conv directly)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own choice)"
+    )
+    ap.add_argument(
+        "--share-next-conv",
+        action="store_true",
+        help="also time the shared-next-conv path (layers feeding a conv directly)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,10 +78,12 @@ def main() -> None:
         net = build_network(args.network).eval()
         weights = f"{args.network} network, random weights (seed 0)"
     envs = 8 if args.frames >= 8 else 1
-    obs = frames(envs, -(-args.frames // envs))[:args.frames]
-    print(f"# IG at {args.layer}, {len(obs)} frames, {args.steps} steps; {weights}; "
-          f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f} "
-          f"(other jobs on this machine slow every figure)")
+    obs = frames(envs, -(-args.frames // envs))[: args.frames]
+    print(
+        f"# IG at {args.layer}, {len(obs)} frames, {args.steps} steps; {weights}; "
+        f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f} "
+        f"(other jobs on this machine slow every figure)"
+    )
 
     access = LayerAccess(net)
     ig = IntegratedGradients(lambda a: net.forward_from(args.layer, a)[1])
@@ -86,12 +94,15 @@ def main() -> None:
     def run_captum(block: np.ndarray) -> np.ndarray:
         out = []
         for s in range(0, len(block), args.captum_chunk):
-            a = access.activations_nchw(block[s:s + args.captum_chunk], args.layer)
-            out.append(ig.attribute(a, baselines=0.0, n_steps=args.steps,
-                                    method="riemann_right").permute(0, 2, 3, 1).numpy())
+            a = access.activations_nchw(block[s : s + args.captum_chunk], args.layer)
+            out.append(
+                ig.attribute(a, baselines=0.0, n_steps=args.steps, method="riemann_right")
+                .permute(0, 2, 3, 1)
+                .numpy()
+            )
         return np.concatenate(out)
 
-    run_ours(obs[:16])            # warm-up (oneDNN primitive creation) for both
+    run_ours(obs[:16])  # warm-up (oneDNN primitive creation) for both
     run_captum(obs[:16])
     # interleave blocks (alternating which goes first) so both see the same machine load
     wall = {"ours": 0.0, "captum": 0.0}
@@ -99,8 +110,8 @@ def main() -> None:
     ours_attr, captum_attr, rel_delta = [], [], []
     block = args.block
     for i, s in enumerate(range(0, len(obs), block)):
-        chunk = obs[s:s + block]
-        for name in (("ours", "captum") if i % 2 == 0 else ("captum", "ours")):
+        chunk = obs[s : s + block]
+        for name in ("ours", "captum") if i % 2 == 0 else ("captum", "ours"):
             t0, c0 = time.perf_counter(), time.process_time()
             if name == "ours":
                 r = run_ours(chunk)
@@ -116,26 +127,38 @@ def main() -> None:
 
     n = len(obs)
     ours_rows = run_ours(obs[:1]).meta["batch_size"]
-    print(f"(Captum called on {args.captum_chunk}-frame chunks = "
-          f"{args.captum_chunk * args.steps} rows per forward; ours {ours_rows} rows per "
-          f"forward; blocks of {block} frames, interleaved)")
-    print(f"ours    wall {wall['ours']:8.2f} s  cpu {cpu['ours']:8.2f} s  "
-          f"{n / wall['ours']:7.1f} frames/s")
-    print(f"captum  wall {wall['captum']:8.2f} s  cpu {cpu['captum']:8.2f} s  "
-          f"{n / wall['captum']:7.1f} frames/s")
-    print(f"speed ratio (captum / ours): wall {wall['captum'] / wall['ours']:.2f}x, "
-          f"cpu {cpu['captum'] / cpu['ours']:.2f}x")
+    print(
+        f"(Captum called on {args.captum_chunk}-frame chunks = "
+        f"{args.captum_chunk * args.steps} rows per forward; ours {ours_rows} rows per "
+        f"forward; blocks of {block} frames, interleaved)"
+    )
+    print(
+        f"ours    wall {wall['ours']:8.2f} s  cpu {cpu['ours']:8.2f} s  "
+        f"{n / wall['ours']:7.1f} frames/s"
+    )
+    print(
+        f"captum  wall {wall['captum']:8.2f} s  cpu {cpu['captum']:8.2f} s  "
+        f"{n / wall['captum']:7.1f} frames/s"
+    )
+    print(
+        f"speed ratio (captum / ours): wall {wall['captum'] / wall['ours']:.2f}x, "
+        f"cpu {cpu['captum'] / cpu['ours']:.2f}x"
+    )
     print(f"max |ours - captum| / max |captum|: {rel:.2e}")
-    print(f"completeness: median |delta| / |F(a) - F(0)| = "
-          f"{float(np.median(np.concatenate(rel_delta))):.3e}")
+    print(
+        f"completeness: median |delta| / |F(a) - F(0)| = "
+        f"{float(np.median(np.concatenate(rel_delta))):.3e}"
+    )
     t_captum = wall["captum"]
     if args.share_next_conv:
         t0 = time.perf_counter()
         fast = integrated_gradients(net, obs, args.layer, steps=args.steps, share_next_conv=True)
         t_fast = time.perf_counter() - t0
         rel_f = float(np.abs(fast.attributions - captum).max() / np.abs(captum).max())
-        print(f"shared-next-conv {t_fast:8.2f} s ({'used' if fast.meta['shared_next_conv'] else 'not applicable'}"
-              f"), ratio captum / shared {t_captum / t_fast:.2f}x, max rel diff {rel_f:.2e}")
+        print(
+            f"shared-next-conv {t_fast:8.2f} s ({'used' if fast.meta['shared_next_conv'] else 'not applicable'}"
+            f"), ratio captum / shared {t_captum / t_fast:.2f}x, max rel diff {rel_f:.2e}"
+        )
 
 
 if __name__ == "__main__":

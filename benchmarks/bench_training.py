@@ -6,6 +6,7 @@ fraction of a dense-matmul peak measured in the same run.
 
 FLOPs per env step = 2 x multiply-adds x (1 rollout forward + epochs x 3 for forward+backward).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,18 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def bench(network: str, precision: str, envs: int, steps: int, updates: int,
-          threads: int = 0) -> dict:
-    cfg = PPOConfig(network=network, precision=precision, num_steps=steps, num_minibatches=2,
-                    total_steps=10**9, checkpoint_every_s=1e9, num_threads=threads)
+def bench(
+    network: str, precision: str, envs: int, steps: int, updates: int, threads: int = 0
+) -> dict:
+    cfg = PPOConfig(
+        network=network,
+        precision=precision,
+        num_steps=steps,
+        num_minibatches=2,
+        total_steps=10**9,
+        checkpoint_every_s=1e9,
+        num_threads=threads,
+    )
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(d, cfg, EnvOptions(num_envs=envs, rand_seed=0), progress=False)
         tr.update(tr.rollout())  # warm-up
@@ -55,18 +64,24 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {a.envs} envs x {a.steps} steps, 3 epochs, 2 minibatches")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {a.envs} envs x {a.steps} steps, 3 epochs, 2 minibatches"
+    )
     peaks = {p: matmul_peak(torch.float32 if p == "fp32" else torch.bfloat16) for p in a.precision}
     for p, g in peaks.items():
         print(f"matmul peak ({p}, 2048^2): {g:.1f} GFLOP/s")
-    print(f"{'network':8s} {'prec':5s} {'MAC/frame':>10s} {'env-steps/s':>12s} {'GFLOP/s':>8s} {'of peak':>8s}")
+    print(
+        f"{'network':8s} {'prec':5s} {'MAC/frame':>10s} {'env-steps/s':>12s} {'GFLOP/s':>8s} {'of peak':>8s}"
+    )
     for net in a.networks:
         for p in a.precision:
             updates = a.updates if net != "article" else 1
             r = bench(net, p, a.envs, a.steps, updates, a.threads)
-            print(f"{net:8s} {p:5s} {r['mac'] / 1e6:9.1f}M {r['sps']:12.0f} {r['gflops']:8.1f} "
-                  f"{r['gflops'] / peaks[p]:8.1%}")
+            print(
+                f"{net:8s} {p:5s} {r['mac'] / 1e6:9.1f}M {r['sps']:12.0f} {r['gflops']:8.1f} "
+                f"{r['gflops'] / peaks[p]:8.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Measures, on the Explorer over E trajectories x T steps (default 8 x 512, the ar
     python benchmarks/bench_widgets.py --envs 2 --steps 64 --json out.json
     python benchmarks/bench_widgets.py --threads 1     # e.g. on a busy machine
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,14 +63,35 @@ def _push_js(page, widget, names):
            const t0 = performance.now();
            window.model.fromPython(ch);
            const api = window.el.rlv; api.viewer.redraw(); api.legend.redraw(); api.edit.redraw();
-           return performance.now() - t0; }""", [p, names])
+           return performance.now() - t0; }""",
+        [p, names],
+    )
 
 
-ATTR = ["attr_maps", "attr_offsets", "attr_scales", "attr_shape", "attr_ready", "n_features",
-        "feature_labels", "rank", "thumbnails_png", "edit_strengths", "edit_off"]
-EDITED = ["edited_values", "edited_logits", "edited_trajectory", "edited_attr_maps",
-          "edited_attr_offsets", "edited_attr_scales", "edited_attr_shape", "edited_attr_ready",
-          "edit_off"]
+ATTR = [
+    "attr_maps",
+    "attr_offsets",
+    "attr_scales",
+    "attr_shape",
+    "attr_ready",
+    "n_features",
+    "feature_labels",
+    "rank",
+    "thumbnails_png",
+    "edit_strengths",
+    "edit_off",
+]
+EDITED = [
+    "edited_values",
+    "edited_logits",
+    "edited_trajectory",
+    "edited_attr_maps",
+    "edited_attr_offsets",
+    "edited_attr_scales",
+    "edited_attr_shape",
+    "edited_attr_ready",
+    "edit_off",
+]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -79,8 +101,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--frames", type=int, default=200, help="frames to time when scrubbing")
     ap.add_argument("--json", help="also write the results to this file")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: torch's own setting)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's own setting)",
+    )
     a = ap.parse_args(argv)
 
     import torch
@@ -89,24 +115,30 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.threads)
 
     from browser.harness import launch, mount, skip_reason
+
     from rlvision_widgets.rollouts import collect_trajectories
     from rlvision_widgets.widgets import Explorer
 
     torch.manual_seed(0)
     agent, agent_note = _load_agent()
-    res: dict = {"envs": a.envs, "steps": a.steps, "rank": a.rank, "agent": agent_note,
-                 "torch_threads": torch.get_num_threads()}
+    res: dict = {
+        "envs": a.envs,
+        "steps": a.steps,
+        "rank": a.rank,
+        "agent": agent_note,
+        "torch_threads": torch.get_num_threads(),
+    }
     t0 = time.perf_counter()
     traj = collect_trajectories(agent, a.envs, a.steps, seed=0, progress=False)
     res["collect_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    ex = Explorer(agent, traj, rank=a.rank, background=False, suggest_labels=False,
-                  prefetch=False)
+    ex = Explorer(agent, traj, rank=a.rank, background=False, suggest_labels=False, prefetch=False)
     res["initial_analysis_s"] = round(time.perf_counter() - t0, 2)
     sizes = ex.payload_bytes()
     res["payload_mb"] = round(sizes["total"] / 1e6, 2)
-    res["payload_breakdown_mb"] = {k: round(v / 1e6, 3) for k, v in sizes.items()
-                                   if v > 10_000 and k != "total"}
+    res["payload_breakdown_mb"] = {
+        k: round(v / 1e6, 3) for k, v in sizes.items() if v > 10_000 and k != "total"
+    }
     print(f"payload {res['payload_mb']} MB for {a.envs} x {a.steps} (goal <= 30 MB)", flush=True)
 
     reason = skip_reason()
@@ -125,21 +157,27 @@ def main(argv: list[str] | None = None) -> dict:
                  for (let i = 0; i < n; i++) { const t0 = performance.now();
                    window.model.set('frame', (i * 7) % T); api.viewer.redraw();
                    out.push(performance.now() - t0); }
-                 return out; }""", a.frames)
+                 return out; }""",
+            a.frames,
+        )
         ms = np.asarray(ms)
         res["scrub_ms_mean"] = round(float(ms.mean()), 2)
         res["scrub_ms_p95"] = round(float(np.percentile(ms, 95)), 2)
-        print(f"scrub redraw {res['scrub_ms_mean']} ms/frame (p95 {res['scrub_ms_p95']}; goal <= 16)",
-              flush=True)
+        print(
+            f"scrub redraw {res['scrub_ms_mean']} ms/frame (p95 {res['scrub_ms_p95']}; goal <= 16)",
+            flush=True,
+        )
 
         # --- rank change: Python to the first push (NMF for the new rank + the frames around
         # the shown one) + browser redraw. First an uncached rank (refit from the coreset),
         # then a neighbouring rank after the idle-time prefetch (the slider's usual step).
         pushes = _Pushes(ex, ["attr_maps", "n_features", "edited_values", "edited_attr_maps"])
-        for label, new_rank, warm in (("refit", max(2, a.rank - 2), False),
-                                      ("prefetched", max(2, a.rank - 2) + 1, True)):
+        for label, new_rank, warm in (
+            ("refit", max(2, a.rank - 2), False),
+            ("prefetched", max(2, a.rank - 2) + 1, True),
+        ):
             if warm:
-                ex._job_prefetch(lambda *_: None)          # what idle time does in a kernel
+                ex._job_prefetch(lambda *_: None)  # what idle time does in a kernel
             t0 = time.perf_counter()
             ex.rank = new_rank
             total_py = time.perf_counter() - t0
@@ -150,25 +188,38 @@ def main(argv: list[str] | None = None) -> dict:
             key = "rank_change_s" if not warm else "rank_change_prefetched_s"
             res[key] = round(first_py + first_js / 1000, 3)
             res[key.replace("_s", "_detail")] = {
-                "to_rank": new_rank, "python_first_push_s": round(first_py, 3),
-                "browser_ms": round(first_js, 1), "python_all_trajectories_s": round(total_py, 3)}
-            print(f"rank change ({label}) -> {new_rank}: {res[key]} s to legend + overlays "
-                  f"(all trajectories {total_py:.2f} s; goal <= 2 s)", flush=True)
+                "to_rank": new_rank,
+                "python_first_push_s": round(first_py, 3),
+                "browser_ms": round(first_js, 1),
+                "python_all_trajectories_s": round(total_py, 3),
+            }
+            print(
+                f"rank change ({label}) -> {new_rank}: {res[key]} s to legend + overlays "
+                f"(all trajectories {total_py:.2f} s; goal <= 2 s)",
+                flush=True,
+            )
 
         # --- feature switch-off: value graph, then overlays of the current frame
         t0 = time.perf_counter()
         ex.edit_off = [True] + [False] * (ex.n_features - 1)
         total_py = time.perf_counter() - t0
         value_py = pushes.first_after("edited_values", t0)
-        overlay_py = min(x for x in pushes.t["edited_attr_maps"] if x >= t0 and x > t0 + value_py) - t0
+        overlay_py = (
+            min(x for x in pushes.t["edited_attr_maps"] if x >= t0 and x > t0 + value_py) - t0
+        )
         js = _push_js(page, ex, EDITED)
         res["switch_off_s"] = round(overlay_py + js / 1000, 3)
-        res["switch_off_detail"] = {"python_value_graph_s": round(value_py, 3),
-                                    "python_first_overlays_s": round(overlay_py, 3),
-                                    "browser_ms": round(js, 1),
-                                    "python_all_frames_s": round(total_py, 3)}
-        print(f"switch-off: value graph after {value_py:.2f} s, overlays after "
-              f"{res['switch_off_s']} s (whole trajectory {total_py:.2f} s; goal <= 2 s)", flush=True)
+        res["switch_off_detail"] = {
+            "python_value_graph_s": round(value_py, 3),
+            "python_first_overlays_s": round(overlay_py, 3),
+            "browser_ms": round(js, 1),
+            "python_all_frames_s": round(total_py, 3),
+        }
+        print(
+            f"switch-off: value graph after {value_py:.2f} s, overlays after "
+            f"{res['switch_off_s']} s (whole trajectory {total_py:.2f} s; goal <= 2 s)",
+            flush=True,
+        )
     ex.close()
     out = json.dumps(res, indent=2)
     print(out)

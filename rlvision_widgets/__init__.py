@@ -26,6 +26,7 @@ Quick start
 >>> traj = rv.collect_trajectories(agent, num_envs=2, num_steps=64, seed=0)  # doctest: +SKIP
 >>> rv.explore()                                          # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import importlib
@@ -49,8 +50,17 @@ _LAZY = {
     "Explorer": ("rlvision_widgets.widgets", "Explorer"),
     "explore": ("rlvision_widgets.widgets", "explore"),
 }
-_SUBPACKAGES = {"environment", "agents", "rollouts", "training", "analysis", "studies", "widgets",
-                "cli", "files"}
+_SUBPACKAGES = {
+    "environment",
+    "agents",
+    "rollouts",
+    "training",
+    "analysis",
+    "studies",
+    "widgets",
+    "cli",
+    "files",
+}
 
 _compat.install()
 

@@ -5,6 +5,7 @@ Old module paths resolve through an import hook to their new modules, so
 ``from rlvision_widgets.trajectories import Trajectories`` still works (and warns). Names that
 moved between modules are served by :func:`moved_names`, a module ``__getattr__``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,11 @@ _ROOT = "rlvision_widgets"
 
 
 def _warn(old: str, new: str, stacklevel: int = 3) -> None:
-    warnings.warn(f"{old} moved to {new}; the old name goes away in the next release",
-                  FutureWarning, stacklevel=stacklevel)
+    warnings.warn(
+        f"{old} moved to {new}; the old name goes away in the next release",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -51,11 +55,12 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Any, target: Any = None
-                  ) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith(_ROOT + "."):
             return None
-        new = MOVED_MODULES.get(fullname[len(_ROOT) + 1:])
+        new = MOVED_MODULES.get(fullname[len(_ROOT) + 1 :])
         if new is None:
             return None
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader(f"{_ROOT}.{new}"))

@@ -10,6 +10,7 @@ half-written file, and nothing is ever pickled.
 >>> open(os.path.join(d, "a.json")).read().replace(" ", "").replace("\\n", "")
 '{"n":3,"x":null}'
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,10 +25,19 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["ARRAYS_FORMAT", "array_hash", "atomic_open", "json_safe", "load_arrays",
-           "save_arrays", "sha256_file", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "ARRAYS_FORMAT",
+    "array_hash",
+    "atomic_open",
+    "json_safe",
+    "load_arrays",
+    "save_arrays",
+    "sha256_file",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
-ARRAYS_FORMAT = "rlvision-analysis-cache"   # the sidecar format name of save_arrays (unchanged)
+ARRAYS_FORMAT = "rlvision-analysis-cache"  # the sidecar format name of save_arrays (unchanged)
 ARRAYS_VERSION = 1
 
 
@@ -54,8 +64,9 @@ def json_safe(x: Any) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False
-                ) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path`` for writing; on success it replaces ``path``
     (``os.replace``), on any error it is removed and ``path`` is untouched.
 
@@ -142,8 +153,9 @@ def _stem(path: str | os.PathLike) -> Path:
     return stem.with_suffix("") if stem.suffix in (".npz", ".json") else stem
 
 
-def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-                meta: Mapping[str, Any] | None = None) -> Path:
+def save_arrays(
+    path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``path.npz`` (arrays) and ``path.json`` (metadata) atomically; returns the stem.
 
     >>> import tempfile, os
@@ -154,12 +166,17 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     stem = _stem(path)
     for name, a in arrays.items():
         if np.asarray(a).dtype == object:
-            raise TypeError(f"array {name!r} has dtype object; only plain numeric arrays are "
-                            "saved (no pickle)")
+            raise TypeError(
+                f"array {name!r} has dtype object; only plain numeric arrays are saved (no pickle)"
+            )
     with atomic_open(stem.with_suffix(".npz"), "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-    doc = {"format": ARRAYS_FORMAT, "version": ARRAYS_VERSION, "arrays": sorted(arrays),
-           "meta": json_safe(dict(meta or {}))}
+    doc = {
+        "format": ARRAYS_FORMAT,
+        "version": ARRAYS_VERSION,
+        "arrays": sorted(arrays),
+        "meta": json_safe(dict(meta or {})),
+    }
     with atomic_open(stem.with_suffix(".json"), "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
     return stem

@@ -9,5 +9,6 @@ echo "[lint] ruff check"
 echo "[lint] ruff format --check"
 .venv/bin/ruff format --no-cache --check .
 echo "[lint] npm run typecheck"
+[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
 npm run --silent typecheck
 echo "[lint] ok"

@@ -1,4 +1,5 @@
 """Shared fixtures: small CoinRun engine states for the environment and trajectory tests."""
+
 from __future__ import annotations
 
 import warnings

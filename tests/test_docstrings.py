@@ -7,6 +7,7 @@ subpackage. A callable passes when its docstring contains a doctest (``>>>``) or
 
     .venv/bin/python -m pytest tests/test_docstrings.py -q
 """
+
 from __future__ import annotations
 
 import enum
@@ -18,16 +19,26 @@ import pytest
 
 import rlvision_widgets
 
-SUBPACKAGES = ("files", "environment", "agents", "rollouts", "training", "analysis", "studies",
-               "widgets")
+SUBPACKAGES = (
+    "files",
+    "environment",
+    "agents",
+    "rollouts",
+    "training",
+    "analysis",
+    "studies",
+    "widgets",
+)
 
 
 def _public_objects() -> list[tuple[str, object]]:
     """(qualified name, object) for every public callable, each object once."""
     out: dict[int, tuple[str, object]] = {}
     modules = [("rlvision_widgets", rlvision_widgets)]
-    modules += [(f"rlvision_widgets.{s}", importlib.import_module(f"rlvision_widgets.{s}"))
-                for s in SUBPACKAGES]
+    modules += [
+        (f"rlvision_widgets.{s}", importlib.import_module(f"rlvision_widgets.{s}"))
+        for s in SUBPACKAGES
+    ]
     for modname, mod in modules:
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)

@@ -1,6 +1,7 @@
 """Issue 10, requirement 4: what the 0.1 layout wrote still loads, and every moved public name
 still works for one release, with a FutureWarning. The files in tests/data/legacy-0.1/ were
 written by the 0.1 code (tests/data/make_legacy_0_1.py, run on commit 47125cb)."""
+
 from __future__ import annotations
 
 import importlib
@@ -23,14 +24,28 @@ def test_trajectories_written_by_0_1_load():
     traj = Trajectories.load(LEGACY / "trajectories.npz")
     assert traj.obs.shape == (2, 24, 64, 64, 3)
     assert len(traj.episodes) >= 2 and set(traj.episodes["cause"]) <= {
-        "success", "saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout", "unknown",
-        "unfinished"}
+        "success",
+        "saw",
+        "enemy_left",
+        "enemy_right",
+        "lava",
+        "multiple",
+        "timeout",
+        "unknown",
+        "unfinished",
+    }
     # the stored advantages are the one GAE's on the stored arrays
     from rlvision_widgets.rollouts.gae import gae_advantages
-    adv = gae_advantages(traj.rewards, traj.values, traj.firsts, last_values=traj.last_values,
-                         last_firsts=traj.last_firsts)
+
+    adv = gae_advantages(
+        traj.rewards,
+        traj.values,
+        traj.firsts,
+        last_values=traj.last_values,
+        last_firsts=traj.last_firsts,
+    )
     np.testing.assert_allclose(adv, traj.advantages, atol=1e-5)
-    frame = traj.render_full(0, 3)          # the engine state re-renders
+    frame = traj.render_full(0, 3)  # the engine state re-renders
     assert frame.shape == (512, 512, 3) and frame.std() > 0
 
 
@@ -88,8 +103,12 @@ OLD_MODULES = {
     "rlvision_widgets.analysis.evaluation": ("evaluate", "EvaluationResult"),
     "rlvision_widgets.analysis.corpus": ("collect_corpus", "Corpus"),
     "rlvision_widgets.analysis.stats": ("wilson_interval",),
-    "rlvision_widgets.analysis.experiments": ("run_blindness_experiments", "prepare_edit",
-                                              "compare_results", "strict_json"),
+    "rlvision_widgets.analysis.experiments": (
+        "run_blindness_experiments",
+        "prepare_edit",
+        "compare_results",
+        "strict_json",
+    ),
     "rlvision_widgets.analysis.failures": ("list_failures", "hallucination_search"),
 }
 
@@ -100,17 +119,20 @@ def test_old_module_paths_warn_and_work(old):
         del sys.modules[name]
     with pytest.warns(FutureWarning, match="moved to"):
         module = importlib.import_module(old)
-        for name in OLD_MODULES[old]:       # some names warn again (moved a second time)
+        for name in OLD_MODULES[old]:  # some names warn again (moved a second time)
             assert callable(getattr(module, name)), f"{old}.{name}"
 
 
-@pytest.mark.parametrize("module,name,new", [
-    ("rlvision_widgets.analysis", "collect_corpus", "rlvision_widgets.rollouts.corpus"),
-    ("rlvision_widgets.analysis", "gae_advantages", "rlvision_widgets.rollouts.gae"),
-    ("rlvision_widgets.analysis.bookmarks", "gae_advantages", "rlvision_widgets.rollouts.gae"),
-    ("rlvision_widgets.training", "gae", "rlvision_widgets.rollouts.gae"),
-    ("rlvision_widgets.rollouts", "resolve_agent", "rlvision_widgets.agents.registry"),
-])
+@pytest.mark.parametrize(
+    "module,name,new",
+    [
+        ("rlvision_widgets.analysis", "collect_corpus", "rlvision_widgets.rollouts.corpus"),
+        ("rlvision_widgets.analysis", "gae_advantages", "rlvision_widgets.rollouts.gae"),
+        ("rlvision_widgets.analysis.bookmarks", "gae_advantages", "rlvision_widgets.rollouts.gae"),
+        ("rlvision_widgets.training", "gae", "rlvision_widgets.rollouts.gae"),
+        ("rlvision_widgets.rollouts", "resolve_agent", "rlvision_widgets.agents.registry"),
+    ],
+)
 def test_moved_names_warn_and_are_the_new_objects(module, name, new):
     with pytest.warns(FutureWarning, match=name):
         old = getattr(importlib.import_module(module), name)
@@ -121,4 +143,4 @@ def test_unknown_names_still_raise_attribute_error():
     import rlvision_widgets.analysis as analysis
 
     with pytest.raises(AttributeError, match="no_such_name"):
-        analysis.no_such_name
+        _ = analysis.no_such_name

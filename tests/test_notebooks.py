@@ -7,6 +7,7 @@ Executed copies are written to ``test-artifacts/notebooks/`` (git-ignored) for i
 
     .venv/bin/python -m pytest tests/test_notebooks.py -q
 """
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,15 @@ def _kernel_env() -> dict[str, str]:
 
 def test_notebooks_exist():
     names = [p.name for p in NOTEBOOKS]
-    for prefix in ("01_quickstart", "02_attribution_and_nmf", "03_feature_visualization",
-                   "04_dissecting_failure", "05_model_editing", "06_bring_your_own_model",
-                   "07_training"):
+    for prefix in (
+        "01_quickstart",
+        "02_attribution_and_nmf",
+        "03_feature_visualization",
+        "04_dissecting_failure",
+        "05_model_editing",
+        "06_bring_your_own_model",
+        "07_training",
+    ):
         assert any(n.startswith(prefix) for n in names), f"missing notebook {prefix}*.ipynb"
 
 
@@ -53,12 +60,16 @@ def test_notebook_is_clean(path: Path):
     """Stored without outputs, and the first code cell reads the size parameter."""
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-             and (c.get("outputs") or c.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs; clear them before committing"
     first = next(c for c in nb.cells if c.cell_type == "code")
-    assert "RLVISION_NOTEBOOK_SMALL" in first.source, \
+    assert "RLVISION_NOTEBOOK_SMALL" in first.source, (
         f"{path.name}: the first code cell must read RLVISION_NOTEBOOK_SMALL"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -66,8 +77,12 @@ def test_notebook_runs(path: Path):
     """Runs top to bottom in a fresh python3 kernel without an error."""
     nb = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(
-        nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=False,
-        resources={"metadata": {"path": str(NB_DIR)}})
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(NB_DIR)}},
+    )
     t0 = time.perf_counter()
     try:
         client.execute(env=_kernel_env())

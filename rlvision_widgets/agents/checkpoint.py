@@ -12,6 +12,7 @@ A training run folder holds ``latest.json`` pointing at its newest checkpoint fo
 >>> save_checkpoint("runs/demo/ckpt-0", build_network("compact"), {"steps": 0})  # doctest: +SKIP
 >>> net, config = load_checkpoint("runs/demo")                                   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,12 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted, or does not match its config."""
 
 
-def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str, Any],
-                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+def save_checkpoint(
+    folder: str | os.PathLike,
+    model: ConvAgent,
+    meta: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write ``model`` (+ optional resume tensors) and ``meta`` to ``folder`` atomically.
 
     The files are written (each through :func:`~rlvision_widgets.files.atomic_open`, fsynced)
@@ -62,11 +67,17 @@ def save_checkpoint(folder: str | os.PathLike, model: ConvAgent, meta: dict[str,
         files = {}
         for name, state in tensors.items():
             with atomic_open(tmp / name, "wb", fsync=True) as f:
-                f.write(safetensors_bytes({k: v.detach().cpu().contiguous()
-                                           for k, v in state.items()}))
+                f.write(
+                    safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in state.items()})
+                )
             files[name] = sha256_file(tmp / name)
-        config = {"format": FORMAT, "version": VERSION, "network": model.config.to_dict(),
-                  **meta, "files": files}
+        config = {
+            "format": FORMAT,
+            "version": VERSION,
+            "network": model.config.to_dict(),
+            **meta,
+            "files": files,
+        }
         write_json_atomic(tmp / "config.json", config)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
@@ -95,7 +106,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not (path / "config.json").is_file():
         raise CheckpointError(
             f"no checkpoint at {path}: expected a folder with config.json and model.safetensors "
-            "(or a training run folder with latest.json)")
+            "(or a training run folder with latest.json)"
+        )
     return path
 
 
@@ -107,11 +119,15 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{folder / 'config.json'} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / 'config.json'} is not an rlvision checkpoint config "
-                              f"(format must be {FORMAT!r})")
+        raise CheckpointError(
+            f"{folder / 'config.json'} is not an rlvision checkpoint config "
+            f"(format must be {FORMAT!r})"
+        )
     if config.get("version") != VERSION:
-        raise CheckpointError(f"unsupported checkpoint version {config.get('version')!r} "
-                              f"(this package reads version {VERSION})")
+        raise CheckpointError(
+            f"unsupported checkpoint version {config.get('version')!r} "
+            f"(this package reads version {VERSION})"
+        )
     return config
 
 
@@ -121,16 +137,19 @@ def _load_tensors(folder: Path, name: str, config: dict[str, Any]) -> dict[str, 
         raise CheckpointError(f"checkpoint {folder} is missing {name}")
     expected = config.get("files", {}).get(name)
     if expected is not None and sha256_file(path) != expected:
-        raise CheckpointError(f"{path} is corrupted: its sha256 does not match config.json "
-                              "(re-copy the checkpoint or resume from an earlier one)")
+        raise CheckpointError(
+            f"{path} is corrupted: its sha256 does not match config.json "
+            "(re-copy the checkpoint or resume from an earlier one)"
+        )
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
 
 
-def load_checkpoint(path: str | os.PathLike, *, with_extra: bool = False
-                    ) -> tuple[ConvAgent, dict[str, Any]] | tuple[ConvAgent, dict[str, Any], dict]:
+def load_checkpoint(
+    path: str | os.PathLike, *, with_extra: bool = False
+) -> tuple[ConvAgent, dict[str, Any]] | tuple[ConvAgent, dict[str, Any], dict]:
     """Load a network (eval mode) and its config; optionally the resume tensors too.
 
     ``path`` is a checkpoint folder or a training run folder (its ``latest.json`` is followed).
@@ -157,17 +176,32 @@ def load_checkpoint(path: str | os.PathLike, *, with_extra: bool = False
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        detail = "; ".join(filter(None, [
-            missing and f"missing {missing[:4]}", unexpected and f"unexpected {unexpected[:4]}",
-            wrong and "shape mismatch " + ", ".join(
-                f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
-                for k in wrong[:4])]))
-        raise CheckpointError(f"weights in {folder} do not match the network in its config.json "
-                              f"({net_config.name}): {detail}")
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    missing and f"missing {missing[:4]}",
+                    unexpected and f"unexpected {unexpected[:4]}",
+                    wrong
+                    and "shape mismatch "
+                    + ", ".join(
+                        f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+                        for k in wrong[:4]
+                    ),
+                ],
+            )
+        )
+        raise CheckpointError(
+            f"weights in {folder} do not match the network in its config.json "
+            f"({net_config.name}): {detail}"
+        )
     model.load_state_dict(state)
     model.eval()
     if with_extra:
-        extra = _load_tensors(folder, "optimizer.safetensors", config) \
-            if "optimizer.safetensors" in config.get("files", {}) else {}
+        extra = (
+            _load_tensors(folder, "optimizer.safetensors", config)
+            if "optimizer.safetensors" in config.get("files", {})
+            else {}
+        )
         return model, config, extra
     return model, config

@@ -19,6 +19,7 @@ Edits are reversible (:meth:`EditedAgent.remove`) and recorded in the agent's ch
 >>> logits, value = edited(obs)                                       # doctest: +SKIP
 >>> edited.save("runs/saw-blind")                                     # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,8 +72,10 @@ def _layer_module(model: nn.Module, layer: str) -> nn.Module:
 
 def _next_conv(model: nn.Module, layer: str) -> nn.Conv2d:
     if not hasattr(model, "next_conv"):
-        raise ValueError("mode='weight' needs a ConvAgent (it edits the following conv kernel); "
-                         "use mode='activation' for other models")
+        raise ValueError(
+            "mode='weight' needs a ConvAgent (it edits the following conv kernel); "
+            "use mode='activation' for other models"
+        )
     conv = model.next_conv(layer)
     if conv is None:
         raise ValueError(f"layer {layer!r} feeds a dense layer, not a conv: use mode='activation'")
@@ -118,32 +121,45 @@ class EditedAgent(nn.Module):
         except AttributeError:
             return getattr(self.__dict__["_modules"]["agent"], name)
 
-    def add(self, layer: str, direction: Sequence[float] | np.ndarray, strength: float = 1.0,
-            mode: str = "activation", label: str = "") -> "EditedAgent":
+    def add(
+        self,
+        layer: str,
+        direction: Sequence[float] | np.ndarray,
+        strength: float = 1.0,
+        mode: str = "activation",
+        label: str = "",
+    ) -> EditedAgent:
         """Project ``direction`` out of ``layer`` (returns self for chaining)."""
         if mode not in EDIT_MODES:
             raise ValueError(f"edit mode must be one of {EDIT_MODES}, got {mode!r}")
         module = _layer_module(self.agent, layer)
         P = projection(direction, strength)
         if mode == "activation":
+
             def hook(_m, _inp, out, P=P):
                 if out.shape[1] != P.shape[0]:
-                    raise ValueError(f"edit direction has {P.shape[0]} channels but layer "
-                                     f"{layer!r} has {out.shape[1]}")
+                    raise ValueError(
+                        f"edit direction has {P.shape[0]} channels but layer "
+                        f"{layer!r} has {out.shape[1]}"
+                    )
                 return torch.einsum("nchw,dc->ndhw", out, P.to(out.dtype))
+
             self._hooks.append(module.register_forward_hook(hook))
         else:
             conv = _next_conv(self.agent, layer)
             if conv.weight.shape[1] != P.shape[0]:
-                raise ValueError(f"edit direction has {P.shape[0]} channels but the conv after "
-                                 f"{layer!r} takes {conv.weight.shape[1]}")
+                raise ValueError(
+                    f"edit direction has {P.shape[0]} channels but the conv after "
+                    f"{layer!r} takes {conv.weight.shape[1]}"
+                )
             with torch.no_grad():  # W[d, c, i, j] <- sum_c' P[c, c'] W[d, c', i, j]
                 conv.weight.copy_(torch.einsum("dcij,ec->deij", conv.weight, P))
-        self.edits.append(Edit(layer, tuple(float(x) for x in np.ravel(direction)),
-                               float(strength), mode, label))
+        self.edits.append(
+            Edit(layer, tuple(float(x) for x in np.ravel(direction)), float(strength), mode, label)
+        )
         return self
 
-    def remove(self) -> "EditedAgent":
+    def remove(self) -> EditedAgent:
         """Undo every edit (restores the original weights, removes hooks)."""
         for h in self._hooks:
             h.remove()
@@ -164,10 +180,14 @@ class EditedAgent(nn.Module):
         base = dict(getattr(self.original, "checkpoint_config", {}) or {})
         for k in ("format", "version", "network", "files", "edits"):
             base.pop(k, None)
-        weights_only = EditedAgent(self.original,
-                                   [e for e in self.edits if e.mode == "weight"]).agent
-        return save_checkpoint(folder, weights_only,
-                               {**base, **(meta or {}), "edits": [e.to_dict() for e in self.edits]})
+        weights_only = EditedAgent(
+            self.original, [e for e in self.edits if e.mode == "weight"]
+        ).agent
+        return save_checkpoint(
+            folder,
+            weights_only,
+            {**base, **(meta or {}), "edits": [e.to_dict() for e in self.edits]},
+        )
 
 
 def apply_recorded_edits(agent: nn.Module, config: dict[str, Any]) -> nn.Module:

@@ -13,6 +13,7 @@ from it.
 >>> logits.shape, value.shape
 (torch.Size([2, 15]), torch.Size([2]))
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -63,7 +64,7 @@ class NetworkConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+    def from_dict(cls, d: dict[str, Any]) -> NetworkConfig:
         try:
             convs = tuple(ConvSpec(**c) for c in d["convs"])
             rest = {k: v for k, v in d.items() if k != "convs"}
@@ -76,8 +77,9 @@ class NetworkConfig:
             ) from exc
 
 
-def article_config(widths: tuple[int, ...] = (16, 32, 32, 32, 32),
-                   kernels: tuple[int, ...] = (7, 5, 5, 5, 5)) -> NetworkConfig:
+def article_config(
+    widths: tuple[int, ...] = (16, 32, 32, 32, 32), kernels: tuple[int, ...] = (7, 5, 5, 5, 5)
+) -> NetworkConfig:
     """Appendix C: 1a (7x7, 16) pool, 2a, 2b (5x5, 32) pool, 3a pool, 4a pool, dense 256, 512.
 
     >>> cfg = article_config()
@@ -211,8 +213,12 @@ class ConvAgent(nn.Module):
             raise TypeError(f"observations must be uint8 (N, 64, 64, 3), got dtype {obs.dtype}")
         if obs.dim() != 4 or obs.shape[-1] != 3:
             raise ValueError(f"observations must have shape (N, H, W, 3), got {tuple(obs.shape)}")
-        return obs.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
-            memory_format=torch.channels_last)
+        return (
+            obs.permute(0, 3, 1, 2)
+            .float()
+            .div_(255.0)
+            .contiguous(memory_format=torch.channels_last)
+        )
 
     def _run(self, x: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
         for name in self._order[start:]:
@@ -233,7 +239,9 @@ class ConvAgent(nn.Module):
                 return x
         raise AssertionError("unreachable")
 
-    def forward_from(self, layer: str, activation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_from(
+        self, layer: str, activation: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the network from ``layer``'s post-ReLU activation (N, C, H, W) to (logits, value)."""
         self._check_layer(layer)
         return self._run(activation, self._order.index(layer) + 1)

@@ -5,6 +5,7 @@
 >>> logits.shape, value.shape
 (torch.Size([4, 15]), torch.Size([4]))
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,11 +26,11 @@ class RandomAgent(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if obs.dim() != 4 or obs.shape[-1] != 3:
-            raise ValueError(f"expected a uint8 observation batch (N, 64, 64, 3), got shape "
-                             f"{tuple(obs.shape)}")
+            raise ValueError(
+                f"expected a uint8 observation batch (N, 64, 64, 3), got shape {tuple(obs.shape)}"
+            )
         n = obs.shape[0]
-        return (torch.zeros(n, NUM_ACTIONS, device=obs.device),
-                torch.zeros(n, device=obs.device))
+        return (torch.zeros(n, NUM_ACTIONS, device=obs.device), torch.zeros(n, device=obs.device))
 
     def extra_repr(self) -> str:
         return f"uniform over {NUM_ACTIONS} actions"

@@ -4,6 +4,7 @@
 >>> agent = load_agent("random")         # uniform random policy
 >>> agent = load_agent("runs/my-run")    # any checkpoint or training run folder  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ def reference_agents() -> dict[str, Path]:
     """Shipped reference agents: name -> checkpoint folder."""
     if not REFERENCE_DIR.is_dir():
         return {}
-    return {p.name: p for p in sorted(REFERENCE_DIR.iterdir())
-            if (p / "config.json").is_file() and (p / "model.safetensors").is_file()}
+    return {
+        p.name: p
+        for p in sorted(REFERENCE_DIR.iterdir())
+        if (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+    }
 
 
 def agent_names() -> list[str]:
@@ -62,8 +66,10 @@ def load_agent(name_or_path: str | os.PathLike = "coinrun") -> nn.Module:
     else:
         path = Path(name_or_path)
         if not path.exists():
-            raise ValueError(f"unknown agent {key!r}: not a shipped agent {agent_names()} "
-                             "and no such checkpoint path")
+            raise ValueError(
+                f"unknown agent {key!r}: not a shipped agent {agent_names()} "
+                "and no such checkpoint path"
+            )
     model, config = load_checkpoint(path)
     model.checkpoint_config = config
     if config.get("edits"):
@@ -92,8 +98,10 @@ def resolve_agent(agent: nn.Module | str | os.PathLike | None = None) -> nn.Modu
         return load_agent("coinrun")
     if isinstance(agent, (str, os.PathLike)):
         return load_agent(agent)
-    raise TypeError(f"agent must be a torch.nn.Module, a shipped agent's name {agent_names()} "
-                    f"or a checkpoint path, got {type(agent).__name__}")
+    raise TypeError(
+        f"agent must be a torch.nn.Module, a shipped agent's name {agent_names()} "
+        f"or a checkpoint path, got {type(agent).__name__}"
+    )
 
 
 def model_card(name: str = "coinrun") -> dict[str, Any]:

@@ -8,6 +8,7 @@
 >>> [round(float(x), 4) for x in log_probs]             # log(1/15)
 [-2.7081, -2.7081]
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ def _shifted_logits(logits: torch.Tensor) -> np.ndarray:
         raise ValueError(f"logits must be (N, actions), got shape {tuple(lg.shape)}")
     top = lg.max(axis=1, keepdims=True) if lg.shape[0] else np.zeros((0, 1))
     if np.isnan(lg).any() or not np.isfinite(top).all():
-        raise ValueError("cannot sample from logits with NaN entries or rows without a finite "
-                         "entry (did training diverge?)")
+        raise ValueError(
+            "cannot sample from logits with NaN entries or rows without a finite "
+            "entry (did training diverge?)"
+        )
     return lg - top
 
 
@@ -50,8 +53,9 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None) -> n
     return _draw(_shifted_logits(logits), generator)
 
 
-def sample_with_log_probs(logits: torch.Tensor, generator: torch.Generator | None
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def sample_with_log_probs(
+    logits: torch.Tensor, generator: torch.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sample_actions` plus each sampled action's log-probability (float32), what a
     policy-gradient rollout stores (the same draws as :func:`sample_actions`).
 

@@ -19,14 +19,38 @@ Modules (one method per module, as in Captum): :mod:`.layers`, :mod:`.outputs`,
 :mod:`.integrated_gradients`, :mod:`.nmf`, :mod:`.featureviz`, :mod:`.display`,
 :mod:`.bookmarks`, :mod:`.features`, :mod:`.labels`, :mod:`.cache`.
 """
+
 from .._compat import moved_names
-from .bookmarks import (Bookmark, FailedEpisode, advantage_bookmarks, episode_ids,
-                        failed_episodes, value_spikes)
+from .bookmarks import (
+    Bookmark,
+    FailedEpisode,
+    advantage_bookmarks,
+    episode_ids,
+    failed_episodes,
+    value_spikes,
+)
 from .cache import AnalysisCache, cached_attribution, model_hash
-from .display import (attribution_to_rgba, blur_disc, blur_gaussian, brightness_to_opacity,
-                      feature_colors, feature_colors_hex, frame_scale, trajectory_scale, upsample)
-from .featureviz import (FeatureVisualizer, Mosaic, ReceptiveField, Thumbnail, feature_maps,
-                         legend_thumbnails, receptive_field, reuse_cap)
+from .display import (
+    attribution_to_rgba,
+    blur_disc,
+    blur_gaussian,
+    brightness_to_opacity,
+    feature_colors,
+    feature_colors_hex,
+    frame_scale,
+    trajectory_scale,
+    upsample,
+)
+from .featureviz import (
+    FeatureVisualizer,
+    Mosaic,
+    ReceptiveField,
+    Thumbnail,
+    feature_maps,
+    legend_thumbnails,
+    receptive_field,
+    reuse_cap,
+)
 from .integrated_gradients import Attribution, input_gradients, integrated_gradients
 from .labels import CAUSE_LABELS, CLASS_LABELS, HAZARD_CLASSES, LABELS, label
 from .layers import EditHandle, LayerAccess, get_layer
@@ -34,23 +58,57 @@ from .nmf import AttributionNMF, Reduction
 from .outputs import OutputSpec, parse_output, valid_outputs
 
 __all__ = [
-    "CAUSE_LABELS", "CLASS_LABELS", "HAZARD_CLASSES", "LABELS",
-    "AnalysisCache", "Attribution", "AttributionNMF", "Bookmark", "EditHandle",
-    "FailedEpisode", "FeatureVisualizer", "LayerAccess", "Mosaic", "OutputSpec", "ReceptiveField",
-    "Reduction", "Thumbnail", "advantage_bookmarks", "attribution_to_rgba",
-    "blur_disc", "blur_gaussian", "brightness_to_opacity", "cached_attribution",
-    "episode_ids", "failed_episodes",
-    "feature_colors", "feature_colors_hex", "feature_maps", "frame_scale",
-    "get_layer", "input_gradients", "integrated_gradients", "label", "legend_thumbnails",
+    "CAUSE_LABELS",
+    "CLASS_LABELS",
+    "HAZARD_CLASSES",
+    "LABELS",
+    "AnalysisCache",
+    "Attribution",
+    "AttributionNMF",
+    "Bookmark",
+    "EditHandle",
+    "FailedEpisode",
+    "FeatureVisualizer",
+    "LayerAccess",
+    "Mosaic",
+    "OutputSpec",
+    "ReceptiveField",
+    "Reduction",
+    "Thumbnail",
+    "advantage_bookmarks",
+    "attribution_to_rgba",
+    "blur_disc",
+    "blur_gaussian",
+    "brightness_to_opacity",
+    "cached_attribution",
+    "episode_ids",
+    "failed_episodes",
+    "feature_colors",
+    "feature_colors_hex",
+    "feature_maps",
+    "frame_scale",
+    "get_layer",
+    "input_gradients",
+    "integrated_gradients",
+    "label",
+    "legend_thumbnails",
     "model_hash",
-    "parse_output", "receptive_field", "reuse_cap", "trajectory_scale", "upsample",
-    "valid_outputs", "value_spikes",
+    "parse_output",
+    "receptive_field",
+    "reuse_cap",
+    "trajectory_scale",
+    "upsample",
+    "valid_outputs",
+    "value_spikes",
 ]
 
-__getattr__ = moved_names(__name__, {
-    "Corpus": "rollouts.corpus:Corpus",
-    "array_hash": "files:array_hash",
-    "collect_corpus": "rollouts.corpus:collect_corpus",
-    "corpus_from_trajectories": "rollouts.corpus:corpus_from_trajectories",
-    "gae_advantages": "rollouts.gae:gae_advantages",
-})
+__getattr__ = moved_names(
+    __name__,
+    {
+        "Corpus": "rollouts.corpus:Corpus",
+        "array_hash": "files:array_hash",
+        "collect_corpus": "rollouts.corpus:collect_corpus",
+        "corpus_from_trajectories": "rollouts.corpus:corpus_from_trajectories",
+        "gae_advantages": "rollouts.gae:gae_advantages",
+    },
+)

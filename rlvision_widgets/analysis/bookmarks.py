@@ -15,17 +15,25 @@ start.
 >>> [(b.env, b.step, round(b.score, 2)) for b in value_spikes(values, firsts, k=1)]
 [(0, 2, 0.4)]
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..rollouts.gae import check_envs_steps
 
-__all__ = ["Bookmark", "FailedEpisode", "advantage_bookmarks", "episode_ids", "failed_episodes",
-           "value_spikes"]
+__all__ = [
+    "Bookmark",
+    "FailedEpisode",
+    "advantage_bookmarks",
+    "episode_ids",
+    "failed_episodes",
+    "value_spikes",
+]
 
 _NOT_FINISHED = ("unfinished", "incomplete", "running", "")
 
@@ -103,8 +111,9 @@ def episode_ids(firsts: np.ndarray) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def advantage_bookmarks(advantages: np.ndarray, firsts: np.ndarray, k: int = 16,
-                        sign: str = "high") -> list[Bookmark]:
+def advantage_bookmarks(
+    advantages: np.ndarray, firsts: np.ndarray, k: int = 16, sign: str = "high"
+) -> list[Bookmark]:
     """The ``k`` frames with the highest (``sign="high"``) or lowest (``"low"``) advantage,
     at most one per episode (each episode's extreme, if of that sign), strongest first.
 
@@ -124,15 +133,31 @@ def advantage_bookmarks(advantages: np.ndarray, firsts: np.ndarray, k: int = 16,
     first[1:] = flat_id[order][1:] != flat_id[order][:-1]
     best = order[first]
     best = best[flat_s[best] > 0]
-    best = best[np.argsort(-flat_s[best], kind="stable")][:max(0, int(k))]
+    best = best[np.argsort(-flat_s[best], kind="stable")][: max(0, int(k))]
     t = adv.shape[1]
-    return [Bookmark(int(i // t), int(i % t), float(adv.reshape(-1)[i]), sign, int(flat_id[i]),
-                     f"{sign} advantage {adv.reshape(-1)[i]:+.3f}") for i in best]
+    return [
+        Bookmark(
+            int(i // t),
+            int(i % t),
+            float(adv.reshape(-1)[i]),
+            sign,
+            int(flat_id[i]),
+            f"{sign} advantage {adv.reshape(-1)[i]:+.3f}",
+        )
+        for i in best
+    ]
 
 
-def value_spikes(values: np.ndarray, firsts: np.ndarray, k: int = 16, *, kind: str = "spike",
-                 direction: str = "both", one_per_episode: bool = True,
-                 min_size: float = 0.0) -> list[Bookmark]:
+def value_spikes(
+    values: np.ndarray,
+    firsts: np.ndarray,
+    k: int = 16,
+    *,
+    kind: str = "spike",
+    direction: str = "both",
+    one_per_episode: bool = True,
+    min_size: float = 0.0,
+) -> list[Bookmark]:
     """Single-step value changes within episodes, ranked by size.
 
     ``kind="jump"``: score = v[t] - v[t-1]. ``kind="spike"``: a one-frame blip, v[t] differs from
@@ -197,8 +222,10 @@ def _records(episodes: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(episodes, np.ndarray) and episodes.dtype.names:
         names = episodes.dtype.names
-        return [{n: row[n].item() if hasattr(row[n], "item") else row[n] for n in names}
-                for row in episodes]
+        return [
+            {n: row[n].item() if hasattr(row[n], "item") else row[n] for n in names}
+            for row in episodes
+        ]
     if isinstance(episodes, Mapping):
         keys = list(episodes)
         n = len(np.asarray(episodes[keys[0]])) if keys else 0
@@ -208,8 +235,9 @@ def _records(episodes: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in episodes]
 
 
-def failed_episodes(episodes: Any, before: int = 16,
-                    causes: Iterable[str] | None = None) -> list[FailedEpisode]:
+def failed_episodes(
+    episodes: Any, before: int = 16, causes: Iterable[str] | None = None
+) -> list[FailedEpisode]:
     """Failed episodes (finished, not successful) with their cause and the ``before`` frames
     leading up to the failure (``frames`` = the last ``before`` steps, ending at the last
     frame of the episode).
@@ -230,8 +258,9 @@ def failed_episodes(episodes: Any, before: int = 16,
     for r in _records(episodes):
         missing = {"env", "start", "stop", "cause"} - set(r)
         if missing:
-            raise ValueError(f"episode table needs fields env, start, stop, cause; missing "
-                             f"{sorted(missing)}")
+            raise ValueError(
+                f"episode table needs fields env, start, stop, cause; missing {sorted(missing)}"
+            )
         cause = str(r["cause"])
         finished = bool(r.get("finished", cause not in _NOT_FINISHED))
         success = bool(r.get("success", cause == "success"))
@@ -241,12 +270,19 @@ def failed_episodes(episodes: Any, before: int = 16,
             continue
         start, stop = int(r["start"]), int(r["stop"])
         frames = np.arange(max(start, stop - int(before)), stop, dtype=np.int64)
-        out.append(FailedEpisode(int(r["env"]), start, stop, cause,
-                                 int(r.get("level_seed", -1)), frames))
+        out.append(
+            FailedEpisode(int(r["env"]), start, stop, cause, int(r.get("level_seed", -1)), frames)
+        )
     return out
 
 
 def __getattr__(name: str) -> object:
     from .._compat import moved_names
-    return moved_names(__name__, {"gae_advantages": "rollouts.gae:gae_advantages",
-                                  "FAILURE_CAUSES": "environment.causes:FAILURE_CAUSES"})(name)
+
+    return moved_names(
+        __name__,
+        {
+            "gae_advantages": "rollouts.gae:gae_advantages",
+            "FAILURE_CAUSES": "environment.causes:FAILURE_CAUSES",
+        },
+    )(name)

@@ -19,13 +19,15 @@ shapes and bytes; the corpus hash is the sha256 of the observation array.
 >>> len(calls), arrays["x"].tolist(), meta["note"]
 (1, [0, 1, 2], 'demo')
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +56,11 @@ def model_hash(model: nn.Module) -> str:
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     edits = getattr(model, "edits", None)
     if edits:
-        h.update(json.dumps([e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in edits],
-                            sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                [e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in edits], sort_keys=True
+            ).encode()
+        )
     return h.hexdigest()
 
 
@@ -73,15 +78,24 @@ class AnalysisCache:
         self.root = Path(root)
 
     @staticmethod
-    def key(*, model: nn.Module | str, layer: str, output: str, method: str,
-            corpus: np.ndarray | str, **params: Any) -> str:
+    def key(
+        *,
+        model: nn.Module | str,
+        layer: str,
+        output: str,
+        method: str,
+        corpus: np.ndarray | str,
+        **params: Any,
+    ) -> str:
         """Cache key: sha256 over (model hash, layer, output, method, corpus hash, params).
 
         ``model`` / ``corpus`` may be given as objects or as precomputed hashes.
         """
         parts = {
             "model": model if isinstance(model, str) else model_hash(model),
-            "layer": layer, "output": output, "method": method,
+            "layer": layer,
+            "output": output,
+            "method": method,
             "corpus": corpus if isinstance(corpus, str) else array_hash(corpus),
             "params": json_safe(params),
         }
@@ -97,8 +111,9 @@ class AnalysisCache:
         p = self.path(key)
         return p.with_suffix(".npz").is_file() and p.with_suffix(".json").is_file()
 
-    def save(self, key: str, arrays: Mapping[str, np.ndarray],
-             meta: Mapping[str, Any] | None = None) -> Path:
+    def save(
+        self, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None
+    ) -> Path:
         """Store arrays + JSON metadata under ``key``."""
         return save_arrays(self.path(key), arrays, meta)
 
@@ -106,9 +121,9 @@ class AnalysisCache:
         """(arrays, meta) stored under ``key``."""
         return load_arrays(self.path(key))
 
-    def get_or_compute(self, key: str,
-                       compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def get_or_compute(
+        self, key: str, compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Load ``key`` if cached, else ``compute()`` -> (arrays, meta), save and return it."""
         if self.has(key):
             try:
@@ -120,8 +135,15 @@ class AnalysisCache:
         return {k: np.asarray(v) for k, v in arrays.items()}, json_safe(dict(meta))
 
 
-def cached_attribution(cache: AnalysisCache | str | os.PathLike, agent: nn.Module, obs: np.ndarray,
-                       layer: str, output: str = "value", steps: int = 10, **kwargs: Any):
+def cached_attribution(
+    cache: AnalysisCache | str | os.PathLike,
+    agent: nn.Module,
+    obs: np.ndarray,
+    layer: str,
+    output: str = "value",
+    steps: int = 10,
+    **kwargs: Any,
+):
     """:func:`~rlvision_widgets.analysis.integrated_gradients` through the cache.
 
     >>> import tempfile
@@ -133,10 +155,17 @@ def cached_attribution(cache: AnalysisCache | str | os.PathLike, agent: nn.Modul
     """
     from .integrated_gradients import Attribution, integrated_gradients
     from .outputs import parse_output
+
     cache = cache if isinstance(cache, AnalysisCache) else AnalysisCache(cache)
     spec = parse_output(output).name
-    key = cache.key(model=agent, layer=layer, output=spec, method="integrated_gradients",
-                    corpus=obs, steps=steps)
+    key = cache.key(
+        model=agent,
+        layer=layer,
+        output=spec,
+        method="integrated_gradients",
+        corpus=obs,
+        steps=steps,
+    )
 
     def compute():
         return integrated_gradients(agent, obs, layer, spec, steps, **kwargs).to_arrays()

@@ -24,20 +24,38 @@ The defaults reproduce the original tool (openai/understanding-rl-vision):
 >>> rgba.shape, float(rgba[..., 3].max()) <= 1.0
 ((2, 64, 64, 4), True)
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ARTICLE_BLUR_RADIUS", "ARTICLE_LAYER_SIZE", "attribution_to_rgba", "blur",
-           "blur_disc", "blur_gaussian", "brightness_to_opacity", "channels_to_rgb",
-           "default_blur_radius", "disc_kernel", "feature_colors", "feature_colors_hex",
-           "frame_scale", "gaussian_kernel", "hue_to_rgb", "rescale_opacity", "scaled_disc_kernel",
-           "sign_part", "trajectory_scale", "upsample"]
+__all__ = [
+    "ARTICLE_BLUR_RADIUS",
+    "ARTICLE_LAYER_SIZE",
+    "attribution_to_rgba",
+    "blur",
+    "blur_disc",
+    "blur_gaussian",
+    "brightness_to_opacity",
+    "channels_to_rgb",
+    "default_blur_radius",
+    "disc_kernel",
+    "feature_colors",
+    "feature_colors_hex",
+    "frame_scale",
+    "gaussian_kernel",
+    "hue_to_rgb",
+    "rescale_opacity",
+    "scaled_disc_kernel",
+    "sign_part",
+    "trajectory_scale",
+    "upsample",
+]
 
 SIGNS = ("positive", "negative", "absolute")
 #: The article's blur: disc radius 7 (positions) on its layer 2b of 32 x 32 positions.
@@ -102,8 +120,9 @@ def hue_to_rgb(angle: float, warp: bool = True) -> np.ndarray:
     [1.0, 0.0, 0.0]
     """
     angle = angle - 360 * (angle // 360)
-    corners = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]],
-                       dtype=np.float64)
+    corners = np.array(
+        [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]], dtype=np.float64
+    )
     corners /= np.linalg.norm(corners, axis=1, keepdims=True)
     width = 360 / len(corners)
     n = int(math.floor(angle / width))
@@ -136,8 +155,9 @@ def feature_colors_hex(k: int) -> list[str]:
     return ["#" + "".join(f"{v:02x}" for v in c) for c in cols]
 
 
-def channels_to_rgb(maps: np.ndarray, colors: np.ndarray | None = None,
-                    residual: np.ndarray | None = None) -> np.ndarray:
+def channels_to_rgb(
+    maps: np.ndarray, colors: np.ndarray | None = None, residual: np.ndarray | None = None
+) -> np.ndarray:
     """rgb = sum_k maps[..., k] * colors[k] (+ residual * white), for non-negative maps.
 
     >>> channels_to_rgb(np.array([[1.0, 0.0]]), np.eye(2, 3)).tolist()
@@ -165,8 +185,13 @@ def brightness_to_opacity(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([color, alpha], axis=-1)
 
 
-def rescale_opacity(rgba: np.ndarray, min_opacity: float = 15 / 255, opaque_frac: float = 0.1,
-                    max_scale: float = 10.0, keep_zeros: bool = False) -> np.ndarray:
+def rescale_opacity(
+    rgba: np.ndarray,
+    min_opacity: float = 15 / 255,
+    opaque_frac: float = 0.1,
+    max_scale: float = 10.0,
+    keep_zeros: bool = False,
+) -> np.ndarray:
     """Rescale the alpha of images (..., H, W, 4) so the top ``opaque_frac`` of pixels are
     opaque (at most ``max_scale``-fold gain) with a floor of ``min_opacity`` (the original
     tool's treatment of feature-visualization images).
@@ -214,8 +239,11 @@ def default_blur_radius(layer_size: int) -> float:
     >>> default_blur_radius(32), default_blur_radius(16), default_blur_radius(8)
     (7.0, 3.5, 1.75)
     """
-    if isinstance(layer_size, bool) or not isinstance(layer_size, (int, np.integer)) \
-            or layer_size < 1:
+    if (
+        isinstance(layer_size, bool)
+        or not isinstance(layer_size, (int, np.integer))
+        or layer_size < 1
+    ):
         raise ValueError(f"layer_size must be a positive integer, got {layer_size!r}")
     return ARTICLE_BLUR_RADIUS * int(layer_size) / ARTICLE_LAYER_SIZE
 
@@ -329,19 +357,27 @@ def upsample(images: np.ndarray, size: int | tuple[int, int], mode: str = "neare
         return out
     x = torch.from_numpy(np.ascontiguousarray(images.reshape(-1, h, w, c))).permute(0, 3, 1, 2)
     with torch.no_grad():
-        y = F.interpolate(x, size=(th, tw), mode=mode,
-                          **({} if mode == "nearest" else {"align_corners": False}))
+        y = F.interpolate(
+            x, size=(th, tw), mode=mode, **({} if mode == "nearest" else {"align_corners": False})
+        )
     return y.permute(0, 2, 3, 1).numpy().reshape(lead + (th, tw, c))
 
 
 # ----------------------------------------------------------------------------- pipeline
-def attribution_to_rgba(features: np.ndarray, colors: np.ndarray | Sequence | None = None,
-                        scale: float | np.ndarray = 1.0, gain: float = 1.0, *,
-                        residual: np.ndarray | None = None, sign: str = "positive",
-                        blur: str | None = "disc", radius: float | None = None,
-                        sigma: float = 1.5,
-                        size: int | tuple[int, int] | None = None,
-                        mode: str = "nearest") -> np.ndarray:
+def attribution_to_rgba(
+    features: np.ndarray,
+    colors: np.ndarray | Sequence | None = None,
+    scale: float | np.ndarray = 1.0,
+    gain: float = 1.0,
+    *,
+    residual: np.ndarray | None = None,
+    sign: str = "positive",
+    blur: str | None = "disc",
+    radius: float | None = None,
+    sigma: float = 1.5,
+    size: int | tuple[int, int] | None = None,
+    mode: str = "nearest",
+) -> np.ndarray:
     """Overlay image(s) for signed feature maps (..., H, W, K): RGBA float32 in [0, 1].
 
     ``scale``: a number (e.g. :func:`trajectory_scale`) or a broadcastable array

@@ -24,11 +24,13 @@ finds "the saw feature" with no hand inspection.
 >>> scores.best_class(2)[0], scores.feature_for("saw")[0]
 ('saw', 2)
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,16 +43,39 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..rollouts import Trajectories
     from .nmf import AttributionNMF
 
-__all__ = ["FeatureIdentification", "FeatureScores", "METRICS", "OBJECT_CLASSES", "class_maps",
-           "coverage", "identify_features", "resolve_class", "score_features", "suggest_labels",
-           "trajectory_class_maps"]
+__all__ = [
+    "FeatureIdentification",
+    "FeatureScores",
+    "METRICS",
+    "OBJECT_CLASSES",
+    "class_maps",
+    "coverage",
+    "identify_features",
+    "resolve_class",
+    "score_features",
+    "suggest_labels",
+    "trajectory_class_maps",
+]
 
-_ALIASES = {"buzzsaw": "saw", "saws": "saw", "buzzsaws": "saw", "left_enemy": "enemy_left",
-            "enemy_moving_left": "enemy_left", "left_enemies": "enemy_left",
-            "right_enemy": "enemy_right", "enemy_moving_right": "enemy_right",
-            "right_enemies": "enemy_right", "player": "agent", "goal": "coin", "walls": "wall",
-            "crates": "crate", "velocity_info": "velocity", "vel": "velocity",
-            "coins": "coin", "box": "crate"}
+_ALIASES = {
+    "buzzsaw": "saw",
+    "saws": "saw",
+    "buzzsaws": "saw",
+    "left_enemy": "enemy_left",
+    "enemy_moving_left": "enemy_left",
+    "left_enemies": "enemy_left",
+    "right_enemy": "enemy_right",
+    "enemy_moving_right": "enemy_right",
+    "right_enemies": "enemy_right",
+    "player": "agent",
+    "goal": "coin",
+    "walls": "wall",
+    "crates": "crate",
+    "velocity_info": "velocity",
+    "vel": "velocity",
+    "coins": "coin",
+    "box": "crate",
+}
 METRICS = ("correlation", "mass_share", "lift", "recall")
 SIGNALS = ("abs", "positive", "negative")
 
@@ -62,13 +87,16 @@ def resolve_class(name: str) -> str:
     ('enemy_left', 'saw')
     """
     if not isinstance(name, str):
-        raise ValueError(f"object class must be a string, one of {list(OBJECT_CLASSES)}; "
-                         f"got {name!r}")
+        raise ValueError(
+            f"object class must be a string, one of {list(OBJECT_CLASSES)}; got {name!r}"
+        )
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     key = _ALIASES.get(key, key)
     if key not in OBJECT_CLASSES:
-        raise ValueError(f"unknown object class {name!r}; valid classes: "
-                         f"{', '.join(OBJECT_CLASSES)} (aliases: {', '.join(sorted(_ALIASES))})")
+        raise ValueError(
+            f"unknown object class {name!r}; valid classes: "
+            f"{', '.join(OBJECT_CLASSES)} (aliases: {', '.join(sorted(_ALIASES))})"
+        )
     return key
 
 
@@ -97,9 +125,12 @@ def coverage(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return (out / np.maximum(cnt, 1)).astype(np.float32)
 
 
-def class_maps(annotations: Sequence[ObjectAnnotations | dict[int, ObjectAnnotations]],
-               size: int | tuple[int, int], classes: Sequence[str] = OBJECT_CLASSES,
-               use_masks: bool = True) -> np.ndarray:
+def class_maps(
+    annotations: Sequence[ObjectAnnotations | dict[int, ObjectAnnotations]],
+    size: int | tuple[int, int],
+    classes: Sequence[str] = OBJECT_CLASSES,
+    use_masks: bool = True,
+) -> np.ndarray:
     """(F, h, w, C) class coverage maps at layer resolution from per-frame annotations.
 
     Each item is an :class:`ObjectAnnotations` or the ``{64: ..., 512: ...}`` dict that
@@ -127,10 +158,13 @@ def class_maps(annotations: Sequence[ObjectAnnotations | dict[int, ObjectAnnotat
     return out
 
 
-def trajectory_class_maps(traj: "Trajectories", size: int | tuple[int, int],
-                          frames: Sequence[tuple[int, int]] | None = None,
-                          masks: str = "boxes", classes: Sequence[str] = OBJECT_CLASSES
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def trajectory_class_maps(
+    traj: Trajectories,
+    size: int | tuple[int, int],
+    frames: Sequence[tuple[int, int]] | None = None,
+    masks: str = "boxes",
+    classes: Sequence[str] = OBJECT_CLASSES,
+) -> tuple[np.ndarray, np.ndarray]:
     """Class coverage maps for frames ``(env, step)`` of recorded trajectories.
 
     ``masks="boxes"`` uses object boxes from the engine state (no rendering, ~1 ms a frame);
@@ -145,7 +179,7 @@ def trajectory_class_maps(traj: "Trajectories", size: int | tuple[int, int],
         raise ValueError(f"masks must be 'boxes' or 'exact', got {masks!r}")
     if frames is None:
         frames = [(e, t) for e in range(traj.num_envs) for t in range(traj.num_steps)]
-    frames = sorted((int(e), int(t)) for e, t in frames)   # sequential replay is cheapest
+    frames = sorted((int(e), int(t)) for e, t in frames)  # sequential replay is cheapest
     anns, kept = [], []
     for e, t in frames:
         try:
@@ -157,9 +191,16 @@ def trajectory_class_maps(traj: "Trajectories", size: int | tuple[int, int],
         else:
             anns.append(object_boxes(state, 64))
         kept.append((e, t))
-    maps = class_maps(anns, size, classes, use_masks=(masks == "exact")) if anns else \
-        np.zeros((0,) + ((size, size) if isinstance(size, (int, np.integer)) else tuple(size))
-                 + (len(classes),), np.float32)
+    maps = (
+        class_maps(anns, size, classes, use_masks=(masks == "exact"))
+        if anns
+        else np.zeros(
+            (0,)
+            + ((size, size) if isinstance(size, (int, np.integer)) else tuple(size))
+            + (len(classes),),
+            np.float32,
+        )
+    )
     return maps, np.asarray(kept, dtype=np.int64).reshape(-1, 2)
 
 
@@ -226,8 +267,10 @@ class FeatureScores:
         j = self._class_index(cls)
         col = self.scores[:, j]
         if not np.isfinite(col).any():
-            raise ValueError(f"no frame shows a {CLASS_LABELS[self.classes[j]]}: cannot find its "
-                             "feature (collect more frames)")
+            raise ValueError(
+                f"no frame shows a {CLASS_LABELS[self.classes[j]]}: cannot find its "
+                "feature (collect more frames)"
+            )
         k = int(np.nanargmax(col))
         return k, float(col[k])
 
@@ -255,19 +298,29 @@ class FeatureScores:
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON summary (NaN -> None)."""
+
         def clean(a: np.ndarray) -> Any:
             a = np.asarray(a, np.float64)
             if a.ndim == 0:
                 return round(float(a), 5) if np.isfinite(a) else None
             return [clean(x) for x in a]
-        return {"metric": self.metric, "classes": list(self.classes), "n_frames": self.n_frames,
-                "correlation": clean(self.correlation), "mass_share": clean(self.mass_share),
-                "lift": clean(self.lift), "recall": clean(self.recall),
-                "area_share": clean(self.area_share),
-                "frames_with_class": self.frames_with_class.astype(int).tolist(),
-                "best": [{"feature": k, "class": c, "score": None if not math.isfinite(s)
-                          else round(s, 5)} for k, (c, s) in enumerate(self.best_classes())],
-                "meta": self.meta}
+
+        return {
+            "metric": self.metric,
+            "classes": list(self.classes),
+            "n_frames": self.n_frames,
+            "correlation": clean(self.correlation),
+            "mass_share": clean(self.mass_share),
+            "lift": clean(self.lift),
+            "recall": clean(self.recall),
+            "area_share": clean(self.area_share),
+            "frames_with_class": self.frames_with_class.astype(int).tolist(),
+            "best": [
+                {"feature": k, "class": c, "score": None if not math.isfinite(s) else round(s, 5)}
+                for k, (c, s) in enumerate(self.best_classes())
+            ],
+            "meta": self.meta,
+        }
 
 
 def _signal(features: np.ndarray, signal: str) -> np.ndarray:
@@ -280,9 +333,14 @@ def _signal(features: np.ndarray, signal: str) -> np.ndarray:
     raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
 
 
-def score_features(features: np.ndarray, maps: np.ndarray,
-                   classes: Sequence[str] = OBJECT_CLASSES, metric: str = "correlation",
-                   signal: str = "abs", dilate: int = 0) -> FeatureScores:
+def score_features(
+    features: np.ndarray,
+    maps: np.ndarray,
+    classes: Sequence[str] = OBJECT_CLASSES,
+    metric: str = "correlation",
+    signal: str = "abs",
+    dilate: int = 0,
+) -> FeatureScores:
     """Score every feature map against every class map.
 
     ``features``: (F, h, w, K) per-frame feature maps (e.g. ``AttributionNMF.reduce(attr)
@@ -308,30 +366,35 @@ def score_features(features: np.ndarray, maps: np.ndarray,
     if y.ndim == 5:
         y = y.reshape((-1,) + y.shape[2:])
     if x.ndim != 4 or y.ndim != 4:
-        raise ValueError(f"features and maps must be (frames, h, w, K|C); got {x.shape} and "
-                         f"{y.shape}")
+        raise ValueError(
+            f"features and maps must be (frames, h, w, K|C); got {x.shape} and {y.shape}"
+        )
     if x.shape[:3] != y.shape[:3]:
-        raise ValueError(f"features {x.shape[:3]} and class maps {y.shape[:3]} must cover the "
-                         "same frames at the same (layer) resolution")
+        raise ValueError(
+            f"features {x.shape[:3]} and class maps {y.shape[:3]} must cover the "
+            "same frames at the same (layer) resolution"
+        )
     if y.shape[-1] != len(classes):
-        raise ValueError(f"maps have {y.shape[-1]} classes but {len(classes)} class names were "
-                         f"given ({classes})")
+        raise ValueError(
+            f"maps have {y.shape[-1]} classes but {len(classes)} class names were given ({classes})"
+        )
     if not isinstance(dilate, (int, np.integer)) or dilate < 0:
         raise ValueError(f"dilate must be an integer >= 0, got {dilate!r}")
     if dilate:
         from scipy.ndimage import maximum_filter
+
         y = maximum_filter(y, size=(1, 2 * dilate + 1, 2 * dilate + 1, 1), mode="constant")
     n_frames = x.shape[0]
     frames_with = (y.reshape(n_frames, -1, y.shape[-1]) > 0).any(1).sum(0)
-    X = _signal(x, signal).reshape(-1, x.shape[-1]).astype(np.float64)     # (N, K)
-    Y = y.reshape(-1, y.shape[-1]).astype(np.float64)                      # (N, C)
+    X = _signal(x, signal).reshape(-1, x.shape[-1]).astype(np.float64)  # (N, K)
+    Y = y.reshape(-1, y.shape[-1]).astype(np.float64)  # (N, C)
     n = X.shape[0]
     xs, ys = X.sum(0), Y.sum(0)
-    xy = X.T @ Y                                                            # (K, C)
+    xy = X.T @ Y  # (K, C)
     with np.errstate(divide="ignore", invalid="ignore"):
         cov = xy / n - np.outer(xs / n, ys / n)
-        sx = np.sqrt(np.maximum((X ** 2).sum(0) / n - (xs / n) ** 2, 0))
-        sy = np.sqrt(np.maximum((Y ** 2).sum(0) / n - (ys / n) ** 2, 0))
+        sx = np.sqrt(np.maximum((X**2).sum(0) / n - (xs / n) ** 2, 0))
+        sy = np.sqrt(np.maximum((Y**2).sum(0) / n - (ys / n) ** 2, 0))
         corr = cov / np.outer(sx, sy)
         mass = xy / xs[:, None]
         area = ys / n
@@ -344,15 +407,31 @@ def score_features(features: np.ndarray, maps: np.ndarray,
         a[:, absent] = np.nan
         a[~np.isfinite(a)] = np.nan
     corr = np.clip(corr, -1.0, 1.0)
-    return FeatureScores(classes, corr, mass, lift, recall, area, frames_with, n_frames, metric,
-                         {"signal": signal, "dilate": int(dilate)})
+    return FeatureScores(
+        classes,
+        corr,
+        mass,
+        lift,
+        recall,
+        area,
+        frames_with,
+        n_frames,
+        metric,
+        {"signal": signal, "dilate": int(dilate)},
+    )
 
 
-def suggest_labels(features: np.ndarray, maps: np.ndarray | None = None,
-                   traj: "Trajectories | None" = None,
-                   frames: Sequence[tuple[int, int]] | None = None, max_frames: int = 512,
-                   min_score: float = 0.1, with_score: bool = True, seed: int = 0,
-                   **score_kwargs: Any) -> list[str]:
+def suggest_labels(
+    features: np.ndarray,
+    maps: np.ndarray | None = None,
+    traj: Trajectories | None = None,
+    frames: Sequence[tuple[int, int]] | None = None,
+    max_frames: int = 512,
+    min_score: float = 0.1,
+    with_score: bool = True,
+    seed: int = 0,
+    **score_kwargs: Any,
+) -> list[str]:
     """Suggested legend labels, one per feature, for the explorer.
 
     Either pass ``maps`` for the same frames as ``features`` (F, h, w, K), or pass the
@@ -366,16 +445,21 @@ def suggest_labels(features: np.ndarray, maps: np.ndarray | None = None,
     x = np.asarray(features)
     if maps is None:
         if traj is None:
-            raise ValueError("suggest_labels needs class maps (maps=...) or the trajectories "
-                             "(traj=...) the features were computed on")
+            raise ValueError(
+                "suggest_labels needs class maps (maps=...) or the trajectories "
+                "(traj=...) the features were computed on"
+            )
         if x.ndim != 5 or x.shape[:2] != (traj.num_envs, traj.num_steps):
-            raise ValueError(f"with traj=..., features must be (envs, steps, h, w, K) = "
-                             f"({traj.num_envs}, {traj.num_steps}, h, w, K); got {x.shape}")
+            raise ValueError(
+                f"with traj=..., features must be (envs, steps, h, w, K) = "
+                f"({traj.num_envs}, {traj.num_steps}, h, w, K); got {x.shape}"
+            )
         if frames is None:
             all_frames = [(e, t) for e in range(traj.num_envs) for t in range(traj.num_steps)]
             rng = np.random.default_rng(seed)
-            pick = np.sort(rng.choice(len(all_frames), min(max_frames, len(all_frames)),
-                                      replace=False))
+            pick = np.sort(
+                rng.choice(len(all_frames), min(max_frames, len(all_frames)), replace=False)
+            )
             frames = [all_frames[i] for i in pick]
         maps, kept = trajectory_class_maps(traj, x.shape[2:4], frames)
         x = x[kept[:, 0], kept[:, 1]]
@@ -393,7 +477,7 @@ class FeatureIdentification:
     ``layer``, ``output``; ``frames`` (F, 2) the (env, step) frames scored.
     """
 
-    nmf: "AttributionNMF"
+    nmf: AttributionNMF
     scores: FeatureScores
     layer: str
     output: str
@@ -408,8 +492,9 @@ class FeatureIdentification:
     def index(self, feature: int | str) -> int:
         """Feature index from an index or an object-class name (its best-matching feature)."""
         K = self.nmf.components_.shape[0]
-        if isinstance(feature, (int, np.integer)) or (isinstance(feature, str)
-                                                      and feature.strip().isdigit()):
+        if isinstance(feature, (int, np.integer)) or (
+            isinstance(feature, str) and feature.strip().isdigit()
+        ):
             k = int(feature)
             if not 0 <= k < K:
                 raise ValueError(f"feature index {k} out of range: valid indices 0..{K - 1}")
@@ -420,13 +505,19 @@ class FeatureIdentification:
         """Per feature: index, best class, score, explained mass share."""
         mass = np.asarray(self.nmf.component_mass_, np.float64)
         share = mass / max(mass.sum(), 1e-30)
-        return [{"feature": k, "class": c, "label": CLASS_LABELS.get(c, c),
-                 "score": None if not math.isfinite(s) else round(s, 4),
-                 "mass_share_of_features": round(float(share[k]), 4)}
-                for k, (c, s) in enumerate(self.scores.best_classes())]
+        return [
+            {
+                "feature": k,
+                "class": c,
+                "label": CLASS_LABELS.get(c, c),
+                "score": None if not math.isfinite(s) else round(s, 4),
+                "mass_share_of_features": round(float(share[k]), 4),
+            }
+            for k, (c, s) in enumerate(self.scores.best_classes())
+        ]
 
 
-def _frames_for(traj: "Trajectories", max_frames: int | None, seed: int) -> list[tuple[int, int]]:
+def _frames_for(traj: Trajectories, max_frames: int | None, seed: int) -> list[tuple[int, int]]:
     frames = [(e, t) for e in range(traj.num_envs) for t in range(traj.num_steps)]
     if max_frames is not None and len(frames) > max_frames:
         rng = np.random.default_rng(seed)
@@ -435,12 +526,22 @@ def _frames_for(traj: "Trajectories", max_frames: int | None, seed: int) -> list
     return frames
 
 
-def identify_features(agent: "nn.Module", traj: "Trajectories", layer: str | None = None,
-                      rank: int = 8, output: str = "value", ig_steps: int = 10,
-                      nmf: "AttributionNMF | None" = None, masks: str = "boxes",
-                      signal: str = "abs", source: str = "attribution", dilate: int = 0,
-                      metric: str = "correlation", max_frames: int | None = 4096,
-                      seed: int = 0) -> FeatureIdentification:
+def identify_features(
+    agent: nn.Module,
+    traj: Trajectories,
+    layer: str | None = None,
+    rank: int = 8,
+    output: str = "value",
+    ig_steps: int = 10,
+    nmf: AttributionNMF | None = None,
+    masks: str = "boxes",
+    signal: str = "abs",
+    source: str = "attribution",
+    dilate: int = 0,
+    metric: str = "correlation",
+    max_frames: int | None = 4096,
+    seed: int = 0,
+) -> FeatureIdentification:
     """Fit (or take) the article's attribution NMF at ``layer`` and score its features.
 
     Integrated gradients of ``output`` (10 right-Riemann steps, zero baseline at the layer, as
@@ -481,13 +582,24 @@ def identify_features(agent: "nn.Module", traj: "Trajectories", layer: str | Non
     rows = np.array([pos[(int(e), int(t))] for e, t in kept], dtype=np.int64)
     scores = score_features(feats[rows], maps, metric=metric, signal=signal, dilate=dilate)
     scores.meta.update(layer=layer, output=output, source=source, masks=masks)
-    return FeatureIdentification(nmf, scores, layer, str(attr.output), kept,
-                                 {"ig_steps": ig_steps, "rank": int(nmf.components_.shape[0]),
-                                  "frames": int(len(kept)), "source": source, "masks": masks,
-                                  "seed": int(seed)})
+    return FeatureIdentification(
+        nmf,
+        scores,
+        layer,
+        str(attr.output),
+        kept,
+        {
+            "ig_steps": ig_steps,
+            "rank": int(nmf.components_.shape[0]),
+            "frames": int(len(kept)),
+            "source": source,
+            "masks": masks,
+            "seed": int(seed),
+        },
+    )
 
 
-def object_layer(agent: "nn.Module") -> str:
+def object_layer(agent: nn.Module) -> str:
     """The agent's object layer: ``config.object_layer`` ("2b") or the middle conv layer.
 
     >>> from rlvision_widgets.agents import build_network
@@ -495,7 +607,8 @@ def object_layer(agent: "nn.Module") -> str:
     '2b'
     """
     from .layers import LayerAccess
-    inner = getattr(agent, "agent", agent)            # EditedAgent wraps the network
+
+    inner = getattr(agent, "agent", agent)  # EditedAgent wraps the network
     cfg = getattr(inner, "config", None)
     name = getattr(cfg, "object_layer", None)
     names = LayerAccess(agent).layer_names

@@ -29,6 +29,7 @@ Beyond the screen edge patches show the grey-white checkerboard. With ``full_ima
 >>> m.image.shape, int(m.reuse_cap)
 ((64, 64, 4), 64)
 """
+
 from __future__ import annotations
 
 import math
@@ -39,11 +40,19 @@ import numpy as np
 
 from .display import rescale_opacity
 
-__all__ = ["FeatureVisualizer", "Mosaic", "ReceptiveField", "Thumbnail", "checkerboard",
-           "legend_thumbnails",
-           "feature_maps", "receptive_field", "reuse_cap"]
+__all__ = [
+    "FeatureVisualizer",
+    "Mosaic",
+    "ReceptiveField",
+    "Thumbnail",
+    "checkerboard",
+    "legend_thumbnails",
+    "feature_maps",
+    "receptive_field",
+    "reuse_cap",
+]
 
-CHECK_LIGHT, CHECK_DARK = 255, 191          # white and 0.75 grey, one check per 64-px pixel
+CHECK_LIGHT, CHECK_DARK = 255, 191  # white and 0.75 grey, one check per 64-px pixel
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,10 @@ def receptive_field(model_or_config: Any, layer: str) -> ReceptiveField:
     config = getattr(model_or_config, "config", model_or_config)
     convs = getattr(config, "convs", None)
     if convs is None:
-        raise TypeError("receptive_field needs a ConvAgent or NetworkConfig; for other models "
-                        "use patch='stride' or a patch size in pixels")
+        raise TypeError(
+            "receptive_field needs a ConvAgent or NetworkConfig; for other models "
+            "use patch='stride' or a patch size in pixels"
+        )
     names = [c.name for c in convs]
     if layer not in names:
         raise KeyError(f"unknown layer {layer!r}; valid layers: {names}")
@@ -111,8 +122,13 @@ def reuse_cap(cells: int, n_obs: int, top_frac: float = 0.1) -> int:
     return max(1, int(math.ceil(cells / (top_frac * n_obs) - 1e-9)))
 
 
-def feature_maps(activations: np.ndarray, nmf: Any = None, *, directions: np.ndarray | None = None,
-                 method: str = "nnls") -> np.ndarray:
+def feature_maps(
+    activations: np.ndarray,
+    nmf: Any = None,
+    *,
+    directions: np.ndarray | None = None,
+    method: str = "nnls",
+) -> np.ndarray:
     """Per-observation feature maps (N, H, W, K) from activations (N, H, W, C).
 
     ``nmf``: a fitted :class:`~rlvision_widgets.analysis.nmf.AttributionNMF` (from attributions
@@ -139,6 +155,7 @@ def feature_maps(activations: np.ndarray, nmf: Any = None, *, directions: np.nda
         return np.maximum(acts @ d.T, 0)
     if method == "nnls":
         from .nmf import nnls_rows
+
         flat = np.maximum(acts.reshape(-1, acts.shape[-1]), 0)
         out = np.zeros((flat.shape[0], d.shape[0]), np.float32)
         nz = np.flatnonzero(flat.any(axis=1))
@@ -216,8 +233,10 @@ def _flatten_frames(x: np.ndarray, name: str, trailing: int) -> np.ndarray:
     if x.ndim == trailing + 2:  # (envs, steps, ...) trajectories
         x = x.reshape((-1,) + x.shape[2:])
     if x.ndim != trailing + 1:
-        raise ValueError(f"{name} must be (N, ...) or (envs, steps, ...) with {trailing} "
-                         f"trailing axes, got shape {x.shape}")
+        raise ValueError(
+            f"{name} must be (N, ...) or (envs, steps, ...) with {trailing} "
+            f"trailing axes, got shape {x.shape}"
+        )
     return x
 
 
@@ -236,8 +255,16 @@ class FeatureVisualizer:
     (4, 4)
     """
 
-    def __init__(self, images: np.ndarray, maps: np.ndarray, *, full_images: np.ndarray | None = None,
-                 rf: ReceptiveField | None = None, model: Any = None, layer: str | None = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        maps: np.ndarray,
+        *,
+        full_images: np.ndarray | None = None,
+        rf: ReceptiveField | None = None,
+        model: Any = None,
+        layer: str | None = None,
+    ):
         images = _flatten_frames(images, "images", 3)
         maps = _flatten_frames(maps, "maps", 3).astype(np.float32, copy=False)
         if images.dtype != np.uint8 or images.shape[-1] != 3:
@@ -252,8 +279,10 @@ class FeatureVisualizer:
         if full_images is not None:
             full = _flatten_frames(full_images, "full_images", 3)
             if full.shape[0] != images.shape[0] or full.dtype != np.uint8:
-                raise ValueError(f"full_images must be uint8 with {images.shape[0]} frames, got "
-                                 f"{full.dtype} {full.shape}")
+                raise ValueError(
+                    f"full_images must be uint8 with {images.shape[0]} frames, got "
+                    f"{full.dtype} {full.shape}"
+                )
             self.full_images = full
         if rf is None and model is not None and layer is not None:
             rf = receptive_field(model, layer)
@@ -266,8 +295,11 @@ class FeatureVisualizer:
 
     def _check_feature(self, feature: int) -> int:
         k = self.n_features
-        if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) \
-                or not 0 <= feature < k:
+        if (
+            isinstance(feature, bool)
+            or not isinstance(feature, (int, np.integer))
+            or not 0 <= feature < k
+        ):
             raise ValueError(f"feature {feature!r} out of range; valid features: 0..{k - 1}")
         return int(feature)
 
@@ -285,14 +317,17 @@ class FeatureVisualizer:
             base = stride
         elif patch == "receptive_field":
             if self.rf is None:
-                raise ValueError("patch='receptive_field' needs rf=ReceptiveField(...) or "
-                                 "model=..., layer=... when building the FeatureVisualizer")
+                raise ValueError(
+                    "patch='receptive_field' needs rf=ReceptiveField(...) or "
+                    "model=..., layer=... when building the FeatureVisualizer"
+                )
             base = self.rf.size
         elif isinstance(patch, (int, np.integer)) and not isinstance(patch, bool) and patch > 0:
             base = int(patch)
         else:
-            raise ValueError(f"patch must be 'stride', 'receptive_field' or a positive pixel "
-                             f"size, got {patch!r}")
+            raise ValueError(
+                f"patch must be 'stride', 'receptive_field' or a positive pixel size, got {patch!r}"
+            )
         side = max(1, int(round(base * expand * scale)))
         return scale, stride, side
 
@@ -307,20 +342,28 @@ class FeatureVisualizer:
         ya, yb = max(0, y0), min(H, y0 + side)
         xa, xb = max(0, x0), min(W, x0 + side)
         if ya < yb and xa < xb:
-            out[ya - y0:yb - y0, xa - x0:xb - x0] = src[index, ya:yb, xa:xb]
+            out[ya - y0 : yb - y0, xa - x0 : xb - x0] = src[index, ya:yb, xa:xb]
         return out
 
-    def _center_px(self, pos_y: float, pos_x: float, stride: float, scale: float
-                   ) -> tuple[float, float]:
+    def _center_px(
+        self, pos_y: float, pos_x: float, stride: float, scale: float
+    ) -> tuple[float, float]:
         if self.rf is not None and self.rf.stride == stride:
             c0 = self.rf.center0
             return (c0 + pos_y * stride) * scale, (c0 + pos_x * stride) * scale
         return (pos_y + 0.5) * stride * scale, (pos_x + 0.5) * stride * scale
 
     # ---------------------------------------------------------------- thumbnail
-    def thumbnail(self, feature: int, *, grid: int = 4, max_per_position: int = 4,
-                  patch: str | int = "stride", expand: float = 4.0,
-                  rescale: bool = True) -> Thumbnail:
+    def thumbnail(
+        self,
+        feature: int,
+        *,
+        grid: int = 4,
+        max_per_position: int = 4,
+        patch: str | int = "stride",
+        expand: float = 4.0,
+        rescale: bool = True,
+    ) -> Thumbnail:
         """Legend thumbnail of ``feature``: the ``grid**2`` strongest (observation, position)
         pairs with distinct observations and at most ``max_per_position`` per position, sorted
         by position (rows by height, then width), opacity = activation / max.
@@ -369,7 +412,7 @@ class FeatureVisualizer:
         obs_idx = np.full((grid, grid), -1, np.int64)
         positions = np.full((grid, grid, 2), -1, np.int64)
         acts = np.zeros((grid, grid), np.float32)
-        rows = [chosen[i:i + grid] for i in range(0, len(chosen), grid)]
+        rows = [chosen[i : i + grid] for i in range(0, len(chosen), grid)]
         for r, row in enumerate(rows):
             row.sort(key=lambda c: c[1] % w)
             for cidx, (o, p, v) in enumerate(row):
@@ -387,7 +430,7 @@ class FeatureVisualizer:
                 if o < 0:
                     continue
                 cy, cx = self._center_px(positions[r, c, 0], positions[r, c, 1], stride, scale)
-                tile = image[r * side:(r + 1) * side, c * side:(c + 1) * side]
+                tile = image[r * side : (r + 1) * side, c * side : (c + 1) * side]
                 tile[..., :3] = self._patch(o, cy, cx, side, scale)
                 tile[..., 3] = int(round(255 * float(opacity[r, c])))
         return Thumbnail(image, obs_idx, positions, acts, opacity.astype(np.float32), side)
@@ -402,8 +445,7 @@ class FeatureVisualizer:
         return [self.thumbnail(k, **kwargs) for k in range(self.n_features)]
 
     # ------------------------------------------------------------------- mosaic
-    def cell_activations(self, feature: int, density: float = 1.0
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def cell_activations(self, feature: int, density: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Activations (N, rows, cols) at the mosaic's cell centres (bilinear, edges clamped)
         and the centres (rows, cols, 2) in layer coordinates.
 
@@ -424,11 +466,13 @@ class FeatureVisualizer:
         if (rows, cols) == (h, w):
             vals = a
         else:
+
             def interp(c: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 c = np.clip(c, 0, size - 1)
                 lo = np.floor(c).astype(int)
                 hi = np.minimum(lo + 1, size - 1)
                 return lo, hi, (c - lo).astype(np.float32)
+
             y0, y1, fy = interp(cy, h)
             x0, x1, fx = interp(cx, w)
             top = a[:, y0][:, :, x0] * (1 - fx) + a[:, y0][:, :, x1] * fx
@@ -437,9 +481,16 @@ class FeatureVisualizer:
         centers = np.stack(np.meshgrid(cy, cx, indexing="ij"), axis=-1)
         return vals.astype(np.float32), centers
 
-    def mosaic(self, feature: int, *, density: float = 1.0, top_frac: float = 0.1,
-               patch: str | int = "stride", expand: float = 1.0,
-               rescale: bool = True) -> Mosaic:
+    def mosaic(
+        self,
+        feature: int,
+        *,
+        density: float = 1.0,
+        top_frac: float = 0.1,
+        patch: str | int = "stride",
+        expand: float = 1.0,
+        rescale: bool = True,
+    ) -> Mosaic:
         """Spatially-aware mosaic of ``feature`` (see module docstring).
 
         Cells are filled greedily in decreasing order of activation: a cell takes its strongest
@@ -456,8 +507,8 @@ class FeatureVisualizer:
         n, rows, cols = vals.shape
         cells = rows * cols
         cap = reuse_cap(cells, n, top_frac)
-        per_cell = vals.reshape(n, cells).T                      # (cells, N)
-        depth = min(n, cells // cap + 1)                          # enough to always find one
+        per_cell = vals.reshape(n, cells).T  # (cells, N)
+        depth = min(n, cells // cap + 1)  # enough to always find one
         if depth < n:
             cand = np.argpartition(-per_cell, depth - 1, axis=1)[:, :depth]
         else:
@@ -489,11 +540,19 @@ class FeatureVisualizer:
         for r in range(rows):
             for c in range(cols):
                 cy, cx = self._center_px(centers[r, c, 0], centers[r, c, 1], stride, scale)
-                tile = image[r * side:(r + 1) * side, c * side:(c + 1) * side]
+                tile = image[r * side : (r + 1) * side, c * side : (c + 1) * side]
                 tile[..., :3] = self._patch(int(obs_idx[r, c]), cy, cx, side, scale)
                 tile[..., 3] = int(round(255 * float(opacity[r, c])))
-        return Mosaic(image, obs_idx, acts.astype(np.float32), opacity.astype(np.float32), cap,
-                      float(density), side, centers)
+        return Mosaic(
+            image,
+            obs_idx,
+            acts.astype(np.float32),
+            opacity.astype(np.float32),
+            cap,
+            float(density),
+            side,
+            centers,
+        )
 
     @staticmethod
     def _rescale(opacity: np.ndarray, **kwargs: Any) -> np.ndarray:
@@ -502,10 +561,18 @@ class FeatureVisualizer:
         return rescale_opacity(rgba, **kwargs)[..., 3]
 
 
-def legend_thumbnails(directions: np.ndarray, activations: np.ndarray, observations: np.ndarray,
-                      *, size: int = 64, grid: int = 4, max_per_position: int = 4,
-                      expand: float = 4.0, method: str = "project",
-                      full_images: np.ndarray | None = None) -> np.ndarray:
+def legend_thumbnails(
+    directions: np.ndarray,
+    activations: np.ndarray,
+    observations: np.ndarray,
+    *,
+    size: int = 64,
+    grid: int = 4,
+    max_per_position: int = 4,
+    expand: float = 4.0,
+    method: str = "project",
+    full_images: np.ndarray | None = None,
+) -> np.ndarray:
     """Legend thumbnails for every direction as one uint8 array (K, size, size, 4).
 
     ``directions`` (K, C) (e.g. ``nmf.components_``), ``activations`` (N, H, W, C) of the

@@ -22,6 +22,7 @@ on ``f = lambda a: F(forward_from(layer, a))``.
 ...                  attr.outputs - attr.baseline_outputs, atol=1e-4))
 True
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -83,19 +84,33 @@ class Attribution:
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays and JSON metadata for :mod:`~rlvision_widgets.analysis.cache` (no pickle)."""
-        arrays = {k: getattr(self, k) for k in
-                  ("attributions", "activations", "outputs", "baseline_outputs", "delta")}
-        meta = {"layer": self.layer, "output": self.output, "steps": self.steps,
-                "method": self.method, "meta": self.meta}
+        arrays = {
+            k: getattr(self, k)
+            for k in ("attributions", "activations", "outputs", "baseline_outputs", "delta")
+        }
+        meta = {
+            "layer": self.layer,
+            "output": self.output,
+            "steps": self.steps,
+            "method": self.method,
+            "meta": self.meta,
+        }
         return arrays, meta
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "Attribution":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Attribution:
         """Inverse of :meth:`to_arrays`."""
-        return cls(**{k: np.asarray(arrays[k]) for k in
-                      ("attributions", "activations", "outputs", "baseline_outputs", "delta")},
-                   layer=meta["layer"], output=meta["output"], steps=int(meta["steps"]),
-                   method=meta.get("method", "integrated_gradients"), meta=meta.get("meta", {}))
+        return cls(
+            **{
+                k: np.asarray(arrays[k])
+                for k in ("attributions", "activations", "outputs", "baseline_outputs", "delta")
+            },
+            layer=meta["layer"],
+            output=meta["output"],
+            steps=int(meta["steps"]),
+            method=meta.get("method", "integrated_gradients"),
+            meta=meta.get("meta", {}),
+        )
 
 
 def default_batch_size(layer_shape: tuple[int, int, int], steps: int) -> int:
@@ -140,7 +155,7 @@ class _L2PoolFunction(torch.autograd.Function):
         else:
             up = d.repeat_interleave(k, 2).repeat_interleave(k, 3)
             r = torch.zeros_like(x)
-            r[:, :, :ho * k, :wo * k] = up * x[:, :, :ho * k, :wo * k]
+            r[:, :, : ho * k, : wo * k] = up * x[:, :, : ho * k, : wo * k]
         return r.mul_(2), None, None
 
 
@@ -162,15 +177,17 @@ def _fused_forward_from(access: LayerAccess, layer: str) -> Any:
     names = list(model.layer_names)
     if layer not in order or [o for o in order if not o.startswith("pool_")] != names:
         return None
-    rest = order[order.index(layer) + 1:]
+    rest = order[order.index(layer) + 1 :]
     try:
         modules = [getattr(model, name) for name in rest]
         dense, policy, value = model.dense, model.policy, model.value
     except AttributeError:
         return None
     from torch.nn.modules import module as _module
-    if any(getattr(_module, g, None) for g in ("_global_forward_hooks",
-                                                "_global_forward_pre_hooks")):
+
+    if any(
+        getattr(_module, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks")
+    ):
         return None
     for top in (*modules, dense, policy, value):
         for m in top.modules():
@@ -180,7 +197,7 @@ def _fused_forward_from(access: LayerAccess, layer: str) -> Any:
     def forward_from(from_layer: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         start = rest.index(from_layer) + 1 if from_layer in rest else 0
         for m in modules[start:]:
-            x = (_L2PoolFunction.apply(x, m.size, m.eps) if type(m) is L2Pool else m(x))
+            x = _L2PoolFunction.apply(x, m.size, m.eps) if type(m) is L2Pool else m(x)
         h = dense(x)
         return policy(h), value(h).squeeze(-1)
 
@@ -207,12 +224,18 @@ def _shared_conv_plan(access: LayerAccess, layer: str) -> tuple[str, nn.Conv2d] 
         return None
     nxt = names[i + 1]
     block = getattr(model, nxt, None)
-    if not isinstance(block, nn.Sequential) or len(block) != 2 \
-            or not isinstance(block[0], nn.Conv2d) or not isinstance(block[1], nn.ReLU):
+    if (
+        not isinstance(block, nn.Sequential)
+        or len(block) != 2
+        or not isinstance(block[0], nn.Conv2d)
+        or not isinstance(block[1], nn.ReLU)
+    ):
         return None
     from torch.nn.modules import module as _module
-    if any(getattr(_module, g, None) for g in ("_global_forward_hooks",
-                                                "_global_forward_pre_hooks")):
+
+    if any(
+        getattr(_module, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks")
+    ):
         return None
     for m in block.modules():
         if m._forward_hooks or m._forward_pre_hooks:
@@ -220,9 +243,15 @@ def _shared_conv_plan(access: LayerAccess, layer: str) -> tuple[str, nn.Conv2d] 
     return nxt, block[0]
 
 
-def _chunk_gradients(access: LayerAccess, layer: str, spec: Any, a: torch.Tensor,
-                     alphas: torch.Tensor, plan: tuple[str, nn.Conv2d] | None,
-                     fused: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _chunk_gradients(
+    access: LayerAccess,
+    layer: str,
+    spec: Any,
+    a: torch.Tensor,
+    alphas: torch.Tensor,
+    plan: tuple[str, nn.Conv2d] | None,
+    fused: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over alphas of dF/da at alpha * a, and F(a), for one chunk of frames."""
     forward_from = fused or access.forward_from
     steps = alphas.shape[0]
@@ -238,26 +267,37 @@ def _chunk_gradients(access: LayerAccess, layer: str, spec: Any, a: torch.Tensor
         else:
             nxt, conv = plan
             with torch.no_grad():
-                u = F.conv2d(a, conv.weight, None, conv.stride, conv.padding, conv.dilation,
-                             conv.groups)
+                u = F.conv2d(
+                    a, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups
+                )
                 bias = conv.bias if conv.bias is not None else torch.zeros(u.shape[1])
                 pre = alphas * u.unsqueeze(0) + bias.view(1, 1, -1, 1, 1)
-            pre = pre.reshape(steps * b, *u.shape[1:]).contiguous(
-                memory_format=torch.channels_last).requires_grad_(True)
+            pre = (
+                pre.reshape(steps * b, *u.shape[1:])
+                .contiguous(memory_format=torch.channels_last)
+                .requires_grad_(True)
+            )
             logits, value = forward_from(nxt, torch.relu(pre))
             y = spec(logits, value)
             (grad,) = torch.autograd.grad(y.sum(), pre)
             with torch.no_grad():
                 g = grad.view(steps, b, *u.shape[1:]).sum(0)
-                gsum = torch.nn.grad.conv2d_input(a.shape, conv.weight, g, conv.stride,
-                                                  conv.padding, conv.dilation, conv.groups)
+                gsum = torch.nn.grad.conv2d_input(
+                    a.shape, conv.weight, g, conv.stride, conv.padding, conv.dilation, conv.groups
+                )
     return gsum, y.detach().view(steps, b)[-1]
 
 
-def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
-                         output: OutputLike = "value", steps: int = 10,
-                         batch_size: int | None = None, *,
-                         share_next_conv: bool = False) -> Attribution:
+def integrated_gradients(
+    agent: nn.Module | LayerAccess,
+    obs: Any,
+    layer: str,
+    output: OutputLike = "value",
+    steps: int = 10,
+    batch_size: int | None = None,
+    *,
+    share_next_conv: bool = False,
+) -> Attribution:
     """Integrated gradients of ``output`` at ``layer`` for each frame of ``obs``.
 
     ``agent``: a ConvAgent, any agent module, or a :class:`LayerAccess` (to keep edits).
@@ -288,8 +328,11 @@ def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
     shape = access.layer_shape(layer)
     if batch_size is None:
         batch_size = default_batch_size(shape, steps)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     frames_per_chunk = max(1, int(batch_size) // steps)
 
@@ -307,23 +350,35 @@ def integrated_gradients(agent: nn.Module | LayerAccess, obs: Any, layer: str,
     plan = _shared_conv_plan(access, layer) if share_next_conv else None
     fused = _fused_forward_from(access, layer)
     for start in range(0, n, frames_per_chunk):
-        xb = x[start:start + frames_per_chunk]
-        a = access.activations_nchw(xb, layer)                    # (b, C, H, W)
+        xb = x[start : start + frames_per_chunk]
+        a = access.activations_nchw(xb, layer)  # (b, C, H, W)
         b = a.shape[0]
         gsum, out = _chunk_gradients(access, layer, spec, a, alphas, plan, fused)
         with torch.no_grad():
             attr = gsum.mul_(a).div_(steps)
-            attributions[start:start + b] = attr.permute(0, 2, 3, 1).numpy()
-            activations[start:start + b] = a.permute(0, 2, 3, 1).numpy()
-            outputs[start:start + b] = out.numpy()
+            attributions[start : start + b] = attr.permute(0, 2, 3, 1).numpy()
+            activations[start : start + b] = a.permute(0, 2, 3, 1).numpy()
+            outputs[start : start + b] = out.numpy()
 
     baseline_outputs = np.full(n, baseline, np.float32)
-    delta = (attributions.sum((1, 2, 3), dtype=np.float64)
-             - (outputs.astype(np.float64) - baseline)).astype(np.float32)
-    return Attribution(attributions, activations, outputs, baseline_outputs, delta,
-                       layer, spec.name, steps,
-                       meta={"shared_next_conv": plan is not None, "fused_l2pool": fused is not None,
-                             "batch_size": int(batch_size)})
+    delta = (
+        attributions.sum((1, 2, 3), dtype=np.float64) - (outputs.astype(np.float64) - baseline)
+    ).astype(np.float32)
+    return Attribution(
+        attributions,
+        activations,
+        outputs,
+        baseline_outputs,
+        delta,
+        layer,
+        spec.name,
+        steps,
+        meta={
+            "shared_next_conv": plan is not None,
+            "fused_l2pool": fused is not None,
+            "batch_size": int(batch_size),
+        },
+    )
 
 
 def input_gradients(agent: nn.Module, obs: Any, output: OutputLike = "value") -> np.ndarray:
@@ -344,7 +399,7 @@ def input_gradients(agent: nn.Module, obs: Any, output: OutputLike = "value") ->
     box: list[torch.Tensor] = []
 
     def pre_hook(_m: nn.Module, args: tuple) -> tuple | None:
-        if box:                      # only the first conv the forward pass reaches
+        if box:  # only the first conv the forward pass reaches
             return None
         leaf = args[0].detach().requires_grad_(True)
         box.append(leaf)

@@ -10,6 +10,7 @@ how to show them (the article's wording) and which failure causes are objects in
 >>> HAZARD_CLASSES
 ('saw', 'enemy_left', 'enemy_right', 'lava')
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -21,13 +22,23 @@ from ..environment.render import OBJECT_CLASSES
 __all__ = ["CAUSE_LABELS", "CLASS_LABELS", "HAZARD_CLASSES", "LABELS", "label"]
 
 #: Every object class and episode outcome -> how to show it (the article's wording).
-LABELS: Mapping[str, str] = MappingProxyType({
-    "agent": "agent", "saw": "buzzsaw", "enemy_left": "enemy moving left",
-    "enemy_right": "enemy moving right", "crate": "crate", "coin": "coin", "lava": "lava",
-    "wall": "wall", "velocity": "velocity info",
-    "success": "success", "multiple": "several hazards", "timeout": "timeout",
-    "unknown": "unknown",
-})
+LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "agent": "agent",
+        "saw": "buzzsaw",
+        "enemy_left": "enemy moving left",
+        "enemy_right": "enemy moving right",
+        "crate": "crate",
+        "coin": "coin",
+        "lava": "lava",
+        "wall": "wall",
+        "velocity": "velocity info",
+        "success": "success",
+        "multiple": "several hazards",
+        "timeout": "timeout",
+        "unknown": "unknown",
+    }
+)
 #: Readable names of the object classes (:data:`OBJECT_CLASSES`), in their order.
 CLASS_LABELS: dict[str, str] = {c: LABELS[c] for c in OBJECT_CLASSES}
 #: Readable names of the episode outcomes (:data:`CAUSES`), in their order.

@@ -16,10 +16,12 @@ layer output is *replaced* by the given activation.
 (2, 16, 16, 32)
 >>> logits, value = access.forward_from("2b", access.activations_nchw(obs, "2b"))
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +54,10 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     'Conv2d'
     """
     if not isinstance(name, str) or not name:
-        raise KeyError(f"layer name must be a non-empty string, got {name!r}; "
-                       f"valid layers: {module_names(model)}")
+        raise KeyError(
+            f"layer name must be a non-empty string, got {name!r}; "
+            f"valid layers: {module_names(model)}"
+        )
     try:
         return model.get_submodule(name)
     except AttributeError:
@@ -80,17 +84,21 @@ def check_observations(obs: Any, size: int | None = 64) -> torch.Tensor:
     """
     if isinstance(obs, np.ndarray):
         if obs.dtype != np.uint8:
-            raise TypeError(f"observations must be uint8 (N, {size}, {size}, 3), got dtype "
-                            f"{obs.dtype}; convert floats in [0, 1] with (x * 255).astype(np.uint8)")
+            raise TypeError(
+                f"observations must be uint8 (N, {size}, {size}, 3), got dtype "
+                f"{obs.dtype}; convert floats in [0, 1] with (x * 255).astype(np.uint8)"
+            )
         t = torch.from_numpy(np.ascontiguousarray(obs))
     elif isinstance(obs, torch.Tensor):
         if obs.dtype != torch.uint8:
-            raise TypeError(f"observations must be uint8 (N, {size}, {size}, 3), got dtype "
-                            f"{obs.dtype}")
+            raise TypeError(
+                f"observations must be uint8 (N, {size}, {size}, 3), got dtype {obs.dtype}"
+            )
         t = obs
     else:
-        raise TypeError(f"observations must be a uint8 numpy array or tensor, got "
-                        f"{type(obs).__name__}")
+        raise TypeError(
+            f"observations must be a uint8 numpy array or tensor, got {type(obs).__name__}"
+        )
     if t.dim() == 3:
         t = t.unsqueeze(0)
     want = f"(N, {size}, {size}, 3)" if size else "(N, H, W, 3)"
@@ -131,7 +139,7 @@ class EditHandle:
         """Stop applying the edit."""
         self._handle.remove()
 
-    def __enter__(self) -> "EditHandle":
+    def __enter__(self) -> EditHandle:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -166,8 +174,9 @@ class LayerAccess:
         """Analysable layers (see class docstring)."""
         if self.fast:
             return list(self.model.layer_names)
-        return [n for n, m in self.model.named_modules()
-                if n and isinstance(m, (nn.Conv2d, nn.ReLU))]
+        return [
+            n for n, m in self.model.named_modules() if n and isinstance(m, (nn.Conv2d, nn.ReLU))
+        ]
 
     def check_layer(self, layer: str) -> str:
         """Return ``layer`` if valid, else raise ``KeyError`` naming the valid layers.
@@ -181,9 +190,10 @@ class LayerAccess:
         try:
             get_layer(self.model, layer)
         except KeyError:
-            raise KeyError(f"unknown layer {layer!r}; valid layers: {self.layer_names} "
-                           f"(any dotted module name also works: {module_names(self.model)})"
-                           ) from None
+            raise KeyError(
+                f"unknown layer {layer!r}; valid layers: {self.layer_names} "
+                f"(any dotted module name also works: {module_names(self.model)})"
+            ) from None
         return layer
 
     def _fast_layer(self, layer: str) -> bool:
@@ -255,8 +265,9 @@ class LayerAccess:
         return box[0]
 
     # ------------------------------------------------------------ forward_from
-    def forward_from(self, layer: str, activation: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_from(
+        self, layer: str, activation: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the network from ``layer``'s output ``activation`` (NCHW) to ``(logits, value)``.
 
         ConvAgent layers use ``ConvAgent.forward_from``; otherwise a forward hook replaces the
@@ -278,9 +289,11 @@ class LayerAccess:
             ref = out if isinstance(out, torch.Tensor) else out[0]
             new = activation.reshape(ref.shape) if ref.dim() == 2 else activation
             if tuple(new.shape) != tuple(ref.shape):
-                raise ValueError(f"activation for layer {layer!r} must have shape "
-                                 f"{(activation.shape[0], *ref.shape[1:])} (NCHW), got "
-                                 f"{tuple(activation.shape)}")
+                raise ValueError(
+                    f"activation for layer {layer!r} must have shape "
+                    f"{(activation.shape[0], *ref.shape[1:])} (NCHW), got "
+                    f"{tuple(activation.shape)}"
+                )
             return new if isinstance(out, torch.Tensor) else (new, *out[1:])
 
         h = module.register_forward_hook(hook)
@@ -326,15 +339,16 @@ class LayerAccess:
             if isinstance(out, torch.Tensor):
                 new = fn(out)
                 if not isinstance(new, torch.Tensor) or new.shape != out.shape:
-                    raise ValueError(f"edit on layer {layer!r} must return a tensor of shape "
-                                     f"{tuple(out.shape)}")
+                    raise ValueError(
+                        f"edit on layer {layer!r} must return a tensor of shape {tuple(out.shape)}"
+                    )
                 return new
             return (fn(out[0]), *out[1:])
 
         return EditHandle(get_layer(self.model, layer).register_forward_hook(hook), layer, fn)
 
     @contextlib.contextmanager
-    def edited(self, edits: Mapping[str, EditFn]) -> Iterator["LayerAccess"]:
+    def edited(self, edits: Mapping[str, EditFn]) -> Iterator[LayerAccess]:
         """Context manager applying several edits ``{layer: fn}`` and removing them on exit.
 
         >>> from rlvision_widgets.agents import build_network
@@ -355,5 +369,6 @@ def _as_nchw(t: torch.Tensor) -> torch.Tensor:
         return t
     if t.dim() == 2:
         return t[:, :, None, None]
-    raise ValueError(f"layer output must be 4-D (N, C, H, W) or 2-D (N, C), got shape "
-                     f"{tuple(t.shape)}")
+    raise ValueError(
+        f"layer output must be 4-D (N, C, H, W) or 2-D (N, C), got shape {tuple(t.shape)}"
+    )

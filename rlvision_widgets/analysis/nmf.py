@@ -33,17 +33,18 @@ in torch float32 with float64 bookkeeping.
 True
 >>> _ = nmf.refit(6)          # new rank from the same coreset, no pass over the data
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-
 from sklearn.base import BaseEstimator, TransformerMixin  # get_params / set_params / clone
 
 from ..files import load_arrays, save_arrays
@@ -104,8 +105,12 @@ def _as_float_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tensor,
-              max_iter: int = 200, tol: float = 1e-5) -> torch.Tensor:
+def nnls_rows(
+    x: np.ndarray | torch.Tensor,
+    components: np.ndarray | torch.Tensor,
+    max_iter: int = 200,
+    tol: float = 1e-5,
+) -> torch.Tensor:
     """Solve ``min_{w >= 0} ||x_i - w H||^2`` for every row (coordinate descent, H fixed).
 
     ``x``: (n, C) non-negative; ``components``: (K, C). Returns (n, K) float32. Starts from the
@@ -124,7 +129,7 @@ def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tenso
         return torch.zeros(0, k)
     G64 = H.double() @ H.double().T
     G = G64.float()
-    HX = H @ X.T                                              # (K, n), contiguous rows
+    HX = H @ X.T  # (K, n), contiguous rows
     diag = G.diagonal().clamp_min(1e-12)
     # start from the clipped unconstrained least-squares solution (coefficients as rows)
     Ginv = torch.linalg.inv(G64 + 1e-10 * torch.eye(k, dtype=torch.float64)).float()
@@ -140,44 +145,50 @@ def nnls_rows(x: np.ndarray | torch.Tensor, components: np.ndarray | torch.Tenso
     return Wt.T.contiguous()
 
 
-def _hals(X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, max_iter: int, tol: float,
-          xx: float) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+def _hals(
+    X: torch.Tensor, W: torch.Tensor, H: torch.Tensor, max_iter: int, tol: float, xx: float
+) -> tuple[torch.Tensor, torch.Tensor, int, float]:
     """HALS on ``X`` (m, C) from (W (m, K), H (K, C)); returns (W, H, iterations, objective).
 
     W is kept transposed (K, m) so every coordinate update touches contiguous memory.
     """
     k = H.shape[0]
     eps = 1e-12
-    Xt = X.T.contiguous()                                     # (C, m)
-    Wt = W.T.contiguous()                                     # (K, m)
+    Xt = X.T.contiguous()  # (C, m)
+    Wt = W.T.contiguous()  # (K, m)
     prev = math.inf
     obj = math.inf
     it = 0
     for it in range(1, max_iter + 1):
         # W update (columns of W = rows of Wt)
         HHt = H @ H.T
-        HXt = H @ Xt                                          # (K, m)
+        HXt = H @ Xt  # (K, m)
         for j in range(k):
             step = HXt[j] - HHt[j] @ Wt
             Wt[j].add_(step, alpha=1.0 / max(float(HHt[j, j]), eps)).clamp_min_(0)
         # H update
         WtW = Wt @ Wt.T
-        WtX = Wt @ X                                          # (K, C)
+        WtX = Wt @ X  # (K, C)
         for j in range(k):
             H[j] = (H[j] + (WtX[j] - WtW[j] @ H) / max(float(WtW[j, j]), eps)).clamp_min_(0)
         if it % 5 == 0 or it == max_iter:
             # objective = ||X||^2 - 2 <W, X H^T> + <W^T W, H H^T>, with the current H
             HXt = H @ Xt
             HHt = H @ H.T
-            obj = (xx - 2.0 * float((Wt.double() * HXt.double()).sum())
-                   + float((WtW.double() * HHt.double()).sum()))
+            obj = (
+                xx
+                - 2.0 * float((Wt.double() * HXt.double()).sum())
+                + float((WtW.double() * HHt.double()).sum())
+            )
             if math.isfinite(prev) and prev - obj <= tol * max(abs(prev), 1e-30):
                 break
             prev = obj
     return Wt.T.contiguous(), H, it, max(obj, 0.0)
 
 
-def _nndsvda(X: torch.Tensor, k: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _nndsvda(
+    X: torch.Tensor, k: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """NNDSVD initialisation with zeros filled by the mean (sklearn's ``nndsvda``)."""
     Xd = X.double()
     U, S, Vt = torch.linalg.svd(Xd, full_matrices=False)
@@ -233,9 +244,18 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
     (4, 5, 5, 3)
     """
 
-    def __init__(self, n_components: int = 8, *, seed: int = 0, source: str = "attribution",
-                 coreset_size: int = 32768, max_iter: int = 400, tol: float = 1e-5,
-                 exact_error: bool = False, n_threads: int | None = None):
+    def __init__(
+        self,
+        n_components: int = 8,
+        *,
+        seed: int = 0,
+        source: str = "attribution",
+        coreset_size: int = 32768,
+        max_iter: int = 400,
+        tol: float = 1e-5,
+        exact_error: bool = False,
+        n_threads: int | None = None,
+    ):
         self.n_components = n_components
         self.seed = seed
         self.source = source
@@ -253,11 +273,12 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"n_components (rank) must be an integer in [1, channels], got {k!r}")
         if n_channels is not None and k > n_channels:
-            raise ValueError(f"n_components (rank) {k} out of range: valid ranks are 1..{n_channels} "
-                             f"(the number of channels)")
+            raise ValueError(
+                f"n_components (rank) {k} out of range: valid ranks are 1..{n_channels} "
+                f"(the number of channels)"
+            )
         t = self.n_threads
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer))
-                              or t < 1):
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1):
             raise ValueError(f"n_threads must be None or a positive integer, got {t!r}")
         if int(self.coreset_size) < 16:
             raise ValueError(f"coreset_size must be >= 16, got {self.coreset_size!r}")
@@ -268,16 +289,21 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         if not isinstance(X, np.ndarray):
             raise TypeError(f"expected a numpy array (..., channels), got {type(X).__name__}")
         if X.ndim < 2 or X.shape[-1] < 1 or X.size == 0:
-            raise ValueError(f"expected a non-empty array (..., channels), e.g. frames x H x W x C; "
-                             f"got shape {X.shape}")
+            raise ValueError(
+                f"expected a non-empty array (..., channels), e.g. frames x H x W x C; "
+                f"got shape {X.shape}"
+            )
         if not np.issubdtype(X.dtype, np.floating):
             raise TypeError(f"expected a float array, got dtype {X.dtype}")
         if fitted and X.shape[-1] != self.components_.shape[1]:
-            raise ValueError(f"expected {self.components_.shape[1]} channels (as in fit), got "
-                             f"{X.shape[-1]}")
+            raise ValueError(
+                f"expected {self.components_.shape[1]} channels (as in fit), got {X.shape[-1]}"
+            )
         if self.source == "activation" and not fitted and float(X.min()) < 0:
-            raise ValueError("source='activation' needs non-negative input (post-ReLU "
-                             "activations); use source='attribution' for signed attributions")
+            raise ValueError(
+                "source='activation' needs non-negative input (post-ReLU "
+                "activations); use source='attribution' for signed attributions"
+            )
         return X
 
     # -------------------------------------------------------------- row access
@@ -287,12 +313,15 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         signs = (1.0, -1.0) if self.source == "attribution" else (1.0,)
         for sign in signs:
             for s in range(0, flat.shape[0], _CHUNK_ROWS):
-                chunk = flat[s:s + _CHUNK_ROWS].astype(np.float32, copy=False)
-                yield np.maximum(chunk * sign, 0) if self.source == "attribution" \
+                chunk = flat[s : s + _CHUNK_ROWS].astype(np.float32, copy=False)
+                yield (
+                    np.maximum(chunk * sign, 0)
+                    if self.source == "attribution"
                     else np.maximum(chunk, 0)
+                )
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any = None) -> "AttributionNMF":
+    def fit(self, X: Any, y: Any = None) -> AttributionNMF:
         """Draw the coreset from ``X`` (..., C) and fit ``n_components`` components.
 
         >>> X = np.abs(np.random.default_rng(0).normal(size=(100, 6))).astype(np.float32)
@@ -313,7 +342,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         """``fit(X).transform(X)``."""
         return self.fit(X).transform(X)
 
-    def refit(self, n_components: int) -> "AttributionNMF":
+    def refit(self, n_components: int) -> AttributionNMF:
         """Refit at a new rank from the coreset drawn by the last :meth:`fit` (no data pass).
 
         >>> X = np.abs(np.random.default_rng(0).normal(size=(200, 6))).astype(np.float32)
@@ -335,8 +364,9 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
 
     def _build_coreset(self, X: np.ndarray) -> None:
         c = X.shape[-1]
-        norms = np.concatenate([np.einsum("ij,ij->i", ch, ch, dtype=np.float64)
-                                for ch in self._row_chunks(X)])
+        norms = np.concatenate(
+            [np.einsum("ij,ij->i", ch, ch, dtype=np.float64) for ch in self._row_chunks(X)]
+        )
         self.n_rows_ = int(norms.size)
         nz = np.flatnonzero(norms > 0)
         self.n_nonzero_rows_ = int(nz.size)
@@ -350,7 +380,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         else:
             # inclusion probabilities pi = min(1, q / tau) with sum(pi) = m
             qs = np.sort(q)[::-1]
-            csum = np.cumsum(qs[::-1])[::-1]              # csum[j] = sum of qs[j:]
+            csum = np.cumsum(qs[::-1])[::-1]  # csum[j] = sum of qs[j:]
             j = np.arange(qs.size)
             # tau such that j rows are certain and the rest share m - j samples
             tau_j = csum / np.maximum(m - j, 1e-12)
@@ -362,8 +392,9 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
             perm = rng.permutation(nz.size)
             cum = np.cumsum(pi[perm])
             u = rng.random()
-            picks = np.searchsorted(cum, np.arange(int(np.floor(cum[-1] - u)) + 1) + u,
-                                    side="right")
+            picks = np.searchsorted(
+                cum, np.arange(int(np.floor(cum[-1] - u)) + 1) + u, side="right"
+            )
             picks = np.unique(picks[picks < nz.size])
             sel = perm[picks]
             idx, weights = nz[sel], 1.0 / pi[sel]
@@ -405,7 +436,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         self.components_ = H[order].numpy().astype(np.float32)
         self.component_mass_ = mass[order].numpy()
         # channel-summed residual per row (what reduce() reports), weighted back to the data
-        resid = (Xc.double().sum(1) - (W.double() @ H.double().sum(1)))
+        resid = Xc.double().sum(1) - (W.double() @ H.double().sum(1))
         total_mass = float((Xc.double().sum(1) * sw.double()).sum())
         self.residual_share_ = float((resid.abs() * sw.double()).sum() / max(total_mass, 1e-30))
         self.reconstruction_err_ = float(math.sqrt(obj))
@@ -426,7 +457,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
             H = torch.from_numpy(self.components_)
             with _threads(self.n_threads):
                 for s in range(0, nz.size, _CHUNK_ROWS):
-                    sel = nz[s:s + _CHUNK_ROWS]
+                    sel = nz[s : s + _CHUNK_ROWS]
                     out[sel] = nnls_rows(_as_float_tensor(rows[sel]), H).numpy()
         return out
 
@@ -493,9 +524,14 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         norm = np.sqrt(np.einsum("ij,ij->i", flat, flat).reshape(f, -1).sum(1, dtype=np.float64))
         abs_total = np.abs(X).sum((1, 2, 3), dtype=np.float64)
         share = np.abs(residual).sum((1, 2), dtype=np.float64) / np.maximum(abs_total, 1e-30)
-        return Reduction(features.astype(np.float32), residual, total,
-                         err.astype(np.float32), (err / np.maximum(norm, 1e-30)).astype(np.float32),
-                         share.astype(np.float32))
+        return Reduction(
+            features.astype(np.float32),
+            residual,
+            total,
+            err.astype(np.float32),
+            (err / np.maximum(norm, 1e-30)).astype(np.float32),
+            share.astype(np.float32),
+        )
 
     # --------------------------------------------------------------- scoring
     def reconstruction_error(self, X: Any) -> float:
@@ -530,21 +566,35 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         """Fitted state as arrays + JSON metadata (no pickle), for the analysis cache."""
         self._check_fitted()
         arrays = {"components": self.components_, "component_mass": self.component_mass_}
-        meta = {"params": self.get_params(), "reconstruction_err": self.reconstruction_err_,
-                "relative_error": self.relative_error_, "residual_share": self.residual_share_,
-                "n_rows": self.n_rows_, "n_nonzero_rows": self.n_nonzero_rows_,
-                "coreset_rows": self.coreset_rows_, "n_iter": self.n_iter_,
-                "x_norm": self.x_norm_}
+        meta = {
+            "params": self.get_params(),
+            "reconstruction_err": self.reconstruction_err_,
+            "relative_error": self.relative_error_,
+            "residual_share": self.residual_share_,
+            "n_rows": self.n_rows_,
+            "n_nonzero_rows": self.n_nonzero_rows_,
+            "coreset_rows": self.coreset_rows_,
+            "n_iter": self.n_iter_,
+            "x_norm": self.x_norm_,
+        }
         return arrays, meta
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> "AttributionNMF":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> AttributionNMF:
         """Inverse of :meth:`to_arrays` (a fitted estimator without its coreset)."""
         est = cls(**meta["params"])
         est.components_ = np.asarray(arrays["components"], np.float32)
         est.component_mass_ = np.asarray(arrays["component_mass"])
-        for k in ("reconstruction_err", "relative_error", "residual_share", "n_rows",
-                  "n_nonzero_rows", "coreset_rows", "n_iter", "x_norm"):
+        for k in (
+            "reconstruction_err",
+            "relative_error",
+            "residual_share",
+            "n_rows",
+            "n_nonzero_rows",
+            "coreset_rows",
+            "n_iter",
+            "x_norm",
+        ):
             setattr(est, k + "_", meta[k])
         est.n_features_in_ = est.components_.shape[1]
         return est
@@ -563,7 +613,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         return save_arrays(path, arrays, meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "AttributionNMF":
+    def load(cls, path: str | os.PathLike) -> AttributionNMF:
         """Load an estimator saved by :meth:`save`."""
         arrays, meta = load_arrays(path)
         return cls.from_arrays(arrays, meta)

@@ -19,6 +19,7 @@ spec                   scalar per frame
 >>> parse_output("logit:LEFT").actions
 (1,)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,15 +40,21 @@ def valid_outputs() -> list[str]:
     ['value', 'logit:0', 'logit:1']
     """
     n = NUM_ACTIONS
-    return (["value"] + [f"logit:{i}" for i in range(n)]
-            + [f"group:{g}" for g in ACTION_GROUPS] + [f"logprob:{i}" for i in range(n)])
+    return (
+        ["value"]
+        + [f"logit:{i}" for i in range(n)]
+        + [f"group:{g}" for g in ACTION_GROUPS]
+        + [f"logprob:{i}" for i in range(n)]
+    )
 
 
 def _help() -> str:
     names = ", ".join(f"{i}={n}" for i, n in enumerate(ACTION_NAMES))
-    return ('valid outputs: "value", "logit:<action>", "group:<group>", "logprob:<action>" '
-            f"with <group> one of {sorted(ACTION_GROUPS)} and <action> an index or name "
-            f"({names})")
+    return (
+        'valid outputs: "value", "logit:<action>", "group:<group>", "logprob:<action>" '
+        f"with <group> one of {sorted(ACTION_GROUPS)} and <action> an index or name "
+        f"({names})"
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,10 @@ class OutputSpec:
         if self.kind == "value":
             return value.reshape(-1)
         if self.actions and max(self.actions) >= logits.shape[-1]:
-            raise ValueError(f"output {self.name!r} needs {max(self.actions) + 1} logits, the "
-                             f"model has {logits.shape[-1]}")
+            raise ValueError(
+                f"output {self.name!r} needs {max(self.actions) + 1} logits, the "
+                f"model has {logits.shape[-1]}"
+            )
         if self.kind == "logit":
             return logits[:, self.actions[0]]
         if self.kind == "group":
@@ -81,7 +90,7 @@ class OutputSpec:
         raise AssertionError(self.kind)
 
 
-OutputLike = Union[str, OutputSpec]
+OutputLike = Union[str, OutputSpec]  # noqa: UP007 (a runtime alias: py3.10 has no str | class here)
 
 
 def parse_output(spec: OutputLike) -> OutputSpec:

@@ -11,18 +11,53 @@ neither moves sideways nor jumps.
 >>> action_index("right+up"), action_index(4)
 (8, 4)
 """
+
 from __future__ import annotations
 
-__all__ = ["ACTION_GLYPHS", "ACTION_GROUPS", "ACTION_NAMES", "NOOP_BUTTONS", "NUM_ACTIONS",
-           "action_index"]
+__all__ = [
+    "ACTION_GLYPHS",
+    "ACTION_GROUPS",
+    "ACTION_NAMES",
+    "NOOP_BUTTONS",
+    "NUM_ACTIONS",
+    "action_index",
+]
 
 ACTION_NAMES: tuple[str, ...] = (
-    "LEFT+DOWN", "LEFT", "LEFT+UP", "DOWN", "NOOP", "UP", "RIGHT+DOWN", "RIGHT", "RIGHT+UP",
-    "D", "A", "W", "S", "Q", "E",
+    "LEFT+DOWN",
+    "LEFT",
+    "LEFT+UP",
+    "DOWN",
+    "NOOP",
+    "UP",
+    "RIGHT+DOWN",
+    "RIGHT",
+    "RIGHT+UP",
+    "D",
+    "A",
+    "W",
+    "S",
+    "Q",
+    "E",
 )
 NUM_ACTIONS: int = len(ACTION_NAMES)
-ACTION_GLYPHS: tuple[str, ...] = ("↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗",
-                                  "D", "A", "W", "S", "Q", "E")
+ACTION_GLYPHS: tuple[str, ...] = (
+    "↙",
+    "←",
+    "↖",
+    "↓",
+    "·",
+    "↑",
+    "↘",
+    "→",
+    "↗",
+    "D",
+    "A",
+    "W",
+    "S",
+    "Q",
+    "E",
+)
 ACTION_GROUPS: dict[str, tuple[int, ...]] = {
     "left": (0, 1, 2),
     "right": (6, 7, 8),
@@ -48,8 +83,10 @@ def action_index(action: int | str) -> int:
         if name.isdigit():
             action = int(name)
         else:
-            raise ValueError(f"unknown action {action!r}: use an index 0-{NUM_ACTIONS - 1} or one "
-                             f"of {', '.join(ACTION_NAMES)}")
+            raise ValueError(
+                f"unknown action {action!r}: use an index 0-{NUM_ACTIONS - 1} or one "
+                f"of {', '.join(ACTION_NAMES)}"
+            )
     if isinstance(action, bool) or not 0 <= int(action) < NUM_ACTIONS:
         raise ValueError(f"action index {action!r} is out of range 0-{NUM_ACTIONS - 1}")
     return int(action)

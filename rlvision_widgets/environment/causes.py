@@ -31,6 +31,7 @@ need a replay, which bounds replays to 64 steps (about 3%); the labels are the s
 >>> [(r.level_seed, r.cause) for r in tracker.pop_records()][:3]    # doctest: +SKIP
 [(566770259, 'timeout'), (1263407424, 'success'), (1116137690, 'saw')]
 """
+
 from __future__ import annotations
 
 import time
@@ -110,8 +111,12 @@ def classify_terminal_step(pre: bytes | GameState, action: int, scratch: Scratch
     scratch.act(int(action))
     post = parse_state(scratch.get_state())
     if post.cur_time != pre_st.cur_time + 1 or post.level_seed != pre_st.level_seed:
-        warnings.warn("harmless replay of a terminal step ended the episode anyway (out of "
-                      "bounds?); cause recorded as 'unknown'", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "harmless replay of a terminal step ended the episode anyway (out of "
+            "bounds?); cause recorded as 'unknown'",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return "unknown"
     ents = post.entities
     agent = ents[post.agent_index]
@@ -120,18 +125,27 @@ def classify_terminal_step(pre: bytes | GameState, action: int, scratch: Scratch
     kinds: set[str] = set()
 
     def touching(post_ents: np.ndarray, pre_ents: np.ndarray) -> np.ndarray:
-        margin = pre_ents["collision_margin"].astype(np.float32)     # real margins (harmless: -1000)
+        margin = pre_ents["collision_margin"].astype(np.float32)  # real margins (harmless: -1000)
         tx = (post_ents["rx"] + arx) + margin
         ty = (post_ents["ry"] + ary) + margin
         return (np.abs(post_ents["x"] - ax) < tx) & (np.abs(post_ents["y"] - ay) < ty)
 
     pre_types = pre_st.entities["type"]
     post_types = ents["type"]
-    pre_saws, post_saws = pre_st.entities[pre_types == EntityType.SAW], ents[post_types == EntityType.SAW]
-    pre_en, post_en = pre_st.entities[pre_types == EntityType.ENEMY], ents[post_types == EntityType.ENEMY]
+    pre_saws, post_saws = (
+        pre_st.entities[pre_types == EntityType.SAW],
+        ents[post_types == EntityType.SAW],
+    )
+    pre_en, post_en = (
+        pre_st.entities[pre_types == EntityType.ENEMY],
+        ents[post_types == EntityType.ENEMY],
+    )
     if len(pre_saws) != len(post_saws) or len(pre_en) != len(post_en):
-        warnings.warn("saw/enemy count changed during a step; cause recorded as 'unknown'",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "saw/enemy count changed during a step; cause recorded as 'unknown'",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return "unknown"
     if len(post_saws) and touching(post_saws, pre_saws).any():
         kinds.add("saw")
@@ -158,8 +172,11 @@ def classify_terminal_step(pre: bytes | GameState, action: int, scratch: Scratch
         return kinds.pop()
     if pre_st.cur_time + 1 >= pre_st.timeout:
         return "timeout"
-    warnings.warn("no lethal contact found for a failed terminal step; cause recorded as "
-                  "'unknown'", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        "no lethal contact found for a failed terminal step; cause recorded as 'unknown'",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return "unknown"
 
 
@@ -199,35 +216,50 @@ class CauseTracker:
     >>> tracker.detach(); env.close()
     """
 
-    def __init__(self, env: CoinRunEnv, keep_states: bool = False, replay_all: bool = False,
-                 verify: bool = False, checkpoint_every: int | None = None):
-        if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
-                                             or checkpoint_every < 1):
-            raise ValueError(f"checkpoint_every must be None or a positive integer, got "
-                             f"{checkpoint_every!r}")
+    def __init__(
+        self,
+        env: CoinRunEnv,
+        keep_states: bool = False,
+        replay_all: bool = False,
+        verify: bool = False,
+        checkpoint_every: int | None = None,
+    ):
+        if checkpoint_every is not None and (
+            not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1
+        ):
+            raise ValueError(
+                f"checkpoint_every must be None or a positive integer, got {checkpoint_every!r}"
+            )
         self.checkpoint_every = int(checkpoint_every) if checkpoint_every else None
         self.env = env
         self.keep_states = keep_states
         self.replay_all = replay_all
         self.verify = verify
         self.records: list[EpisodeRecord] = []
-        self.stats = {"episodes": 0, "failures": 0, "replays": 0, "replayed_steps": 0,
-                      "harmless_steps": 0, "snapshots": 0, "checkpoints": 0,
-                      "cause_seconds": 0.0,
-                      "hook_seconds": 0.0}
+        self.stats = {
+            "episodes": 0,
+            "failures": 0,
+            "replays": 0,
+            "replayed_steps": 0,
+            "harmless_steps": 0,
+            "snapshots": 0,
+            "checkpoints": 0,
+            "cause_seconds": 0.0,
+            "hook_seconds": 0.0,
+        }
         n = env.num_envs
         self._t = 0
         self._base = 0
         self._actions = np.zeros((2048, n), dtype=np.int8)
-        self._start = np.full(n, -1, dtype=np.int64)         # -1: not tracked
-        self._deadline = np.full(n, -1, dtype=np.int64)      # step index of the timeout step
+        self._start = np.full(n, -1, dtype=np.int64)  # -1: not tracked
+        self._deadline = np.full(n, -1, dtype=np.int64)  # step index of the timeout step
         self._start_state: list[bytes | None] = [None] * n
         self._seed = np.zeros(n, dtype=np.int64)
         self._hazards: list[frozenset] = [frozenset()] * n
         self._pre_timeout: list[bytes | None] = [None] * n
-        self._next_ckpt = np.full(n, -1, dtype=np.int64)     # step index of the next checkpoint
+        self._next_ckpt = np.full(n, -1, dtype=np.int64)  # step index of the next checkpoint
         self._ckpt: list[tuple[int, bytes] | None] = [None] * n
-        self._next_due = -1                                  # earliest pending snapshot step
+        self._next_due = -1  # earliest pending snapshot step
         self._scratch: ScratchEnv | None = None
         env.add_action_hook(self._on_actions)
         env.add_level_start_hook(self._on_level_start)
@@ -252,7 +284,7 @@ class CauseTracker:
         for i in due.tolist():
             state = env.get_state_of(i)
             self.stats["snapshots"] += 1
-            if self._deadline[i] == t:                       # one step before the timeout
+            if self._deadline[i] == t:  # one step before the timeout
                 self._pre_timeout[i] = state
             if self._next_ckpt[i] == t:
                 self._ckpt[i] = (t, state)
@@ -280,10 +312,10 @@ class CauseTracker:
             self._deadline[i] = self._t + (st.timeout - st.cur_time) - 1
             self._pre_timeout[i] = None
             self._ckpt[i] = None
-            needs_replay = self.replay_all or "enemy" in st.hazard_kinds or \
-                len(st.hazard_kinds) > 1
-            self._next_ckpt[i] = (self._t + self.checkpoint_every
-                                  if self.checkpoint_every and needs_replay else -1)
+            needs_replay = self.replay_all or "enemy" in st.hazard_kinds or len(st.hazard_kinds) > 1
+            self._next_ckpt[i] = (
+                self._t + self.checkpoint_every if self.checkpoint_every and needs_replay else -1
+            )
         self._update_next_due(self._t)
         self.stats["hook_seconds"] += time.perf_counter() - t0
 
@@ -296,11 +328,11 @@ class CauseTracker:
         if keep > cap // 2:
             cap *= 2
         buf = np.zeros((cap, self._actions.shape[1]), dtype=np.int8)
-        buf[:keep] = self._actions[new_base - self._base:self._t - self._base]
+        buf[:keep] = self._actions[new_base - self._base : self._t - self._base]
         self._actions, self._base = buf, new_base
 
     def _episode_actions(self, i: int, start: int, stop: int) -> np.ndarray:
-        return self._actions[start - self._base:stop - self._base, i].astype(np.int64)
+        return self._actions[start - self._base : stop - self._base, i].astype(np.int64)
 
     def _finish(self, i: int, success: bool) -> None:
         start, stop = int(self._start[i]), self._t
@@ -314,10 +346,18 @@ class CauseTracker:
             t0 = time.perf_counter()
             cause = self._failure_cause(i, actions)
             self.stats["cause_seconds"] += time.perf_counter() - t0
-        self.records.append(EpisodeRecord(
-            env=i, level_seed=int(self._seed[i]), start=start, length=length, success=success,
-            cause=cause, start_state=self._start_state[i] if self.keep_states else None,
-            actions=actions if self.keep_states else None))
+        self.records.append(
+            EpisodeRecord(
+                env=i,
+                level_seed=int(self._seed[i]),
+                start=start,
+                length=length,
+                success=success,
+                cause=cause,
+                start_state=self._start_state[i] if self.keep_states else None,
+                actions=actions if self.keep_states else None,
+            )
+        )
 
     def _scratch_env(self) -> ScratchEnv:
         if self._scratch is None:
@@ -356,8 +396,10 @@ class CauseTracker:
             scratch.act(int(actions[-1]))
             after = parse_state(scratch.get_state())
             if not (after.cur_time == 0 and not after.level_complete):
-                raise RuntimeError(f"replay of env {i}'s episode (level {self._seed[i]}) did not "
-                                   "fail at its recorded terminal step: replay is not exact")
+                raise RuntimeError(
+                    f"replay of env {i}'s episode (level {self._seed[i]}) did not "
+                    "fail at its recorded terminal step: replay is not exact"
+                )
         return cause
 
     # -- public --------------------------------------------------------------------------------
@@ -381,9 +423,16 @@ class CauseTracker:
         for i in range(self.env.num_envs):
             if self._start[i] >= 0:
                 start = int(self._start[i])
-                out.append(OpenEpisode(i, int(self._seed[i]), start, self._t - start,
-                                       self._start_state[i],
-                                       self._episode_actions(i, start, self._t)))
+                out.append(
+                    OpenEpisode(
+                        i,
+                        int(self._seed[i]),
+                        start,
+                        self._t - start,
+                        self._start_state[i],
+                        self._episode_actions(i, start, self._t),
+                    )
+                )
         return out
 
     def detach(self) -> None:
@@ -395,8 +444,12 @@ class CauseTracker:
             self._scratch = None
 
 
-def episode_cause(start_state: bytes, actions: np.ndarray, options: EnvOptions | None = None,
-                  scratch: ScratchEnv | None = None) -> str:
+def episode_cause(
+    start_state: bytes,
+    actions: np.ndarray,
+    options: EnvOptions | None = None,
+    scratch: ScratchEnv | None = None,
+) -> str:
     """Cause of one recorded episode, by full replay: ``"success"``, a failure cause from
     :data:`FAILURE_CAUSES`, or ``"unfinished"`` if the actions do not end the episode.
 
@@ -430,5 +483,13 @@ def episode_cause(start_state: bytes, actions: np.ndarray, options: EnvOptions |
     return classify_terminal_step(pre_st, int(actions[-1]), scratch)
 
 
-__all__ = ["CAUSES", "FAILURE_CAUSES", "CauseTracker", "EpisodeRecord", "OpenEpisode",
-           "classify_terminal_step", "episode_cause", "fast_replay_state"]
+__all__ = [
+    "CAUSES",
+    "FAILURE_CAUSES",
+    "CauseTracker",
+    "EpisodeRecord",
+    "OpenEpisode",
+    "classify_terminal_step",
+    "episode_cause",
+    "fast_replay_state",
+]

@@ -6,6 +6,7 @@
 ((2, 64, 64, 3), dtype('uint8'))
 >>> obs, rew, first = env.step(np.zeros(2, dtype=np.int32))
 """
+
 from __future__ import annotations
 
 import warnings
@@ -57,16 +58,25 @@ class EnvOptions:
         if not isinstance(self.num_envs, (int, np.integer)) or self.num_envs < 1:
             bad(f"num_envs must be a positive integer, got {self.num_envs!r}")
         if self.distribution_mode not in DISTRIBUTION_MODES:
-            bad(f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {self.distribution_mode!r}")
+            bad(
+                f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {self.distribution_mode!r}"
+            )
         if not isinstance(self.num_levels, (int, np.integer)) or self.num_levels < 0:
             bad(f"num_levels must be an integer >= 0 (0 = unbounded), got {self.num_levels!r}")
         if not isinstance(self.start_level, (int, np.integer)) or not 0 <= self.start_level < 2**31:
             bad(f"start_level must be an integer in [0, 2**31), got {self.start_level!r}")
         if self.rand_seed is not None and (
-                not isinstance(self.rand_seed, (int, np.integer)) or not 0 <= self.rand_seed < 2**31):
+            not isinstance(self.rand_seed, (int, np.integer)) or not 0 <= self.rand_seed < 2**31
+        ):
             bad(f"rand_seed must be None or an integer in [0, 2**31), got {self.rand_seed!r}")
-        for f in ("paint_vel_info", "use_backgrounds", "restrict_themes",
-                  "use_monochrome_assets", "center_agent", "invisible_saws"):
+        for f in (
+            "paint_vel_info",
+            "use_backgrounds",
+            "restrict_themes",
+            "use_monochrome_assets",
+            "center_agent",
+            "invisible_saws",
+        ):
             if not isinstance(getattr(self, f), (bool, np.bool_)):
                 bad(f"{f} must be True or False, got {getattr(self, f)!r}")
 
@@ -74,14 +84,14 @@ class EnvOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EnvOptions":
+    def from_dict(cls, d: dict[str, Any]) -> EnvOptions:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown CoinRun option(s) {sorted(unknown)}; valid: {sorted(known)}")
         return cls(**d)
 
-    def replace(self, **changes: Any) -> "EnvOptions":
+    def replace(self, **changes: Any) -> EnvOptions:
         return EnvOptions.from_dict({**self.to_dict(), **changes})
 
     def procgen_kwargs(self) -> dict[str, Any]:
@@ -106,8 +116,9 @@ def make_procgen(options: EnvOptions, num: int | None = None, **extra: Any):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from procgen import ProcgenGym3Env
-    env = ProcgenGym3Env(num=num or options.num_envs, env_name="coinrun",
-                         **options.procgen_kwargs(), **extra)
+    env = ProcgenGym3Env(
+        num=num or options.num_envs, env_name="coinrun", **options.procgen_kwargs(), **extra
+    )
     # gym3's CEnv.__del__ calls libenv_close through cffi's lazy accessor, which takes the
     # FFI lock shared by every env. If the garbage collector finalizes an env while another
     # env is resolving an accessor (holding that lock), the process deadlocks. Resolving the
@@ -196,7 +207,7 @@ class CoinRunEnv:
         if first.any():
             if self.options.invisible_saws:
                 self._hide_saws(first)
-                obs = self.env.observe()[1]["rgb"]   # re-rendered by set_state
+                obs = self.env.observe()[1]["rgb"]  # re-rendered by set_state
             for hook in self._hooks:
                 hook(self, first)
         return obs, rew, first
@@ -235,6 +246,7 @@ class CoinRunEnv:
         """Engine state of env ``index`` (one copy; no other env is touched)."""
         if self._state_buf is None:
             from procgen.env import MAX_STATE_SIZE
+
             self._state_buf = self.env._ffi.new(f"char[{MAX_STATE_SIZE}]")
         n = self.env.call_c_func("get_state", int(index), self._state_buf, len(self._state_buf))
         return bytes(self.env._ffi.buffer(self._state_buf, n))
@@ -282,9 +294,11 @@ class ScratchEnv:
     def __init__(self, options: EnvOptions | None = None, render: bool = False):
         opts = (options or EnvOptions()).replace(num_envs=1)
         self.render = render
-        self.env = make_procgen(opts, num=1, num_threads=0,
-                                render_mode="rgb_array" if render else None)
+        self.env = make_procgen(
+            opts, num=1, num_threads=0, render_mode="rgb_array" if render else None
+        )
         from procgen.env import MAX_STATE_SIZE
+
         self._buf = self.env._ffi.new(f"char[{MAX_STATE_SIZE}]")
         # gym3's act() validates and copies a dict per call; replays write the action buffer
         # and call libenv_act directly when these gym3 internals are present
@@ -296,7 +310,7 @@ class ScratchEnv:
             self._ac = None
 
     def set_state(self, state: bytes) -> None:
-        parse_state(state)                         # never hand invalid bytes to the engine
+        parse_state(state)  # never hand invalid bytes to the engine
         state = bytes(state)
         self.env.call_c_func("set_state", 0, state, len(state))
 
@@ -333,8 +347,10 @@ class ScratchEnv:
     def frames(self) -> tuple[np.ndarray, np.ndarray]:
         """(64x64x3 observation, 512x512x3 frame) of the current state (``render=True``)."""
         if not self.render:
-            raise RuntimeError("this ScratchEnv was created with render=False; "
-                               "use ScratchEnv(render=True) for 512x512 frames")
+            raise RuntimeError(
+                "this ScratchEnv was created with render=False; "
+                "use ScratchEnv(render=True) for 512x512 frames"
+            )
         rew, ob, first = self.env.observe()
         info = getattr(self.env, "_info", None)
         if isinstance(info, dict) and "rgb" in info:

@@ -15,6 +15,7 @@ tiles: replaced by SPACE; velocity squares: option off) and the changed pixels f
 >>> ann = r.objects(state)                  # {64: ObjectAnnotations, 512: ObjectAnnotations}
 >>> ann[512].boxes["agent"], ann[512].masks["agent"].sum()     # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,13 +35,27 @@ from .state import (
 )
 
 #: Object classes with ground truth. "velocity" is the painted velocity-info squares region.
-OBJECT_CLASSES = ("agent", "saw", "enemy_left", "enemy_right", "crate", "coin", "lava", "wall",
-                  "velocity")
+OBJECT_CLASSES = (
+    "agent",
+    "saw",
+    "enemy_left",
+    "enemy_right",
+    "crate",
+    "coin",
+    "lava",
+    "wall",
+    "velocity",
+)
 RESOLUTIONS = (64, 512)
-_RENDER_EPS = 0.02            # tiles are drawn enlarged by this much on each side
-_PLAYER_STRETCH = 0.7415      # the player sprite extends above its hitbox by this share of it
-_TILE_CLASS = {int(Tile.GOAL): "coin", int(Tile.LAVA_MID): "lava", int(Tile.LAVA_TOP): "lava",
-               int(Tile.WALL_MID): "wall", int(Tile.WALL_TOP): "wall"}
+_RENDER_EPS = 0.02  # tiles are drawn enlarged by this much on each side
+_PLAYER_STRETCH = 0.7415  # the player sprite extends above its hitbox by this share of it
+_TILE_CLASS = {
+    int(Tile.GOAL): "coin",
+    int(Tile.LAVA_MID): "lava",
+    int(Tile.LAVA_TOP): "lava",
+    int(Tile.WALL_MID): "wall",
+    int(Tile.WALL_TOP): "wall",
+}
 
 
 @dataclass
@@ -92,8 +107,13 @@ def _view(state: GameState, resolution: int) -> tuple[float, float, float, float
     raw_unit = f32(64) / vis
     unit = raw_unit * f32(resolution / 64.0)
     view_dim = f32(64.0) / raw_unit
-    return (float(unit), float(view_dim), float(unit * (cx - view_dim / 2)),
-            float(unit * (cy - view_dim / 2)), float(vis))
+    return (
+        float(unit),
+        float(view_dim),
+        float(unit * (cx - view_dim / 2)),
+        float(unit * (cy - view_dim / 2)),
+        float(vis),
+    )
 
 
 def object_boxes(state: GameState | bytes, resolution: int = 64) -> ObjectAnnotations:
@@ -141,7 +161,9 @@ def object_boxes(state: GameState | bytes, resolution: int = 64) -> ObjectAnnota
         boxes[cls].append((x0, y0, x1, y1))
         ids[cls].append(k)
     a = st.agent
-    cx, cy = (a.x, a.y) if st.options["center_agent"] else (st.main_width * .5, st.main_height * .5)
+    cx, cy = (
+        (a.x, a.y) if st.options["center_agent"] else (st.main_width * 0.5, st.main_height * 0.5)
+    )
     margin = vis / 2.0 + 1
     if st.options["center_agent"]:
         lx, hx = int(cx - margin), int(cx + margin)
@@ -177,10 +199,13 @@ def hidden_variant(state: GameState, cls: str) -> bytes | None:
     ents = ed.entities
     types = ents["type"]
     if cls in ("agent", "saw", "enemy_left", "enemy_right", "crate"):
-        sel = {"agent": types == EntityType.PLAYER, "saw": types == EntityType.SAW,
-               "enemy_left": (types == EntityType.ENEMY) & (ents["vx"] < 0),
-               "enemy_right": (types == EntityType.ENEMY) & (ents["vx"] >= 0),
-               "crate": types == EntityType.CRATE}[cls]
+        sel = {
+            "agent": types == EntityType.PLAYER,
+            "saw": types == EntityType.SAW,
+            "enemy_left": (types == EntityType.ENEMY) & (ents["vx"] < 0),
+            "enemy_right": (types == EntityType.ENEMY) & (ents["vx"] >= 0),
+            "crate": types == EntityType.CRATE,
+        }[cls]
         sel &= np.isin(ents["render_z"], DRAWN_LAYERS)
         if not sel.any():
             return None
@@ -242,8 +267,12 @@ class Renderer:
             return frame
         raise ValueError(f"resolution must be 64 or 512, got {resolution}")
 
-    def objects(self, state: bytes | GameState, masks: bool = True,
-                classes: tuple[str, ...] = OBJECT_CLASSES) -> dict[int, ObjectAnnotations]:
+    def objects(
+        self,
+        state: bytes | GameState,
+        masks: bool = True,
+        classes: tuple[str, ...] = OBJECT_CLASSES,
+    ) -> dict[int, ObjectAnnotations]:
         """Boxes (and exact masks) of every class at 64 and 512 pixels, keyed by resolution."""
         st = state if isinstance(state, GameState) else parse_state(state)
         out = {res: object_boxes(st, res) for res in RESOLUTIONS}

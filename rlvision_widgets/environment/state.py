@@ -16,6 +16,7 @@ parse costs a few tens of microseconds.
 
 Coordinates are world units (1 unit = 1 tile); ``y = 0`` is the bottom of the level.
 """
+
 from __future__ import annotations
 
 import struct
@@ -34,13 +35,22 @@ DRAWN_LAYERS = (-1, 0, 1)
 HIDDEN_RENDER_Z = 7
 
 OPTION_NAMES = (
-    "paint_vel_info", "use_generated_assets", "use_monochrome_assets", "restrict_themes",
-    "use_backgrounds", "center_agent", "debug_mode", "distribution_mode",
-    "use_sequential_levels", "use_easy_jump", "plain_assets", "physics_mode",
+    "paint_vel_info",
+    "use_generated_assets",
+    "use_monochrome_assets",
+    "restrict_themes",
+    "use_backgrounds",
+    "center_agent",
+    "debug_mode",
+    "distribution_mode",
+    "use_sequential_levels",
+    "use_easy_jump",
+    "plain_assets",
+    "physics_mode",
 )
 _OPTIONS_OFFSET = 15
-_HEADER_INTS_OFFSET = 63          # grid_step, level_seed_low, level_seed_high, game_type, game_n
-_RAND_GEN_OFFSET = 83             # level_seed_rand_gen: int is_seeded + string
+_HEADER_INTS_OFFSET = 63  # grid_step, level_seed_low, level_seed_high, game_type, game_n
+_RAND_GEN_OFFSET = 83  # level_seed_rand_gen: int is_seeded + string
 
 
 class EntityType(IntEnum):
@@ -75,18 +85,41 @@ WALL_TILES = (Tile.WALL_MID, Tile.WALL_TOP)
 LAVA_TILES = (Tile.LAVA_MID, Tile.LAVA_TOP)
 
 #: One serialized entity: 31 little-endian 4-byte fields, 124 bytes.
-ENTITY_DTYPE = np.dtype([
-    ("x", "<f4"), ("y", "<f4"), ("vx", "<f4"), ("vy", "<f4"), ("rx", "<f4"), ("ry", "<f4"),
-    ("type", "<i4"), ("image_type", "<i4"), ("image_theme", "<i4"), ("render_z", "<i4"),
-    ("will_erase", "<i4"), ("collides_with_entities", "<i4"),
-    ("collision_margin", "<f4"), ("rotation", "<f4"), ("vrot", "<f4"),
-    ("is_reflected", "<i4"), ("fire_time", "<i4"), ("spawn_time", "<i4"), ("life_time", "<i4"),
-    ("expire_time", "<i4"), ("use_abs_coords", "<i4"),
-    ("friction", "<f4"),
-    ("smart_step", "<i4"), ("avoids_collisions", "<i4"), ("auto_erase", "<i4"),
-    ("alpha", "<f4"), ("health", "<f4"), ("theta", "<f4"), ("grow_rate", "<f4"),
-    ("alpha_decay", "<f4"), ("climber_spawn_x", "<f4"),
-])
+ENTITY_DTYPE = np.dtype(
+    [
+        ("x", "<f4"),
+        ("y", "<f4"),
+        ("vx", "<f4"),
+        ("vy", "<f4"),
+        ("rx", "<f4"),
+        ("ry", "<f4"),
+        ("type", "<i4"),
+        ("image_type", "<i4"),
+        ("image_theme", "<i4"),
+        ("render_z", "<i4"),
+        ("will_erase", "<i4"),
+        ("collides_with_entities", "<i4"),
+        ("collision_margin", "<f4"),
+        ("rotation", "<f4"),
+        ("vrot", "<f4"),
+        ("is_reflected", "<i4"),
+        ("fire_time", "<i4"),
+        ("spawn_time", "<i4"),
+        ("life_time", "<i4"),
+        ("expire_time", "<i4"),
+        ("use_abs_coords", "<i4"),
+        ("friction", "<f4"),
+        ("smart_step", "<i4"),
+        ("avoids_collisions", "<i4"),
+        ("auto_erase", "<i4"),
+        ("alpha", "<f4"),
+        ("health", "<f4"),
+        ("theta", "<f4"),
+        ("grow_rate", "<f4"),
+        ("alpha_decay", "<f4"),
+        ("climber_spawn_x", "<f4"),
+    ]
+)
 assert ENTITY_DTYPE.itemsize == 124
 
 
@@ -106,11 +139,11 @@ class StateLayout:
     cur_time: int
     num_entities: int
     entities: int
-    view: int            # unit, view_dim, x_off, y_off, visibility, min_visibility (6 floats)
-    main_size: int       # main_width, main_height, out_of_bounds_object
-    grid_header: int     # w, h, n
+    view: int  # unit, view_dim, x_off, y_off, visibility, min_visibility (6 floats)
+    main_size: int  # main_width, main_height, out_of_bounds_object
+    grid_header: int  # w, h, n
     grid: int
-    coinrun: int         # last_agent_y, wall_theme, has_support, facing_right, is_on_crate, ...
+    coinrun: int  # last_agent_y, wall_theme, has_support, facing_right, is_on_crate, ...
     trailer: int
 
 
@@ -159,8 +192,10 @@ class Grid:
 
 
 def _fail(what: str) -> StateError:
-    return StateError(f"not a valid CoinRun state: {what}. Pass bytes returned by "
-                      "CoinRunEnv.get_state() (procgen 0.10.7, SERIALIZE_VERSION 0) unmodified.")
+    return StateError(
+        f"not a valid CoinRun state: {what}. Pass bytes returned by "
+        "CoinRunEnv.get_state() (procgen 0.10.7, SERIALIZE_VERSION 0) unmodified."
+    )
 
 
 class GameState:
@@ -181,12 +216,35 @@ class GameState:
     100
     """
 
-    __slots__ = ("_buf", "layout", "options", "level_seed_low", "level_seed_high", "reward", "done",
-                 "level_complete", "action", "timeout", "level_seed", "prev_level_seed",
-                 "episodes_remaining", "episode_done", "cur_time", "entities", "grid",
-                 "visibility", "main_width", "main_height", "out_of_bounds_object",
-                 "background_index", "wall_theme", "has_support", "facing_right", "is_on_crate",
-                 "last_agent_y")
+    __slots__ = (
+        "_buf",
+        "layout",
+        "options",
+        "level_seed_low",
+        "level_seed_high",
+        "reward",
+        "done",
+        "level_complete",
+        "action",
+        "timeout",
+        "level_seed",
+        "prev_level_seed",
+        "episodes_remaining",
+        "episode_done",
+        "cur_time",
+        "entities",
+        "grid",
+        "visibility",
+        "main_width",
+        "main_height",
+        "out_of_bounds_object",
+        "background_index",
+        "wall_theme",
+        "has_support",
+        "facing_right",
+        "is_on_crate",
+        "last_agent_y",
+    )
 
     def __init__(self, data: bytes | bytearray | memoryview):
         if isinstance(data, memoryview):
@@ -206,7 +264,7 @@ class GameState:
         version, name_len = unpack("<ii", b, 0)
         if version != SERIALIZE_VERSION:
             raise _fail(f"SERIALIZE_VERSION is {version}, expected {SERIALIZE_VERSION}")
-        name = bytes(b[8:8 + max(0, min(name_len, 64))])
+        name = bytes(b[8 : 8 + max(0, min(name_len, 64))])
         if name_len != len(GAME_NAME) or name != GAME_NAME:
             raise _fail(f"game name is {name!r} (length {name_len}), expected 'coinrun'")
         opts = unpack("<12i", b, _OPTIONS_OFFSET)
@@ -223,10 +281,19 @@ class GameState:
         if off + 72 > n:
             raise _fail("truncated after the random generators")
         reward_off = off
-        (self.reward, self.done, self.level_complete, self.action, self.timeout, self.level_seed,
-         self.prev_level_seed, self.episodes_remaining, self.episode_done) = unpack("<f8i", b, off)
+        (
+            self.reward,
+            self.done,
+            self.level_complete,
+            self.action,
+            self.timeout,
+            self.level_seed,
+            self.prev_level_seed,
+            self.episodes_remaining,
+            self.episode_done,
+        ) = unpack("<f8i", b, off)
         off += 36
-        off += 12 + 4                       # last_reward_timer, last_reward, default_action; asset seed
+        off += 12 + 4  # last_reward_timer, last_reward, default_action; asset seed
         cur_time_off = off
         self.cur_time, _ = unpack("<ii", b, off)
         off += 8
@@ -239,7 +306,9 @@ class GameState:
             raise _fail(f"entity count {num} does not fit in {n} bytes")
         ent_off = off
         off += num * ENTITY_DTYPE.itemsize
-        off += 16 + 16 + 12 + 12 + 8 + 12  # background, char_dim..special, mixrate.., action_v*, centre, flags
+        off += (
+            16 + 16 + 12 + 12 + 8 + 12
+        )  # background, char_dim..special, mixrate.., action_v*, centre, flags
         if off + 8 > n:
             raise _fail("truncated before asset_rand_gen")
         _, slen = unpack("<ii", b, off)
@@ -267,22 +336,39 @@ class GameState:
             raise _fail(f"length {n} does not end with the trailer where expected (byte {off})")
         trailer = unpack("<I", b, off)[0]
         if trailer != TRAILER:
-            raise _fail(f"trailer is {trailer:#010x}, expected {TRAILER:#010x} "
-                        "(truncated or corrupted bytes)")
-        (self.last_agent_y, self.wall_theme, has_support, facing_right, is_on_crate, _, _) = \
-            unpack("<fiiiiff", b, coin_off)
-        self.has_support, self.facing_right, self.is_on_crate = \
-            bool(has_support), bool(facing_right), bool(is_on_crate)
+            raise _fail(
+                f"trailer is {trailer:#010x}, expected {TRAILER:#010x} "
+                "(truncated or corrupted bytes)"
+            )
+        (self.last_agent_y, self.wall_theme, has_support, facing_right, is_on_crate, _, _) = unpack(
+            "<fiiiiff", b, coin_off
+        )
+        self.has_support, self.facing_right, self.is_on_crate = (
+            bool(has_support),
+            bool(facing_right),
+            bool(is_on_crate),
+        )
         self.background_index = unpack("<i", b, ent_off + num * ENTITY_DTYPE.itemsize + 4)[0]
         self.entities = np.frombuffer(b, ENTITY_DTYPE, num, ent_off)
         self.grid = Grid(np.frombuffer(b, "<i4", cells, grid_off).reshape(h, w))
         if not (self.entities["type"] == EntityType.PLAYER).any():
             raise _fail("no PLAYER entity")
         self.layout = StateLayout(
-            reward=reward_off, action=reward_off + 12, timeout=reward_off + 16,
-            level_seed=reward_off + 20, prev_level_seed=reward_off + 24, cur_time=cur_time_off,
-            num_entities=nent_off, entities=ent_off, view=view_off, main_size=main_off,
-            grid_header=grid_hdr, grid=grid_off, coinrun=coin_off, trailer=off)
+            reward=reward_off,
+            action=reward_off + 12,
+            timeout=reward_off + 16,
+            level_seed=reward_off + 20,
+            prev_level_seed=reward_off + 24,
+            cur_time=cur_time_off,
+            num_entities=nent_off,
+            entities=ent_off,
+            view=view_off,
+            main_size=main_off,
+            grid_header=grid_hdr,
+            grid=grid_off,
+            coinrun=coin_off,
+            trailer=off,
+        )
 
     # -- typed accessors -----------------------------------------------------------------------
     @property
@@ -298,8 +384,17 @@ class GameState:
     @property
     def agent(self) -> Agent:
         e = self.entities[self.agent_index]
-        return Agent(float(e["x"]), float(e["y"]), float(e["vx"]), float(e["vy"]), float(e["rx"]),
-                     float(e["ry"]), self.facing_right, self.has_support, self.is_on_crate)
+        return Agent(
+            float(e["x"]),
+            float(e["y"]),
+            float(e["vx"]),
+            float(e["vy"]),
+            float(e["rx"]),
+            float(e["ry"]),
+            self.facing_right,
+            self.has_support,
+            self.is_on_crate,
+        )
 
     def of_type(self, *types: int) -> np.ndarray:
         """Entities whose ``type`` is one of ``types`` (a copy, in engine order)."""
@@ -351,20 +446,29 @@ class GameState:
     def summary(self) -> dict:
         """Small JSON-able description (for logs and widgets)."""
         a = self.agent
-        return {"level_seed": self.level_seed, "cur_time": self.cur_time, "timeout": self.timeout,
-                "agent": [a.x, a.y, a.vx, a.vy], "saws": len(self.saws),
-                "enemies": len(self.enemies), "crates": len(self.crates),
-                "coins": self.coins.tolist(), "lava_tiles": len(self.lava)}
+        return {
+            "level_seed": self.level_seed,
+            "cur_time": self.cur_time,
+            "timeout": self.timeout,
+            "agent": [a.x, a.y, a.vx, a.vy],
+            "saws": len(self.saws),
+            "enemies": len(self.enemies),
+            "crates": len(self.crates),
+            "coins": self.coins.tolist(),
+            "lava_tiles": len(self.lava),
+        }
 
     def __repr__(self) -> str:
         a = self.agent
-        return (f"GameState(level_seed={self.level_seed}, cur_time={self.cur_time}, "
-                f"agent=({a.x:.2f}, {a.y:.2f}), saws={len(self.saws)}, "
-                f"enemies={len(self.enemies)}, crates={len(self.crates)}, "
-                f"lava_tiles={len(self.lava)})")
+        return (
+            f"GameState(level_seed={self.level_seed}, cur_time={self.cur_time}, "
+            f"agent=({a.x:.2f}, {a.y:.2f}), saws={len(self.saws)}, "
+            f"enemies={len(self.enemies)}, crates={len(self.crates)}, "
+            f"lava_tiles={len(self.lava)})"
+        )
 
     # -- editing -------------------------------------------------------------------------------
-    def editable(self) -> "GameState":
+    def editable(self) -> GameState:
         """A writable copy: modify ``entities`` / ``grid.data`` in place or use the setters."""
         return GameState(bytearray(self._buf))
 
@@ -379,41 +483,43 @@ class GameState:
     def _pack(self, fmt: str, offset: int, value) -> None:
         struct.pack_into(fmt, self._require_writable(), offset, value)
 
-    def set_timeout(self, timeout: int) -> "GameState":
+    def set_timeout(self, timeout: int) -> GameState:
         self._pack("<i", self.layout.timeout, int(timeout))
         self.timeout = int(timeout)
         return self
 
-    def set_cur_time(self, cur_time: int) -> "GameState":
+    def set_cur_time(self, cur_time: int) -> GameState:
         self._pack("<i", self.layout.cur_time, int(cur_time))
         self.cur_time = int(cur_time)
         return self
 
-    def set_option(self, name: str, value: int) -> "GameState":
+    def set_option(self, name: str, value: int) -> GameState:
         """Overwrite one engine option stored in the state (e.g. ``paint_vel_info``)."""
         if name not in OPTION_NAMES:
             raise ValueError(f"unknown engine option {name!r}; one of {OPTION_NAMES}")
         if name == "use_generated_assets" and value:
-            raise ValueError("use_generated_assets cannot be enabled: get_state would abort "
-                             "the process")
+            raise ValueError(
+                "use_generated_assets cannot be enabled: get_state would abort the process"
+            )
         self._pack("<i", _OPTIONS_OFFSET + 4 * OPTION_NAMES.index(name), int(value))
         self.options[name] = int(value)
         return self
 
-    def set_visibility(self, visibility: float) -> "GameState":
+    def set_visibility(self, visibility: float) -> GameState:
         """Tiles visible across the view (13 in CoinRun). Rendering only."""
         self._pack("<f", self.layout.view + 16, float(visibility))
         self.visibility = float(visibility)
         return self
 
-    def set_out_of_bounds_object(self, tile: int) -> "GameState":
+    def set_out_of_bounds_object(self, tile: int) -> GameState:
         """What cells outside the grid count as (WALL_MID in CoinRun)."""
         self._pack("<i", self.layout.main_size + 8, int(tile))
         self.out_of_bounds_object = int(tile)
         return self
 
-    def set_entity_field(self, mask: np.ndarray | Iterable[int] | int, field: str,
-                         value) -> "GameState":
+    def set_entity_field(
+        self, mask: np.ndarray | Iterable[int] | int, field: str, value
+    ) -> GameState:
         """Set ``field`` (e.g. ``"render_z"``, ``"collision_margin"``) of the selected entities."""
         self._require_writable()
         if field not in ENTITY_DTYPE.names:
@@ -421,11 +527,11 @@ class GameState:
         self.entities[field][mask] = value
         return self
 
-    def set_entities_of_type(self, types: int | Iterable[int], field: str, value) -> "GameState":
+    def set_entities_of_type(self, types: int | Iterable[int], field: str, value) -> GameState:
         types = (types,) if isinstance(types, (int, np.integer)) else tuple(types)
         return self.set_entity_field(np.isin(self.entities["type"], types), field, value)
 
-    def replace_tiles(self, tiles: int | Iterable[int], new: int) -> "GameState":
+    def replace_tiles(self, tiles: int | Iterable[int], new: int) -> GameState:
         """Replace every cell whose id is in ``tiles`` by ``new``."""
         self._require_writable()
         tiles = (tiles,) if isinstance(tiles, (int, np.integer)) else tuple(tiles)
@@ -433,11 +539,12 @@ class GameState:
         d[np.isin(d, tiles)] = int(new)
         return self
 
-    def set_tile(self, x: int, y: int, tile: int) -> "GameState":
+    def set_tile(self, x: int, y: int, tile: int) -> GameState:
         self._require_writable()
         if not (0 <= x < self.grid.width and 0 <= y < self.grid.height):
-            raise IndexError(f"cell ({x}, {y}) is outside the {self.grid.width}x"
-                             f"{self.grid.height} grid")
+            raise IndexError(
+                f"cell ({x}, {y}) is outside the {self.grid.width}x{self.grid.height} grid"
+            )
         self.grid.data[y, x] = int(tile)
         return self
 
@@ -457,8 +564,9 @@ def parse_state(data: bytes | bytearray | memoryview) -> GameState:
 
 
 # -- byte-level helpers used by the environment layer -----------------------------------------
-def hide_entities(state: bytes, types: Iterable[int] = (EntityType.SAW,),
-                  render_z: int = HIDDEN_RENDER_Z) -> bytes:
+def hide_entities(
+    state: bytes, types: Iterable[int] = (EntityType.SAW,), render_z: int = HIDDEN_RENDER_Z
+) -> bytes:
     """Copy of ``state`` where entities of ``types`` are not drawn (render_z outside -1..1).
     Dynamics are unchanged: ``render_z`` is only read by the renderer.
 
@@ -490,5 +598,5 @@ def harmless_copy(state: bytes | GameState) -> bytes:
     ed = st.editable()
     ed.set_entities_of_type((EntityType.SAW, EntityType.ENEMY), "collision_margin", -1000.0)
     ed.replace_tiles(LAVA_TILES, Tile.SPACE)
-    ed.set_timeout(2 ** 30)
+    ed.set_timeout(2**30)
     return ed.to_bytes()

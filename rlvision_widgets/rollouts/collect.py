@@ -3,6 +3,7 @@
 >>> traj = collect_trajectories("random", num_envs=8, num_steps=512, seed=0)
 >>> traj.failed_episodes("saw")[:3]                                # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import datetime
@@ -25,11 +26,18 @@ from .storage import Trajectories, make_episodes
 
 
 @torch.no_grad()
-def collect_trajectories(agent: nn.Module | str, num_envs: int = 8, num_steps: int = 512,
-                         seed: int = 0, env_options: EnvOptions | None = None,
-                         gamma: float = 0.999, lam: float = 0.95, sample: bool = True,
-                         device: str | torch.device = "cpu",
-                         progress: bool = True) -> Trajectories:
+def collect_trajectories(
+    agent: nn.Module | str,
+    num_envs: int = 8,
+    num_steps: int = 512,
+    seed: int = 0,
+    env_options: EnvOptions | None = None,
+    gamma: float = 0.999,
+    lam: float = 0.95,
+    sample: bool = True,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Trajectories:
     """Run ``agent`` in ``num_envs`` CoinRun envs for ``num_steps`` steps.
 
     ``agent``: any ``torch.nn.Module`` mapping a uint8 batch (N, 64, 64, 3) to (logits (N, 15),
@@ -70,8 +78,10 @@ def collect_trajectories(agent: nn.Module | str, num_envs: int = 8, num_steps: i
         logits, value = model(torch.from_numpy(obs).to(device))
         logits = logits.float().cpu()
         if logits.shape != (E, NUM_ACTIONS) or value.shape != (E,):
-            raise ValueError(f"the agent must return logits (N, {NUM_ACTIONS}) and value (N,), "
-                             f"got {tuple(logits.shape)} and {tuple(value.shape)}")
+            raise ValueError(
+                f"the agent must return logits (N, {NUM_ACTIONS}) and value (N,), "
+                f"got {tuple(logits.shape)} and {tuple(value.shape)}"
+            )
         return logits, value.float().cpu()
 
     try:
@@ -94,8 +104,9 @@ def collect_trajectories(agent: nn.Module | str, num_envs: int = 8, num_steps: i
         states.append(r.start_state)
     for o in tracker.open_episodes():
         if o.length > 0:
-            rows.append((o.env, o.start, o.start + o.length, o.level_seed, False, False,
-                         "unfinished"))
+            rows.append(
+                (o.env, o.start, o.start + o.length, o.level_seed, False, False, "unfinished")
+            )
             states.append(o.start_state)
     stats = dict(tracker.stats)
     tracker.detach()
@@ -103,19 +114,45 @@ def collect_trajectories(agent: nn.Module | str, num_envs: int = 8, num_steps: i
     order = sorted(range(len(rows)), key=lambda k: (rows[k][0], rows[k][1]))
     episodes = make_episodes([rows[k] for k in order])
     states = [states[k] for k in order]
-    adv = gae_advantages(rewards, values, firsts, last_values=last_value.numpy(),
-                         last_firsts=last_first, gamma=gamma, lam=lam)
+    adv = gae_advantages(
+        rewards,
+        values,
+        firsts,
+        last_values=last_value.numpy(),
+        last_firsts=last_first,
+        gamma=gamma,
+        lam=lam,
+    )
     ret = (adv + values).astype(np.float32)
     metadata: dict[str, Any] = {
-        "env_options": options.to_dict(), "seed": int(seed), "num_envs": E, "num_steps": T,
-        "gamma": float(gamma), "lam": float(lam), "sample": bool(sample),
-        "agent": type(model).__name__, "agent_name": agent if isinstance(agent, str) else None,
+        "env_options": options.to_dict(),
+        "seed": int(seed),
+        "num_envs": E,
+        "num_steps": T,
+        "gamma": float(gamma),
+        "lam": float(lam),
+        "sample": bool(sample),
+        "agent": type(model).__name__,
+        "agent_name": agent if isinstance(agent, str) else None,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "rlvision_widgets": __version__, "torch": torch.__version__,
-        "python": platform.python_version(), "cause_tracking": stats,
+        "rlvision_widgets": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cause_tracking": stats,
     }
-    return Trajectories(obs=obs_buf, actions=actions, logits=logits_buf, values=values,
-                        rewards=rewards, firsts=firsts, level_seeds=seeds, advantages=adv,
-                        returns=ret, last_values=last_value.numpy().astype(np.float32),
-                        last_firsts=last_first, episodes=episodes, start_states=states,
-                        metadata=metadata)
+    return Trajectories(
+        obs=obs_buf,
+        actions=actions,
+        logits=logits_buf,
+        values=values,
+        rewards=rewards,
+        firsts=firsts,
+        level_seeds=seeds,
+        advantages=adv,
+        returns=ret,
+        last_values=last_value.numpy().astype(np.float32),
+        last_firsts=last_first,
+        episodes=episodes,
+        start_states=states,
+        metadata=metadata,
+    )

@@ -13,6 +13,7 @@ policy is near uniform, and much faster).
 >>> len(corpus.hash)
 64
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,9 @@ class Corpus:
     def __post_init__(self) -> None:
         obs = np.asarray(self.obs)
         if obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[-1] != 3:
-            raise ValueError(f"corpus observations must be uint8 (N, H, W, 3), got {obs.dtype} "
-                             f"{obs.shape}")
+            raise ValueError(
+                f"corpus observations must be uint8 (N, H, W, 3), got {obs.dtype} {obs.shape}"
+            )
         self.obs = obs
         n = obs.shape[0]
         for name in ("env", "step", "level_seed"):
@@ -86,20 +88,31 @@ class Corpus:
         >>> len(Corpus.load(p))
         2
         """
-        return save_arrays(path, {"obs": self.obs, "env": self.env, "step": self.step,
-                                  "level_seed": self.level_seed}, {"corpus": self.meta,
-                                                                    "hash": self.hash})
+        return save_arrays(
+            path,
+            {"obs": self.obs, "env": self.env, "step": self.step, "level_seed": self.level_seed},
+            {"corpus": self.meta, "hash": self.hash},
+        )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Corpus":
+    def load(cls, path: str | os.PathLike) -> Corpus:
         """Load a corpus written by :meth:`save`."""
         arrays, meta = load_arrays(path)
-        return cls(arrays["obs"], arrays["env"], arrays["step"], arrays["level_seed"],
-                   meta.get("corpus", {}))
+        return cls(
+            arrays["obs"],
+            arrays["env"],
+            arrays["step"],
+            arrays["level_seed"],
+            meta.get("corpus", {}),
+        )
 
 
-def corpus_from_trajectories(obs: np.ndarray, every: int = STANDARD_INTERVAL,
-                             level_seeds: np.ndarray | None = None, offset: int = 0) -> Corpus:
+def corpus_from_trajectories(
+    obs: np.ndarray,
+    every: int = STANDARD_INTERVAL,
+    level_seeds: np.ndarray | None = None,
+    offset: int = 0,
+) -> Corpus:
     """A corpus from recorded trajectory frames (envs, steps, 64, 64, 3): every ``every``-th
     step of each env, starting at ``offset``.
 
@@ -121,10 +134,15 @@ def corpus_from_trajectories(obs: np.ndarray, every: int = STANDARD_INTERVAL,
 
 
 @torch.no_grad()
-def collect_corpus(agent: nn.Module | str | os.PathLike | None = None,
-                   num_obs: int = STANDARD_SIZE, interval: int = STANDARD_INTERVAL,
-                   num_envs: int = 64, seed: int = 0, env_options: EnvOptions | None = None,
-                   progress: bool = False) -> Corpus:
+def collect_corpus(
+    agent: nn.Module | str | os.PathLike | None = None,
+    num_obs: int = STANDARD_SIZE,
+    interval: int = STANDARD_INTERVAL,
+    num_envs: int = 64,
+    seed: int = 0,
+    env_options: EnvOptions | None = None,
+    progress: bool = False,
+) -> Corpus:
     """Play CoinRun with ``agent`` and keep one observation per env every ``interval`` steps
     (random phase per env) until ``num_obs`` are collected.
 
@@ -162,12 +180,12 @@ def collect_corpus(agent: nn.Module | str | os.PathLike | None = None,
         while count < num_obs:
             take = np.flatnonzero((t + phase) % interval == interval - 1)
             if take.size:
-                take = take[:num_obs - count]
+                take = take[: num_obs - count]
                 seeds = env.level_seeds()
-                obs_out[count:count + take.size] = obs[take]
-                env_out[count:count + take.size] = take
-                step_out[count:count + take.size] = t
-                seed_out[count:count + take.size] = seeds[take]
+                obs_out[count : count + take.size] = obs[take]
+                env_out[count : count + take.size] = take
+                step_out[count : count + take.size] = t
+                seed_out[count : count + take.size] = seeds[take]
                 count += take.size
                 if bar is not None:
                     bar.update(take.size)
@@ -185,8 +203,14 @@ def collect_corpus(agent: nn.Module | str | os.PathLike | None = None,
         env.close()
         if model is not None:
             model.train(was_training)
-    meta = {"source": "collect_corpus", "num_obs": int(num_obs), "interval": int(interval),
-            "num_envs": int(num_envs), "seed": int(seed), "env_steps": int(t * num_envs),
-            "policy": "uniform random" if model is None else type(model).__name__,
-            "env_options": options.to_dict()}
+    meta = {
+        "source": "collect_corpus",
+        "num_obs": int(num_obs),
+        "interval": int(interval),
+        "num_envs": int(num_envs),
+        "seed": int(seed),
+        "env_steps": int(t * num_envs),
+        "policy": "uniform random" if model is None else type(model).__name__,
+        "env_options": options.to_dict(),
+    }
     return Corpus(obs_out, env_out, step_out, seed_out, meta)

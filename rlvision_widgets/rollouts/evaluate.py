@@ -10,6 +10,7 @@ be compared with a two-proportion test. Failure causes come from the engine repl
 >>> result.to_json()["failures"]                                         # doctest: +SKIP
 {'saw': 3, 'enemy_left': 1, 'enemy_right': 0, 'lava': 0, 'multiple': 0, 'timeout': 2}
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,24 +74,33 @@ class EvaluationResult:
             "settings": self.settings,
         }
         if per_level:
-            out["per_level"] = [{"level_seed": int(s), "outcome": o, "length": int(n)}
-                                for s, o, n in zip(self.level_seeds, self.outcomes, self.lengths)]
+            out["per_level"] = [
+                {"level_seed": int(s), "outcome": o, "length": int(n)}
+                for s, o, n in zip(self.level_seeds, self.outcomes, self.lengths)
+            ]
         return out
 
-    def compare(self, edited: "EvaluationResult") -> dict[str, dict[str, float]]:
+    def compare(self, edited: EvaluationResult) -> dict[str, dict[str, float]]:
         """Two-proportion z-test per failure cause (and success) of ``edited`` against self."""
         if self.levels != edited.levels or not np.array_equal(self.level_seeds, edited.level_seeds):
-            raise ValueError("compare needs evaluations on the same levels "
-                             "(same --levels, --start-level and distribution mode)")
+            raise ValueError(
+                "compare needs evaluations on the same levels "
+                "(same --levels, --start-level and distribution mode)"
+            )
         out = {}
         for cause in (*FAILURE_CAUSES, "success"):
             k1 = self.successes if cause == "success" else self.failures[cause]
             k2 = edited.successes if cause == "success" else edited.failures[cause]
             z, p = two_proportion_test(k1, self.levels, k2, edited.levels)
-            out[cause] = {"base": k1, "edited": k2, "base_rate": k1 / self.levels,
-                          "edited_rate": k2 / edited.levels,
-                          "ratio": (k2 / k1) if k1 else (float("inf") if k2 else 1.0),
-                          "z": round(z, 4), "p": p}
+            out[cause] = {
+                "base": k1,
+                "edited": k2,
+                "base_rate": k1 / self.levels,
+                "edited_rate": k2 / edited.levels,
+                "ratio": (k2 / k1) if k1 else (float("inf") if k2 else 1.0),
+                "z": round(z, 4),
+                "p": p,
+            }
         return out
 
     def write_csv(self, path: str | os.PathLike) -> Path:
@@ -107,19 +117,31 @@ class EvaluationResult:
 
 def level_start_state(level: int, options: EnvOptions) -> bytes:
     """Engine state at the start of level ``level`` under ``options`` (saws hidden if asked)."""
-    env = make_procgen(options.replace(num_envs=1, start_level=int(level), num_levels=1,
-                                       rand_seed=int(level) % 2**31), num=1)
+    env = make_procgen(
+        options.replace(
+            num_envs=1, start_level=int(level), num_levels=1, rand_seed=int(level) % 2**31
+        ),
+        num=1,
+    )
     state = env.get_state()[0]
     if options.invisible_saws:
         state = hide_entities(state, (EntityType.SAW,))
     return state
 
 
-def evaluate(agent: nn.Module | str | os.PathLike | None, levels: int = 1000,
-             start_level: int = 0, distribution_mode: str = "easy", invisible_saws: bool = False,
-             seed: int = 0, num_envs: int = 64, sample: bool = True,
-             env_options: EnvOptions | None = None, device: str = "cpu",
-             progress: bool = True) -> EvaluationResult:
+def evaluate(
+    agent: nn.Module | str | os.PathLike | None,
+    levels: int = 1000,
+    start_level: int = 0,
+    distribution_mode: str = "easy",
+    invisible_saws: bool = False,
+    seed: int = 0,
+    num_envs: int = 64,
+    sample: bool = True,
+    env_options: EnvOptions | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> EvaluationResult:
     """Play each of ``levels`` consecutive levels once; label every failure by its cause.
 
     ``agent``: a module, or a name or path (resolved by
@@ -141,9 +163,14 @@ def evaluate(agent: nn.Module | str | os.PathLike | None, levels: int = 1000,
     if not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ValueError(f"levels must be a positive integer, got {levels!r}")
     base = env_options or EnvOptions()
-    opts = base.replace(num_envs=int(min(num_envs, levels)), distribution_mode=distribution_mode,
-                        invisible_saws=bool(invisible_saws) or base.invisible_saws,
-                        rand_seed=int(seed), num_levels=0, start_level=0)
+    opts = base.replace(
+        num_envs=int(min(num_envs, levels)),
+        distribution_mode=distribution_mode,
+        invisible_saws=bool(invisible_saws) or base.invisible_saws,
+        rand_seed=int(seed),
+        num_levels=0,
+        start_level=0,
+    )
     env = CoinRunEnv(opts.replace(invisible_saws=False))  # saws are hidden in the start states
     scratch = ScratchEnv(opts.replace(invisible_saws=False))
     agent = resolve_agent(agent).to(device).eval()
@@ -170,8 +197,9 @@ def evaluate(agent: nn.Module | str | os.PathLike | None, levels: int = 1000,
     while any(l >= 0 for l in slot_level):
         with torch.no_grad():
             logits, _ = agent(torch.from_numpy(obs).to(device))
-        act = (sample_actions(logits, gen) if sample
-               else logits.argmax(-1).cpu().numpy()).astype(np.int32)
+        act = (sample_actions(logits, gen) if sample else logits.argmax(-1).cpu().numpy()).astype(
+            np.int32
+        )
         for i in range(n):
             if slot_level[i] >= 0:
                 slot_actions[i].append(int(act[i]))
@@ -194,14 +222,23 @@ def evaluate(agent: nn.Module | str | os.PathLike | None, levels: int = 1000,
             obs, _, _ = env.observe()
     bar.close()
     seeds = np.arange(start_level, start_level + levels, dtype=np.int64)
-    settings = {"start_level": int(start_level), "distribution_mode": distribution_mode,
-                "invisible_saws": bool(opts.invisible_saws), "seed": int(seed),
-                "sample": bool(sample), "paint_vel_info": bool(opts.paint_vel_info)}
-    return EvaluationResult(seeds, [outcomes[int(s)][0] for s in seeds],
-                            np.array([outcomes[int(s)][1] for s in seeds], dtype=np.int64),
-                            settings)
+    settings = {
+        "start_level": int(start_level),
+        "distribution_mode": distribution_mode,
+        "invisible_saws": bool(opts.invisible_saws),
+        "seed": int(seed),
+        "sample": bool(sample),
+        "paint_vel_info": bool(opts.paint_vel_info),
+    }
+    return EvaluationResult(
+        seeds,
+        [outcomes[int(s)][0] for s in seeds],
+        np.array([outcomes[int(s)][1] for s in seeds], dtype=np.int64),
+        settings,
+    )
 
 
 def __getattr__(name: str) -> object:
     from .._compat import moved_names
+
     return moved_names(__name__, {"plot_failures": "studies.charts:plot_failures"})(name)

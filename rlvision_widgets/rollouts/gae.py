@@ -8,6 +8,7 @@ gamma = 0.999 and lambda = 0.95 (the defaults).
 >>> gae_advantages(r, v, f, last_values=np.zeros(1), last_firsts=np.ones(1, bool)).round(2)
 array([[4.49, 4.74, 5.  ]], dtype=float32)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,15 @@ GAMMA = 0.999
 LAMBDA = 0.95
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, last_value: np.ndarray,
-        last_first: np.ndarray, gamma: float = GAMMA, lam: float = LAMBDA) -> np.ndarray:
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    firsts: np.ndarray,
+    last_value: np.ndarray,
+    last_first: np.ndarray,
+    gamma: float = GAMMA,
+    lam: float = LAMBDA,
+) -> np.ndarray:
     """Advantages for (T, N) arrays in gym3 layout.
 
     ``rewards[t]`` is the reward received for the action at ``t``; ``firsts[t]`` marks that
@@ -64,9 +72,16 @@ def check_envs_steps(name: str, a: Any, shape: tuple[int, int] | None = None) ->
     return a
 
 
-def gae_advantages(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, *,
-                   last_values: np.ndarray | None = None, last_firsts: np.ndarray | None = None,
-                   gamma: float = GAMMA, lam: float = LAMBDA) -> np.ndarray:
+def gae_advantages(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    firsts: np.ndarray,
+    *,
+    last_values: np.ndarray | None = None,
+    last_firsts: np.ndarray | None = None,
+    gamma: float = GAMMA,
+    lam: float = LAMBDA,
+) -> np.ndarray:
     """Advantages (float32) for (envs, steps) arrays; returns are ``advantages + values``.
 
     ``last_values`` / ``last_firsts`` (one per env) are the value and ``first`` flag of the
@@ -85,11 +100,19 @@ def gae_advantages(rewards: np.ndarray, values: np.ndarray, firsts: np.ndarray, 
     if last_values is None:
         if t < 2:
             return np.zeros((e, t), np.float32)
-        adv = gae(rewards[:, :-1].T, values[:, :-1].T, firsts[:, :-1].T, values[:, -1],
-                  firsts[:, -1], gamma, lam).T
+        adv = gae(
+            rewards[:, :-1].T,
+            values[:, :-1].T,
+            firsts[:, :-1].T,
+            values[:, -1],
+            firsts[:, -1],
+            gamma,
+            lam,
+        ).T
         return np.concatenate([adv, np.zeros((e, 1), np.float32)], axis=1).astype(np.float32)
     last_values = np.asarray(last_values, np.float32).reshape(e)
-    last_firsts = (np.zeros(e, bool) if last_firsts is None
-                   else np.asarray(last_firsts, bool).reshape(e))
+    last_firsts = (
+        np.zeros(e, bool) if last_firsts is None else np.asarray(last_firsts, bool).reshape(e)
+    )
     adv = gae(rewards.T, values.T, firsts.T, last_values, last_firsts, gamma, lam).T
     return np.ascontiguousarray(adv, np.float32)

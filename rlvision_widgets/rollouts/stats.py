@@ -7,6 +7,7 @@
 >>> round(p, 4)
 0.0014
 """
+
 from __future__ import annotations
 
 import math

@@ -16,6 +16,7 @@ Layout is envs first: ``obs[e, t]`` is the observation env ``e`` saw at step ``t
 Files are a single ``np.savez_compressed`` archive read with ``allow_pickle=False``; engine
 states are stored as one uint8 array plus offsets, metadata as a JSON string.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,21 +37,49 @@ from ..environment.state import StateError, parse_state
 from ..files import atomic_open
 from .gae import gae_advantages
 
-FORMAT_NAME = "rlvision_widgets.trajectories"   # the file format's name (stable across layouts)
+FORMAT_NAME = "rlvision_widgets.trajectories"  # the file format's name (stable across layouts)
 FORMAT_VERSION = 1
 #: Episode causes in files (index = stored code): derived from the one cause list
 #: :data:`~rlvision_widgets.environment.causes.CAUSES`, plus "unfinished" for episodes still
 #: running at the end. Stored codes index this tuple, so new causes may only be appended.
 EPISODE_CAUSES = CAUSES + ("unfinished",)
-EPISODE_DTYPE = np.dtype([
-    ("env", "<i4"), ("start", "<i4"), ("stop", "<i4"), ("length", "<i4"), ("level_seed", "<i8"),
-    ("finished", "?"), ("success", "?"), ("cause", "<U12"),
-])
-_ARRAYS = ("obs", "actions", "logits", "values", "rewards", "firsts", "level_seeds",
-           "advantages", "returns")
-_KEYS = _ARRAYS + ("last_values", "last_firsts", "ep_env", "ep_start", "ep_stop", "ep_level_seed",
-                   "ep_finished", "ep_success", "ep_cause", "states_data", "states_offsets",
-                   "metadata")
+EPISODE_DTYPE = np.dtype(
+    [
+        ("env", "<i4"),
+        ("start", "<i4"),
+        ("stop", "<i4"),
+        ("length", "<i4"),
+        ("level_seed", "<i8"),
+        ("finished", "?"),
+        ("success", "?"),
+        ("cause", "<U12"),
+    ]
+)
+_ARRAYS = (
+    "obs",
+    "actions",
+    "logits",
+    "values",
+    "rewards",
+    "firsts",
+    "level_seeds",
+    "advantages",
+    "returns",
+)
+_KEYS = _ARRAYS + (
+    "last_values",
+    "last_firsts",
+    "ep_env",
+    "ep_start",
+    "ep_stop",
+    "ep_level_seed",
+    "ep_finished",
+    "ep_success",
+    "ep_cause",
+    "states_data",
+    "states_offsets",
+    "metadata",
+)
 
 
 class TrajectoryFileError(ValueError):
@@ -112,7 +141,7 @@ class Trajectories:
         self._validate()
         self._replayer: ScratchEnv | None = None
         self._renderer: Renderer | None = None
-        self._cursor: tuple[int, int] | None = None      # (episode, step) the replayer is at
+        self._cursor: tuple[int, int] | None = None  # (episode, step) the replayer is at
         self._index = {}
         for k, ep in enumerate(self.episodes):
             self._index.setdefault(int(ep["env"]), []).append((int(ep["start"]), k))
@@ -122,11 +151,19 @@ class Trajectories:
             return TrajectoryFileError(f"inconsistent trajectories: {msg}")
 
         if self.obs.ndim != 5 or self.obs.shape[2:] != (64, 64, 3) or self.obs.dtype != np.uint8:
-            raise bad(f"obs must be uint8 (envs, steps, 64, 64, 3), got {self.obs.dtype} "
-                      f"{self.obs.shape}")
+            raise bad(
+                f"obs must be uint8 (envs, steps, 64, 64, 3), got {self.obs.dtype} {self.obs.shape}"
+            )
         e, t = self.obs.shape[:2]
-        for name in ("actions", "values", "rewards", "firsts", "level_seeds", "advantages",
-                     "returns"):
+        for name in (
+            "actions",
+            "values",
+            "rewards",
+            "firsts",
+            "level_seeds",
+            "advantages",
+            "returns",
+        ):
             if getattr(self, name).shape != (e, t):
                 raise bad(f"{name} has shape {getattr(self, name).shape}, expected {(e, t)}")
         if self.logits.shape != (e, t, NUM_ACTIONS):
@@ -138,8 +175,13 @@ class Trajectories:
         if len(self.start_states) != len(self.episodes):
             raise bad(f"{len(self.start_states)} start states for {len(self.episodes)} episodes")
         ep = self.episodes
-        if len(ep) and (ep["env"].min() < 0 or ep["env"].max() >= e or ep["start"].min() < 0
-                        or ep["stop"].max() > t or (ep["stop"] <= ep["start"]).any()):
+        if len(ep) and (
+            ep["env"].min() < 0
+            or ep["env"].max() >= e
+            or ep["start"].min() < 0
+            or ep["stop"].max() > t
+            or (ep["stop"] <= ep["start"]).any()
+        ):
             raise bad("episode rows point outside the arrays")
         if not np.isin(ep["cause"], EPISODE_CAUSES).all():
             raise bad(f"unknown episode causes {sorted(set(ep['cause']) - set(EPISODE_CAUSES))}")
@@ -155,9 +197,11 @@ class Trajectories:
 
     def __repr__(self) -> str:
         fin = self.episodes["finished"]
-        return (f"Trajectories(num_envs={self.num_envs}, num_steps={self.num_steps}, "
-                f"episodes={len(self.episodes)} ({int(fin.sum())} finished, "
-                f"{int(self.episodes['success'].sum())} successes))")
+        return (
+            f"Trajectories(num_envs={self.num_envs}, num_steps={self.num_steps}, "
+            f"episodes={len(self.episodes)} ({int(fin.sum())} finished, "
+            f"{int(self.episodes['success'].sum())} successes))"
+        )
 
     # -- episodes ------------------------------------------------------------------------------
     def failed_episodes(self, cause: str | None = None) -> np.ndarray:
@@ -191,11 +235,13 @@ class Trajectories:
 
     def _check(self, env: int, step: int) -> None:
         if not 0 <= env < self.num_envs:
-            raise IndexError(f"env {env} out of range: these trajectories have {self.num_envs} "
-                             "envs")
+            raise IndexError(
+                f"env {env} out of range: these trajectories have {self.num_envs} envs"
+            )
         if not 0 <= step < self.num_steps:
-            raise IndexError(f"step {step} out of range: these trajectories have "
-                             f"{self.num_steps} steps")
+            raise IndexError(
+                f"step {step} out of range: these trajectories have {self.num_steps} steps"
+            )
 
     # -- re-rendering --------------------------------------------------------------------------
     def state_at(self, env: int, step: int) -> bytes:
@@ -254,8 +300,15 @@ class Trajectories:
     # -- advantages ----------------------------------------------------------------------------
     def compute_advantages(self, gamma: float = 0.999, lam: float = 0.95) -> None:
         """Recompute ``advantages`` and ``returns`` (GAE) with other discounting."""
-        adv = gae_advantages(self.rewards, self.values, self.firsts, last_values=self.last_values,
-                             last_firsts=self.last_firsts, gamma=gamma, lam=lam)
+        adv = gae_advantages(
+            self.rewards,
+            self.values,
+            self.firsts,
+            last_values=self.last_values,
+            last_firsts=self.last_firsts,
+            gamma=gamma,
+            lam=lam,
+        )
         self.advantages, self.returns = adv, (adv + self.values).astype(np.float32)
         self.metadata["gamma"], self.metadata["lam"] = float(gamma), float(lam)
 
@@ -265,24 +318,34 @@ class Trajectories:
         path = Path(path)
         lengths = np.array([len(s) for s in self.start_states], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        data = (np.frombuffer(b"".join(self.start_states), dtype=np.uint8)
-                if self.start_states else np.zeros(0, np.uint8))
+        data = (
+            np.frombuffer(b"".join(self.start_states), dtype=np.uint8)
+            if self.start_states
+            else np.zeros(0, np.uint8)
+        )
         meta = {**self.metadata, "format": FORMAT_NAME, "format_version": FORMAT_VERSION}
         ep = self.episodes
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays.update(
-            last_values=self.last_values, last_firsts=self.last_firsts,
-            ep_env=ep["env"], ep_start=ep["start"], ep_stop=ep["stop"],
-            ep_level_seed=ep["level_seed"], ep_finished=ep["finished"], ep_success=ep["success"],
+            last_values=self.last_values,
+            last_firsts=self.last_firsts,
+            ep_env=ep["env"],
+            ep_start=ep["start"],
+            ep_stop=ep["stop"],
+            ep_level_seed=ep["level_seed"],
+            ep_finished=ep["finished"],
+            ep_success=ep["success"],
             ep_cause=np.array([EPISODE_CAUSES.index(c) for c in ep["cause"]], dtype=np.int8),
-            states_data=data, states_offsets=offsets,
-            metadata=np.array([json.dumps(meta, sort_keys=True)]))
+            states_data=data,
+            states_offsets=offsets,
+            metadata=np.array([json.dumps(meta, sort_keys=True)]),
+        )
         with atomic_open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trajectories":
+    def load(cls, path: str | os.PathLike) -> Trajectories:
         """Read a file written by :meth:`save`. Raises ``FileNotFoundError`` if it is missing
         and :class:`TrajectoryFileError` if it is not a valid trajectory file."""
         path = Path(path)
@@ -292,61 +355,93 @@ class Trajectories:
         try:
             npz = np.load(path, allow_pickle=False)
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise TrajectoryFileError(f"{where}: cannot read it as a .npz archive ({e}). Write "
-                                      "trajectory files with Trajectories.save().") from None
+            raise TrajectoryFileError(
+                f"{where}: cannot read it as a .npz archive ({e}). Write "
+                "trajectory files with Trajectories.save()."
+            ) from None
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise TrajectoryFileError(f"{where}: it holds a single array, not a trajectory "
-                                      "archive. Write trajectory files with Trajectories.save().")
+            raise TrajectoryFileError(
+                f"{where}: it holds a single array, not a trajectory "
+                "archive. Write trajectory files with Trajectories.save()."
+            )
         with npz:
             missing = [k for k in _KEYS if k not in npz.files]
             if "metadata" in missing:
-                raise TrajectoryFileError(f"{where}: it has no 'metadata' entry (keys: "
-                                          f"{sorted(npz.files)[:8]}). Write trajectory files "
-                                          "with Trajectories.save().")
+                raise TrajectoryFileError(
+                    f"{where}: it has no 'metadata' entry (keys: "
+                    f"{sorted(npz.files)[:8]}). Write trajectory files "
+                    "with Trajectories.save()."
+                )
             try:
                 arrays = {k: npz[k] for k in _KEYS if k in npz.files}
             except (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, KeyError) as e:
-                raise TrajectoryFileError(f"{where}: the archive is corrupted ({e}); re-collect "
-                                          "or restore the file from a copy") from None
+                raise TrajectoryFileError(
+                    f"{where}: the archive is corrupted ({e}); re-collect "
+                    "or restore the file from a copy"
+                ) from None
         try:
             meta = json.loads(str(arrays["metadata"].reshape(-1)[0]))
         except (ValueError, IndexError, TypeError) as e:
             raise TrajectoryFileError(f"{where}: its metadata is not valid JSON ({e})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-            raise TrajectoryFileError(f"{where}: metadata format is "
-                                      f"{meta.get('format') if isinstance(meta, dict) else meta!r}"
-                                      f", expected {FORMAT_NAME!r}")
+            raise TrajectoryFileError(
+                f"{where}: metadata format is "
+                f"{meta.get('format') if isinstance(meta, dict) else meta!r}"
+                f", expected {FORMAT_NAME!r}"
+            )
         if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise TrajectoryFileError(f"{path} uses trajectory format version "
-                                      f"{meta['format_version']}; this rlvision_widgets reads up "
-                                      f"to version {FORMAT_VERSION}: upgrade the package")
+            raise TrajectoryFileError(
+                f"{path} uses trajectory format version "
+                f"{meta['format_version']}; this rlvision_widgets reads up "
+                f"to version {FORMAT_VERSION}: upgrade the package"
+            )
         if missing:
             raise TrajectoryFileError(f"{where}: missing arrays {missing}")
         offsets, data = arrays["states_offsets"], arrays["states_data"]
         n_ep = len(arrays["ep_env"])
-        if (offsets.ndim != 1 or len(offsets) != n_ep + 1 or (len(offsets) and offsets[0] != 0)
-                or (np.diff(offsets) <= 0).any() or offsets[-1] != len(data)):
-            raise TrajectoryFileError(f"{where}: state offsets do not match the state data "
-                                      f"({n_ep} episodes, {len(data)} bytes)")
+        if (
+            offsets.ndim != 1
+            or len(offsets) != n_ep + 1
+            or (len(offsets) and offsets[0] != 0)
+            or (np.diff(offsets) <= 0).any()
+            or offsets[-1] != len(data)
+        ):
+            raise TrajectoryFileError(
+                f"{where}: state offsets do not match the state data "
+                f"({n_ep} episodes, {len(data)} bytes)"
+            )
         raw = data.tobytes()
-        states = [raw[offsets[k]:offsets[k + 1]] for k in range(n_ep)]
+        states = [raw[offsets[k] : offsets[k + 1]] for k in range(n_ep)]
         for k, s in enumerate(states):
             try:
                 parse_state(s)
             except StateError as e:
-                raise TrajectoryFileError(f"{where}: the level-start state of episode {k} is "
-                                          f"corrupted: {e}") from None
+                raise TrajectoryFileError(
+                    f"{where}: the level-start state of episode {k} is corrupted: {e}"
+                ) from None
         codes = arrays["ep_cause"].astype(np.int64)
         if len(codes) and (codes.min() < 0 or codes.max() >= len(EPISODE_CAUSES)):
             raise TrajectoryFileError(f"{where}: episode cause codes out of range")
         try:
-            rows = [(int(arrays["ep_env"][k]), int(arrays["ep_start"][k]),
-                     int(arrays["ep_stop"][k]), int(arrays["ep_level_seed"][k]),
-                     bool(arrays["ep_finished"][k]), bool(arrays["ep_success"][k]),
-                     EPISODE_CAUSES[codes[k]]) for k in range(n_ep)]
-            return cls(**{k: arrays[k] for k in _ARRAYS}, last_values=arrays["last_values"],
-                       last_firsts=arrays["last_firsts"], episodes=make_episodes(rows),
-                       start_states=states, metadata=meta)
+            rows = [
+                (
+                    int(arrays["ep_env"][k]),
+                    int(arrays["ep_start"][k]),
+                    int(arrays["ep_stop"][k]),
+                    int(arrays["ep_level_seed"][k]),
+                    bool(arrays["ep_finished"][k]),
+                    bool(arrays["ep_success"][k]),
+                    EPISODE_CAUSES[codes[k]],
+                )
+                for k in range(n_ep)
+            ]
+            return cls(
+                **{k: arrays[k] for k in _ARRAYS},
+                last_values=arrays["last_values"],
+                last_firsts=arrays["last_firsts"],
+                episodes=make_episodes(rows),
+                start_states=states,
+                metadata=meta,
+            )
         except (TrajectoryFileError, IndexError, ValueError, TypeError) as e:
             raise TrajectoryFileError(f"{where}: {e}") from None
-

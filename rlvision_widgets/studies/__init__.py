@@ -10,48 +10,74 @@ files), :mod:`.charts`, :mod:`.blindness` (preparing edits and running the exper
 >>> from rlvision_widgets.studies import run_blindness_experiments, load_report
 >>> report = run_blindness_experiments(load_agent("coinrun"), levels=2000)   # doctest: +SKIP
 """
+
 from .article import (
-                      ARTICLE_LEVELS,
-                      ARTICLE_TABLE,
-                      CONDITION_TITLES,
-                      CONDITIONS,
-                      EDIT_TARGETS,
-                      OTHER_CAUSES,
-                      TABLE_CAUSES,
-                      TABLE_HEADERS,
-                      table_counts,
+    ARTICLE_LEVELS,
+    ARTICLE_TABLE,
+    CONDITION_TITLES,
+    CONDITIONS,
+    EDIT_TARGETS,
+    OTHER_CAUSES,
+    TABLE_CAUSES,
+    TABLE_HEADERS,
+    table_counts,
 )
 from .blindness import (
-                      _old_names,
-                      agent_env_options,
-                      blind_agent,
-                      prepare_edit,
-                      run_blindness_experiments,
+    _old_names,
+    agent_env_options,
+    blind_agent,
+    prepare_edit,
+    run_blindness_experiments,
 )
 from .charts import plot_blindness_chart, plot_failures
 from .choice import EditChoice, choose_all_features, choose_control, choose_feature
 from .failures import (
-                      BOOKMARK_KINDS,
-                      FailureRecord,
-                      bookmark,
-                      failure_bookmarks,
-                      failure_frames,
-                      hallucination_search,
-                      list_failures,
+    BOOKMARK_KINDS,
+    FailureRecord,
+    bookmark,
+    failure_bookmarks,
+    failure_frames,
+    hallucination_search,
+    list_failures,
 )
 from .removal import removal_effects
 from .report import BlindnessReport, load_report
 from .statistics import compare_results, holm_adjust, paired_bootstrap_blindness, rate_ratio_ci
 
 __all__ = [
-    "ARTICLE_LEVELS", "ARTICLE_TABLE", "BOOKMARK_KINDS", "BlindnessReport", "CONDITIONS",
-    "CONDITION_TITLES", "EDIT_TARGETS", "EditChoice", "FailureRecord", "OTHER_CAUSES",
-    "TABLE_CAUSES", "TABLE_HEADERS", "agent_env_options", "blind_agent", "bookmark",
-    "choose_all_features", "choose_control", "choose_feature", "compare_results",
-    "failure_bookmarks", "failure_frames", "hallucination_search", "holm_adjust",
-    "list_failures", "load_report", "paired_bootstrap_blindness", "plot_blindness_chart",
-    "plot_failures", "prepare_edit", "rate_ratio_ci", "removal_effects",
-    "run_blindness_experiments", "table_counts",
+    "ARTICLE_LEVELS",
+    "ARTICLE_TABLE",
+    "BOOKMARK_KINDS",
+    "BlindnessReport",
+    "CONDITIONS",
+    "CONDITION_TITLES",
+    "EDIT_TARGETS",
+    "EditChoice",
+    "FailureRecord",
+    "OTHER_CAUSES",
+    "TABLE_CAUSES",
+    "TABLE_HEADERS",
+    "agent_env_options",
+    "blind_agent",
+    "bookmark",
+    "choose_all_features",
+    "choose_control",
+    "choose_feature",
+    "compare_results",
+    "failure_bookmarks",
+    "failure_frames",
+    "hallucination_search",
+    "holm_adjust",
+    "list_failures",
+    "load_report",
+    "paired_bootstrap_blindness",
+    "plot_blindness_chart",
+    "plot_failures",
+    "prepare_edit",
+    "rate_ratio_ci",
+    "removal_effects",
+    "run_blindness_experiments",
+    "table_counts",
 ]
 
 # 0.1 names of rlvision_widgets.analysis.experiments (collect_corpus, strict_json,

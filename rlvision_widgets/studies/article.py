@@ -10,14 +10,24 @@ timeout).
 >>> TABLE_HEADERS["enemy_left"], TABLE_HEADERS["other"]
 ('enemy moving left', 'multiple or other')
 """
+
 from __future__ import annotations
 
 from ..analysis.labels import LABELS
 from ..environment.causes import FAILURE_CAUSES
 from ..rollouts.evaluate import EvaluationResult
 
-__all__ = ["ARTICLE_LEVELS", "ARTICLE_TABLE", "CONDITIONS", "CONDITION_TITLES", "EDIT_TARGETS",
-           "OTHER_CAUSES", "TABLE_CAUSES", "TABLE_HEADERS", "table_counts"]
+__all__ = [
+    "ARTICLE_LEVELS",
+    "ARTICLE_TABLE",
+    "CONDITIONS",
+    "CONDITION_TITLES",
+    "EDIT_TARGETS",
+    "OTHER_CAUSES",
+    "TABLE_CAUSES",
+    "TABLE_HEADERS",
+    "table_counts",
+]
 
 #: Failure causes with a column of their own, in the article's order.
 _OWN_COLUMNS = ("saw", "enemy_left", "enemy_right")
@@ -26,16 +36,27 @@ OTHER_CAUSES: tuple[str, ...] = tuple(c for c in FAILURE_CAUSES if c not in _OWN
 #: The article's columns.
 TABLE_CAUSES: tuple[str, ...] = (*_OWN_COLUMNS, "other")
 #: Column headers: the causes' display labels, and the article's name for "other".
-TABLE_HEADERS: dict[str, str] = {**{c: LABELS[c] for c in _OWN_COLUMNS},
-                                 "other": "multiple or other"}
+TABLE_HEADERS: dict[str, str] = {
+    **{c: LABELS[c] for c in _OWN_COLUMNS},
+    "other": "multiple or other",
+}
 #: Experimental conditions, in table order.
-CONDITIONS = ("original", "saw_blind", "saw_blind_all", "left_enemy_blind", "invisible_saws",
-              "control")
-CONDITION_TITLES = {"original": "Original model", "saw_blind": "Buzzsaw blindness",
-                    "saw_blind_all": "Buzzsaw blindness, every saw feature",
-                    "left_enemy_blind": "Enemy moving left blindness",
-                    "invisible_saws": "Original model, invisible buzzsaws",
-                    "control": "Control edit (non-hazard feature)"}
+CONDITIONS = (
+    "original",
+    "saw_blind",
+    "saw_blind_all",
+    "left_enemy_blind",
+    "invisible_saws",
+    "control",
+)
+CONDITION_TITLES = {
+    "original": "Original model",
+    "saw_blind": "Buzzsaw blindness",
+    "saw_blind_all": "Buzzsaw blindness, every saw feature",
+    "left_enemy_blind": "Enemy moving left blindness",
+    "invisible_saws": "Original model, invisible buzzsaws",
+    "control": "Control edit (non-hazard feature)",
+}
 #: Which object class each edit blinds, and which cause it should raise.
 EDIT_TARGETS = {"saw_blind": "saw", "saw_blind_all": "saw", "left_enemy_blind": "enemy_left"}
 #: The article's results, % of 10,000 levels failed by cause (footnotes 7 and 8).

@@ -29,6 +29,7 @@ Pipeline (:func:`run_blindness_experiments`; each step has its module in this pa
 >>> print(report.markdown_table())                                          # doctest: +SKIP
 >>> report.write("docs/results")                                            # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,14 @@ def agent_env_options(agent: nn.Module) -> EnvOptions:
         return EnvOptions()
 
 
-def blind_agent(agent: nn.Module, direction: Sequence[float] | np.ndarray, layer: str,
-                mode: str = "weight", strength: float = 1.0, label: str = "") -> nn.Module:
+def blind_agent(
+    agent: nn.Module,
+    direction: Sequence[float] | np.ndarray,
+    layer: str,
+    mode: str = "weight",
+    strength: float = 1.0,
+    label: str = "",
+) -> nn.Module:
     """An :class:`~rlvision_widgets.agents.editing.EditedAgent` with ``direction`` projected
     out of ``layer`` (the original agent is not modified); a 2-D ``direction`` (k, C)
     projects out each row in turn.
@@ -88,16 +95,25 @@ def blind_agent(agent: nn.Module, direction: Sequence[float] | np.ndarray, layer
     """
     dirs = np.asarray(direction, np.float32)
     edited = EditedAgent(agent)
-    for v in (dirs if dirs.ndim == 2 else dirs[None]):
+    for v in dirs if dirs.ndim == 2 else dirs[None]:
         edited.add(layer, v, strength=strength, mode=mode, label=label)
     return edited
 
 
-def prepare_edit(agent: nn.Module, feature: int | str, layer: str | None = None, rank: int = 8,
-                 mode: str = "weight", strength: float = 1.0, nmf: Any = None,
-                 corpus_envs: int = 8, corpus_steps: int = 512, corpus_seed: int = 0,
-                 min_score: float = 0.05, progress: bool = False
-                 ) -> tuple[nn.Module, EditChoice, FeatureIdentification | None]:
+def prepare_edit(
+    agent: nn.Module,
+    feature: int | str,
+    layer: str | None = None,
+    rank: int = 8,
+    mode: str = "weight",
+    strength: float = 1.0,
+    nmf: Any = None,
+    corpus_envs: int = 8,
+    corpus_steps: int = 512,
+    corpus_seed: int = 0,
+    min_score: float = 0.05,
+    progress: bool = False,
+) -> tuple[nn.Module, EditChoice, FeatureIdentification | None]:
     """An edited agent blind to one NMF feature, given by index or object-class name.
 
     ``nmf``: an :class:`~rlvision_widgets.analysis.nmf.AttributionNMF` (or the path it was
@@ -113,54 +129,99 @@ def prepare_edit(agent: nn.Module, feature: int | str, layer: str | None = None,
     layer = layer or object_layer(agent)
     if isinstance(nmf, (str, os.PathLike)):
         nmf = AttributionNMF.load(nmf)
-    is_index = isinstance(feature, (int, np.integer)) or (isinstance(feature, str)
-                                                          and feature.strip().isdigit())
+    is_index = isinstance(feature, (int, np.integer)) or (
+        isinstance(feature, str) and feature.strip().isdigit()
+    )
     if not is_index:
-        resolve_class(str(feature))          # fail fast, listing the valid classes
+        resolve_class(str(feature))  # fail fast, listing the valid classes
     ident = None
     if is_index and nmf is not None:
         k = int(feature)
         K = nmf.components_.shape[0]
         if not 0 <= k < K:
             raise ValueError(f"feature index {k} out of range: the NMF has features 0..{K - 1}")
-        choice = EditChoice("edit", "", k, float("nan"), "", True,
-                            nmf.components_[k].astype(np.float32).tolist(),
-                            f"feature {k} of the given NMF")
+        choice = EditChoice(
+            "edit",
+            "",
+            k,
+            float("nan"),
+            "",
+            True,
+            nmf.components_[k].astype(np.float32).tolist(),
+            f"feature {k} of the given NMF",
+        )
     else:
-        traj = collect_trajectories(agent, corpus_envs, corpus_steps, corpus_seed,
-                                    agent_env_options(agent), progress=progress)
+        traj = collect_trajectories(
+            agent,
+            corpus_envs,
+            corpus_steps,
+            corpus_seed,
+            agent_env_options(agent),
+            progress=progress,
+        )
         ident = identify_features(agent, traj, layer=layer, rank=rank, nmf=nmf, seed=corpus_seed)
         traj.close()
         if is_index:
             k = ident.index(int(feature))
             cls, s = ident.scores.best_class(k)
-            choice = EditChoice("edit", cls, k, s, cls, True, ident.direction(k).tolist(),
-                                f"feature {k} (best match: {LABELS.get(cls, cls)}, "
-                                f"{ident.scores.metric} {s:.3f})")
+            choice = EditChoice(
+                "edit",
+                cls,
+                k,
+                s,
+                cls,
+                True,
+                ident.direction(k).tolist(),
+                f"feature {k} (best match: {LABELS.get(cls, cls)}, {ident.scores.metric} {s:.3f})",
+            )
         else:
             choice = choose_feature(ident, str(feature), "edit", min_score)
             if not choice.identified:
                 k, s = ident.scores.feature_for(str(feature))
-                choice = EditChoice("edit", choice.cls, k, s, ident.scores.best_class(k)[0],
-                                    False, ident.direction(k).tolist(),
-                                    choice.note + "; edited its best match anyway")
-    edited = blind_agent(agent, choice.direction, layer, mode, strength,
-                         label=f"feature {choice.feature}" + (f" ({choice.cls})" if choice.cls
-                                                               else ""))
+                choice = EditChoice(
+                    "edit",
+                    choice.cls,
+                    k,
+                    s,
+                    ident.scores.best_class(k)[0],
+                    False,
+                    ident.direction(k).tolist(),
+                    choice.note + "; edited its best match anyway",
+                )
+    edited = blind_agent(
+        agent,
+        choice.direction,
+        layer,
+        mode,
+        strength,
+        label=f"feature {choice.feature}" + (f" ({choice.cls})" if choice.cls else ""),
+    )
     return edited, choice, ident
 
 
-def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level: int = 0,
-                              seed: int = 0, layer: str | None = None, rank: int = 8,
-                              mode: str = "weight", strength: float = 1.0,
-                              conditions: Sequence[str] = CONDITIONS,
-                              corpus_envs: int = 8, corpus_steps: int = 512, corpus_seed: int = 0,
-                              identification: FeatureIdentification | None = None,
-                              min_score: float = 0.05, unidentified: str = "skip",
-                              corpus: Any = None, diagnose: bool = True,
-                              num_envs: int = 64, distribution_mode: str | None = None,
-                              progress: bool = True,
-                              log: Callable[[str], None] | None = print) -> BlindnessReport:
+def run_blindness_experiments(
+    agent: nn.Module,
+    levels: int = 2000,
+    start_level: int = 0,
+    seed: int = 0,
+    layer: str | None = None,
+    rank: int = 8,
+    mode: str = "weight",
+    strength: float = 1.0,
+    conditions: Sequence[str] = CONDITIONS,
+    corpus_envs: int = 8,
+    corpus_steps: int = 512,
+    corpus_seed: int = 0,
+    identification: FeatureIdentification | None = None,
+    min_score: float = 0.05,
+    unidentified: str = "skip",
+    corpus: Any = None,
+    diagnose: bool = True,
+    num_envs: int = 64,
+    distribution_mode: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> BlindnessReport:
     """Run the article's blindness experiments on ``agent`` (see the module doc).
 
     ``levels`` per condition (the same levels for all), ``conditions`` a subset of
@@ -192,8 +253,9 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
         t0 = time.perf_counter()
         if traj is None:
             say(f"collecting the corpus ({corpus_envs} x {corpus_steps} steps) ...")
-            traj = collect_trajectories(agent, corpus_envs, corpus_steps, corpus_seed, env,
-                                        progress=progress)
+            traj = collect_trajectories(
+                agent, corpus_envs, corpus_steps, corpus_seed, env, progress=progress
+            )
         say(f"integrated gradients + NMF (rank {rank}) at {layer}, scoring features ...")
         identification = identify_features(agent, traj, layer=layer, rank=rank, seed=corpus_seed)
         timings["features"] = time.perf_counter() - t0
@@ -208,17 +270,24 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
             choice = choose_feature(identification, cls, cond, min_score)
             if not choice.identified and unidentified == "run" and math.isfinite(choice.score):
                 k, s = identification.scores.feature_for(cls)
-                choice = EditChoice(cond, cls, k, s, identification.scores.best_class(k)[0],
-                                    False, identification.direction(k).tolist(),
-                                    choice.note + "; edited anyway (unidentified='run')")
+                choice = EditChoice(
+                    cond,
+                    cls,
+                    k,
+                    s,
+                    identification.scores.best_class(k)[0],
+                    False,
+                    identification.direction(k).tolist(),
+                    choice.note + "; edited anyway (unidentified='run')",
+                )
             choices[cond] = choice
             say(f"{cond}: {choice.note}")
     if "control" in conditions:
         ref = choices.get("saw_blind")
-        exclude = [k for c in choices.values() for k in (c.features or [c.feature])
-                   if k is not None]
-        choices["control"] = choose_control(identification,
-                                            ref.feature if ref else None, exclude)
+        exclude = [
+            k for c in choices.values() for k in (c.features or [c.feature]) if k is not None
+        ]
+        choices["control"] = choose_control(identification, ref.feature if ref else None, exclude)
         say(choices["control"].note)
 
     models: dict[str, tuple[nn.Module, bool]] = {"original": (agent, False)}
@@ -228,8 +297,17 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
             if ch.feature is None:
                 continue
             feats = ", ".join(str(k) for k in (ch.features or [ch.feature]))
-            models[cond] = (blind_agent(agent, ch.all_directions, layer, mode, strength,
-                                        label=f"{cond}: feature {feats} ({ch.cls})"), False)
+            models[cond] = (
+                blind_agent(
+                    agent,
+                    ch.all_directions,
+                    layer,
+                    mode,
+                    strength,
+                    label=f"{cond}: feature {feats} ({ch.cls})",
+                ),
+                False,
+            )
         elif cond == "invisible_saws":
             models[cond] = (agent, True)
     diagnostics: dict[str, dict[str, Any]] = {}
@@ -239,27 +317,44 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
         variants: list[tuple[str, nn.Module, str, str, list[int]]] = []
         for cond in models:
             if cond in EDIT_TARGETS or cond == "control":
-                variants.append((cond, models[cond][0], EDIT_TARGETS.get(cond, "saw"), mode,
-                                 choices[cond].features or [choices[cond].feature]))
+                variants.append(
+                    (
+                        cond,
+                        models[cond][0],
+                        EDIT_TARGETS.get(cond, "saw"),
+                        mode,
+                        choices[cond].features or [choices[cond].feature],
+                    )
+                )
         for cond, cls in EDIT_TARGETS.items():
             ch = choices.get(cond)
             if cond not in models or ch is None or ch.feature is None or ch.features:
                 continue
             other = "activation" if mode == "weight" else "weight"
-            variants.append((f"{cond}:{other}", blind_agent(agent, ch.direction, layer, other,
-                                                            strength), cls, other, [ch.feature]))
-            same = [k for k, (c, _) in enumerate(identification.scores.best_classes())
-                    if c == cls]
+            variants.append(
+                (
+                    f"{cond}:{other}",
+                    blind_agent(agent, ch.direction, layer, other, strength),
+                    cls,
+                    other,
+                    [ch.feature],
+                )
+            )
+            same = [k for k, (c, _) in enumerate(identification.scores.best_classes()) if c == cls]
             if len(same) > 1 and f"{cond}_all" not in models:
-                edited = blind_agent(agent, identification.direction(same[0]), layer, mode,
-                                     strength)
+                edited = blind_agent(
+                    agent, identification.direction(same[0]), layer, mode, strength
+                )
                 for k in same[1:]:
                     edited.add(layer, identification.direction(k), strength=strength, mode=mode)
                 variants.append((f"{cond}:all_features", edited, cls, mode, same))
         for name, model, cls, how, feats in variants:
             say(f"frame-level check of {name}: hiding vs editing out {cls} ...")
-            diagnostics[name] = {"mode": how, "features": feats,
-                                 **removal_effects(agent, model, traj, cls, seed=corpus_seed)}
+            diagnostics[name] = {
+                "mode": how,
+                "features": feats,
+                **removal_effects(agent, model, traj, cls, seed=corpus_seed),
+            }
         timings["diagnostics"] = time.perf_counter() - t0
     if traj is not None and corpus is None:
         traj.close()
@@ -268,33 +363,59 @@ def run_blindness_experiments(agent: nn.Module, levels: int = 2000, start_level:
         model, invisible = models[name]
         t0 = time.perf_counter()
         say(f"evaluating {name} on {levels} levels ...")
-        results[name] = evaluate(model, levels=levels, start_level=start_level,
-                                 distribution_mode=env.distribution_mode,
-                                 invisible_saws=invisible, seed=seed, num_envs=num_envs,
-                                 sample=True, env_options=env, progress=progress)
+        results[name] = evaluate(
+            model,
+            levels=levels,
+            start_level=start_level,
+            distribution_mode=env.distribution_mode,
+            invisible_saws=invisible,
+            seed=seed,
+            num_envs=num_envs,
+            sample=True,
+            env_options=env,
+            progress=progress,
+        )
         timings[f"evaluate_{name}"] = time.perf_counter() - t0
         c = table_counts(results[name])
-        say(f"  {name}: " + ", ".join(f"{k} {100 * v / levels:.2f}%" for k, v in c.items())
-            + f", completed {100 * results[name].success_rate:.1f}%")
+        say(
+            f"  {name}: "
+            + ", ".join(f"{k} {100 * v / levels:.2f}%" for k, v in c.items())
+            + f", completed {100 * results[name].success_rate:.1f}%"
+        )
     cfg = getattr(agent, "checkpoint_config", None) or {}
-    settings = {"levels": int(levels), "start_level": int(start_level), "seed": int(seed),
-                "layer": layer, "rank": int(rank), "mode": mode, "strength": float(strength),
-                "conditions": list(conditions), "corpus": {"num_envs": corpus_envs,
-                                                           "num_steps": corpus_steps,
-                                                           "seed": corpus_seed},
-                "min_score": min_score, "unidentified": unidentified,
-                "env_options": env.to_dict(), "agent_steps": cfg.get("steps"),
-                "sample": True, "num_envs": int(num_envs)}
+    settings = {
+        "levels": int(levels),
+        "start_level": int(start_level),
+        "seed": int(seed),
+        "layer": layer,
+        "rank": int(rank),
+        "mode": mode,
+        "strength": float(strength),
+        "conditions": list(conditions),
+        "corpus": {"num_envs": corpus_envs, "num_steps": corpus_steps, "seed": corpus_seed},
+        "min_score": min_score,
+        "unidentified": unidentified,
+        "env_options": env.to_dict(),
+        "agent_steps": cfg.get("steps"),
+        "sample": True,
+        "num_envs": int(num_envs),
+    }
     return BlindnessReport(results, choices, settings, identification, timings, diagnostics)
 
 
-def _collect_corpus(agent: nn.Module, num_envs: int = 8, num_steps: int = 512, seed: int = 0,
-                    env_options: EnvOptions | None = None, progress: bool = False
-                    ) -> Trajectories:
+def _collect_corpus(
+    agent: nn.Module,
+    num_envs: int = 8,
+    num_steps: int = 512,
+    seed: int = 0,
+    env_options: EnvOptions | None = None,
+    progress: bool = False,
+) -> Trajectories:
     """The 0.1 ``collect_corpus`` of the blindness experiments (trajectories, not a
     :class:`~rlvision_widgets.rollouts.corpus.Corpus`), served by :func:`_old_names`."""
-    return collect_trajectories(agent, num_envs, num_steps, seed,
-                                env_options or agent_env_options(agent), progress=progress)
+    return collect_trajectories(
+        agent, num_envs, num_steps, seed, env_options or agent_env_options(agent), progress=progress
+    )
 
 
 def _old_names(module: str) -> Callable[[str], Any]:
@@ -313,15 +434,20 @@ def _old_names(module: str) -> Callable[[str], Any]:
     >>> f.__name__, caught[0].category.__name__
     ('json_safe', 'FutureWarning')
     """
-    moved = moved_names(module, {"strict_json": "files:json_safe",
-                                 "HAZARD_CLASSES": "analysis.labels:HAZARD_CLASSES"})
+    moved = moved_names(
+        module,
+        {"strict_json": "files:json_safe", "HAZARD_CLASSES": "analysis.labels:HAZARD_CLASSES"},
+    )
 
     def __getattr__(name: str) -> Any:
         if name == "collect_corpus":
-            warnings.warn(f"{module}.collect_corpus is deprecated and goes away in the next "
-                          "release: use rlvision_widgets.rollouts.collect_trajectories(agent, "
-                          "num_envs, num_steps, seed, env_options=agent_env_options(agent))",
-                          FutureWarning, stacklevel=2)
+            warnings.warn(
+                f"{module}.collect_corpus is deprecated and goes away in the next "
+                "release: use rlvision_widgets.rollouts.collect_trajectories(agent, "
+                "num_envs, num_steps, seed, env_options=agent_env_options(agent))",
+                FutureWarning,
+                stacklevel=2,
+            )
             return _collect_corpus
         return moved(name)
 

@@ -9,6 +9,7 @@ feature), and a control feature that matches no hazard.
 >>> choice.feature, choice.identified, choice.note                          # doctest: +SKIP
 (4, True, 'feature 4 matches buzzsaw with correlation 0.270')
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,9 @@ class EditChoice:
         return d
 
 
-def choose_feature(ident: FeatureIdentification, cls: str, condition: str = "",
-                   min_score: float = 0.05) -> EditChoice:
+def choose_feature(
+    ident: FeatureIdentification, cls: str, condition: str = "", min_score: float = 0.05
+) -> EditChoice:
     """The feature that best matches object class ``cls`` (see the module doc).
 
     >>> choice = choose_feature(ident, "saw")                                 # doctest: +SKIP
@@ -73,21 +75,39 @@ def choose_feature(ident: FeatureIdentification, cls: str, condition: str = "",
     scores = ident.scores
     j = scores.classes.index(cls)
     if scores.frames_with_class[j] == 0:
-        return EditChoice(condition, cls, None, float("nan"), "", False, [],
-                          f"no {label(cls)} visible in the {scores.n_frames} corpus frames")
+        return EditChoice(
+            condition,
+            cls,
+            None,
+            float("nan"),
+            "",
+            False,
+            [],
+            f"no {label(cls)} visible in the {scores.n_frames} corpus frames",
+        )
     k, s = scores.feature_for(cls)
     best, best_s = scores.best_class(k)
     ok = bool(np.isfinite(s) and s >= min_score)
-    note = (f"feature {k} matches {label(cls)} with {scores.metric} {s:.3f}"
-            + ("" if best == cls else f" (its best class is {label(best)}, {best_s:.3f})")
-            + ("" if ok else f"; below min_score {min_score}: no {label(cls)} feature "
-                             "identified"))
-    return EditChoice(condition, cls, k if ok else None, s, best, ok,
-                      ident.direction(k).tolist() if ok else [], note)
+    note = (
+        f"feature {k} matches {label(cls)} with {scores.metric} {s:.3f}"
+        + ("" if best == cls else f" (its best class is {label(best)}, {best_s:.3f})")
+        + ("" if ok else f"; below min_score {min_score}: no {label(cls)} feature identified")
+    )
+    return EditChoice(
+        condition,
+        cls,
+        k if ok else None,
+        s,
+        best,
+        ok,
+        ident.direction(k).tolist() if ok else [],
+        note,
+    )
 
 
-def choose_all_features(ident: FeatureIdentification, condition: str, cls: str,
-                        min_score: float) -> EditChoice:
+def choose_all_features(
+    ident: FeatureIdentification, condition: str, cls: str, min_score: float
+) -> EditChoice:
     """Every feature whose best class is ``cls`` (scoring >= ``min_score``), to edit together;
     not identified when fewer than two features qualify (the single-feature edit covers it).
 
@@ -98,18 +118,35 @@ def choose_all_features(ident: FeatureIdentification, condition: str, cls: str,
     best = ident.scores.best_classes()
     same = [k for k, (c, s) in enumerate(best) if c == cls and s >= min_score]
     if len(same) < 2:
-        return EditChoice(condition, cls, None, float("nan"), cls, False, [],
-                          f"only {len(same)} feature(s) match {label(cls)}: nothing more "
-                          "to edit than the single-feature edit")
-    return EditChoice(condition, cls, same[0], best[same[0]][1], cls, True,
-                      ident.direction(same[0]).tolist(),
-                      f"features {', '.join(map(str, same))} (every feature whose best match is "
-                      f"{label(cls)}), projected out one after the other",
-                      features=same, directions=[ident.direction(k).tolist() for k in same])
+        return EditChoice(
+            condition,
+            cls,
+            None,
+            float("nan"),
+            cls,
+            False,
+            [],
+            f"only {len(same)} feature(s) match {label(cls)}: nothing more "
+            "to edit than the single-feature edit",
+        )
+    return EditChoice(
+        condition,
+        cls,
+        same[0],
+        best[same[0]][1],
+        cls,
+        True,
+        ident.direction(same[0]).tolist(),
+        f"features {', '.join(map(str, same))} (every feature whose best match is "
+        f"{label(cls)}), projected out one after the other",
+        features=same,
+        directions=[ident.direction(k).tolist() for k in same],
+    )
 
 
-def choose_control(ident: FeatureIdentification, reference: int | None,
-                   exclude: Sequence[int] = ()) -> EditChoice:
+def choose_control(
+    ident: FeatureIdentification, reference: int | None, exclude: Sequence[int] = ()
+) -> EditChoice:
     """A non-hazard feature (best class not in :data:`HAZARD_CLASSES`) with explained mass
     closest to ``reference``'s, as a control edit of the same kind.
 
@@ -119,14 +156,31 @@ def choose_control(ident: FeatureIdentification, reference: int | None,
     """
     best = ident.scores.best_classes()
     mass = np.asarray(ident.nmf.component_mass_, np.float64)
-    cands = [k for k, (c, _) in enumerate(best) if c and c not in HAZARD_CLASSES
-             and k not in exclude]
+    cands = [
+        k for k, (c, _) in enumerate(best) if c and c not in HAZARD_CLASSES and k not in exclude
+    ]
     if not cands:
-        return EditChoice("control", "", None, float("nan"), "", False, [],
-                          "every feature matches a hazard: no control feature")
+        return EditChoice(
+            "control",
+            "",
+            None,
+            float("nan"),
+            "",
+            False,
+            [],
+            "every feature matches a hazard: no control feature",
+        )
     target = mass[reference] if reference is not None else np.median(mass)
     k = min(cands, key=lambda i: abs(math.log(max(mass[i], 1e-30) / max(target, 1e-30))))
     cls, s = best[k]
-    return EditChoice("control", cls, k, s, cls, True, ident.direction(k).tolist(),
-                      f"control: feature {k} ({label(cls)}, {s:.3f}), the "
-                      "non-hazard feature closest in attribution mass to the saw feature")
+    return EditChoice(
+        "control",
+        cls,
+        k,
+        s,
+        cls,
+        True,
+        ident.direction(k).tolist(),
+        f"control: feature {k} ({label(cls)}, {s:.3f}), the "
+        "non-hazard feature closest in attribution mass to the saw feature",
+    )

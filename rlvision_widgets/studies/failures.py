@@ -23,6 +23,7 @@ Every finder returns bookmark records, plain dicts the explorer shows and naviga
 ['saw', 'saw', 'enemy_left']
 >>> explorer.bookmarks = failure_bookmarks(traj) + hallucination_search(traj)     # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -38,15 +39,23 @@ from ..rollouts import EPISODE_CAUSES
 if TYPE_CHECKING:  # pragma: no cover
     from ..rollouts import Trajectories
 
-__all__ = ["BOOKMARK_KINDS", "FailureRecord", "bookmark", "failure_bookmarks", "failure_frames",
-           "hallucination_search", "list_failures"]
+__all__ = [
+    "BOOKMARK_KINDS",
+    "FailureRecord",
+    "bookmark",
+    "failure_bookmarks",
+    "failure_frames",
+    "hallucination_search",
+    "list_failures",
+]
 
 #: Bookmark kinds the explorer groups by.
 BOOKMARK_KINDS = ("high", "low", "spike", "failure")
 
 
-def bookmark(env: int, step: int, kind: str, score: float, label: str, detail: str = "",
-             **extra: Any) -> dict[str, Any]:
+def bookmark(
+    env: int, step: int, kind: str, score: float, label: str, detail: str = "", **extra: Any
+) -> dict[str, Any]:
     """One bookmark record (see the module doc).
 
     >>> bookmark(0, 12, "spike", 0.03, "T1·12")["frame"]
@@ -54,9 +63,17 @@ def bookmark(env: int, step: int, kind: str, score: float, label: str, detail: s
     """
     if kind not in BOOKMARK_KINDS:
         raise ValueError(f"bookmark kind must be one of {BOOKMARK_KINDS}, got {kind!r}")
-    return {"env": int(env), "step": int(step), "trajectory": int(env), "frame": int(step),
-            "kind": kind, "score": float(score), "label": label, "detail": detail or label,
-            **extra}
+    return {
+        "env": int(env),
+        "step": int(step),
+        "trajectory": int(env),
+        "frame": int(step),
+        "kind": kind,
+        "score": float(score),
+        "label": label,
+        "detail": detail or label,
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------------------- failures
@@ -96,23 +113,40 @@ class FailureRecord:
 
     def summary(self) -> str:
         """One line, e.g. ``"env 3, steps 120-187 (level 4412): buzzsaw; value 8.1 -> 2.3"``."""
-        v = (f"; value {self.values[0]:.2f} → {self.values[-1]:.2f} over the last "
-             f"{len(self.values)} frames" if self.values else "")
+        v = (
+            f"; value {self.values[0]:.2f} → {self.values[-1]:.2f} over the last "
+            f"{len(self.values)} frames"
+            if self.values
+            else ""
+        )
         hidden = ""
         if self.visible and self.cause in HAZARD_CLASSES:
             seen = [d.get(self.cause, 0) > 0 for d in self.visible]
             if not all(seen):
-                hidden = (f"; the {label(self.cause)} was out of view in "
-                          f"{seen.count(False)} of the {len(seen)} frames before")
-        return (f"env {self.env}, steps {self.start}–{self.last_step} (level {self.level_seed}):"
-                f" {label(self.cause)}{v}{hidden}")
+                hidden = (
+                    f"; the {label(self.cause)} was out of view in "
+                    f"{seen.count(False)} of the {len(seen)} frames before"
+                )
+        return (
+            f"env {self.env}, steps {self.start}–{self.last_step} (level {self.level_seed}):"
+            f" {label(self.cause)}{v}{hidden}"
+        )
 
     def to_bookmark(self) -> dict[str, Any]:
         """Explorer bookmark at the first frame leading up to the failure."""
-        return bookmark(self.env, self.steps[0], "failure", float(self.length),
-                        f"{self.cause} T{self.env + 1}·{self.last_step}", self.summary(),
-                        cause=self.cause, stop=self.stop, last_step=self.last_step,
-                        level_seed=self.level_seed, episode=self.episode)
+        return bookmark(
+            self.env,
+            self.steps[0],
+            "failure",
+            float(self.length),
+            f"{self.cause} T{self.env + 1}·{self.last_step}",
+            self.summary(),
+            cause=self.cause,
+            stop=self.stop,
+            last_step=self.last_step,
+            level_seed=self.level_seed,
+            episode=self.episode,
+        )
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -120,8 +154,9 @@ class FailureRecord:
         return d
 
 
-def list_failures(traj: Trajectories, cause: str | None = None, frames_before: int = 8,
-                  visibility: bool = False) -> list[FailureRecord]:
+def list_failures(
+    traj: Trajectories, cause: str | None = None, frames_before: int = 8, visibility: bool = False
+) -> list[FailureRecord]:
     """Failed (finished) episodes of a rollout, in order of env then start.
 
     ``cause``: only this failure cause (one of ``EPISODE_CAUSES``); ``frames_before``: how
@@ -133,19 +168,30 @@ def list_failures(traj: Trajectories, cause: str | None = None, frames_before: i
     >>> list_failures(traj)[0].summary()                                         # doctest: +SKIP
     'env 0, steps 0–45 (level 1263407424): buzzsaw; value ...'
     """
-    if isinstance(frames_before, bool) or not isinstance(frames_before, (int, np.integer)) \
-            or frames_before < 0:
+    if (
+        isinstance(frames_before, bool)
+        or not isinstance(frames_before, (int, np.integer))
+        or frames_before < 0
+    ):
         raise ValueError(f"frames_before must be an integer >= 0, got {frames_before!r}")
     if cause is not None and cause not in EPISODE_CAUSES:
         raise ValueError(f"unknown cause {cause!r}; one of {EPISODE_CAUSES}")
     index = {(int(r["env"]), int(r["start"])): k for k, r in enumerate(traj.episodes)}
     out = []
-    for fe in bm.failed_episodes(traj.episodes, before=int(frames_before) + 1,
-                                 causes=None if cause is None else [cause]):
+    for fe in bm.failed_episodes(
+        traj.episodes, before=int(frames_before) + 1, causes=None if cause is None else [cause]
+    ):
         steps = [int(t) for t in fe.frames]
-        rec = FailureRecord(index[(fe.env, fe.start)], fe.env, fe.start, fe.stop,
-                            int(fe.level_seed), fe.cause, steps,
-                            [float(x) for x in traj.values[fe.env, steps]])
+        rec = FailureRecord(
+            index[(fe.env, fe.start)],
+            fe.env,
+            fe.start,
+            fe.stop,
+            int(fe.level_seed),
+            fe.cause,
+            steps,
+            [float(x) for x in traj.values[fe.env, steps]],
+        )
         if visibility:
             rec.visible = [_visible_hazards(traj, fe.env, t) for t in steps]
         out.append(rec)
@@ -157,8 +203,7 @@ def _visible_hazards(traj: Trajectories, env: int, step: int) -> dict[str, int]:
     return {c: int(len(ann.boxes[c])) for c in HAZARD_CLASSES}
 
 
-def failure_frames(traj: Trajectories, record: FailureRecord, full_res: bool = False
-                   ) -> np.ndarray:
+def failure_frames(traj: Trajectories, record: FailureRecord, full_res: bool = False) -> np.ndarray:
     """The frames of ``record.steps``: (n, 64, 64, 3) observations, or (n, 512, 512, 3)
     re-rendered from the engine with ``full_res``.
 
@@ -169,8 +214,13 @@ def failure_frames(traj: Trajectories, record: FailureRecord, full_res: bool = F
     return np.stack([traj.render_full(record.env, t) for t in record.steps])
 
 
-def failure_bookmarks(traj: Trajectories, frames_before: int = 8, cause: str | None = None,
-                      limit: int | None = None, visibility: bool = False) -> list[dict[str, Any]]:
+def failure_bookmarks(
+    traj: Trajectories,
+    frames_before: int = 8,
+    cause: str | None = None,
+    limit: int | None = None,
+    visibility: bool = False,
+) -> list[dict[str, Any]]:
     """Bookmarks at the frames before each failure (kind ``"failure"``).
 
     >>> bms = failure_bookmarks(traj, frames_before=8)                             # doctest: +SKIP
@@ -203,13 +253,18 @@ def _suppress(marks: list[Any], sep: int) -> list[Any]:
     return kept
 
 
-def hallucination_search(traj: Trajectories | None = None, values: np.ndarray | None = None,
-                         advantages: np.ndarray | None = None,
-                         firsts: np.ndarray | None = None, top: int = 20,
-                         kinds: tuple[str, ...] = ("spike", "high", "low"),
-                         min_ratio: float = 3.0, min_z: float = 3.0,
-                         exclude_terminal: bool = True, min_separation: int = 2
-                         ) -> list[dict[str, Any]]:
+def hallucination_search(
+    traj: Trajectories | None = None,
+    values: np.ndarray | None = None,
+    advantages: np.ndarray | None = None,
+    firsts: np.ndarray | None = None,
+    top: int = 20,
+    kinds: tuple[str, ...] = ("spike", "high", "low"),
+    min_ratio: float = 3.0,
+    min_z: float = 3.0,
+    exclude_terminal: bool = True,
+    min_separation: int = 2,
+) -> list[dict[str, Any]]:
     """Candidate hallucinations, ranked: single-step value spikes and extreme advantages.
 
     Built on :mod:`rlvision_widgets.analysis.bookmarks` (``value_spikes(kind="spike")`` and
@@ -245,29 +300,42 @@ def hallucination_search(traj: Trajectories | None = None, values: np.ndarray | 
         raise ValueError(f"firsts {f.shape} must match values {v.shape}")
     found: list[tuple[float, dict[str, Any]]] = []
     if "spike" in kinds and T >= 3:
-        cont = ~f[:, 1:]                                   # step t+1 continues t's episode
+        cont = ~f[:, 1:]  # step t+1 continues t's episode
         steps = np.abs(np.diff(v, axis=1))[cont]
         typical = max(float(np.median(steps)) if steps.size else 0.0, 1e-12)
-        spikes = bm.value_spikes(v, f, k=E * T, kind="spike", one_per_episode=False,
-                                 min_size=min_ratio * typical)
+        spikes = bm.value_spikes(
+            v, f, k=E * T, kind="spike", one_per_episode=False, min_size=min_ratio * typical
+        )
         for b in _suppress(spikes, min_separation):
             e, t = b.env, b.step
             ratio = abs(b.score) / typical
             up = b.score > 0
-            found.append((ratio, bookmark(
-                e, t, "spike", b.score, f"V{'↑' if up else '↓'} T{e + 1}·{t}",
-                f"value {'spike' if up else 'dip'} for one step: {v[e, t - 1]:.3f} → "
-                f"{v[e, t]:.3f} → {v[e, t + 1]:.3f} ({ratio:.1f}× the typical one-step change;"
-                f" trajectory {e + 1}, step {t})", direction=1 if up else -1,
-                strength=float(ratio), episode=b.episode,
-                values=[float(v[e, t - 1]), float(v[e, t]), float(v[e, t + 1])])))
+            found.append(
+                (
+                    ratio,
+                    bookmark(
+                        e,
+                        t,
+                        "spike",
+                        b.score,
+                        f"V{'↑' if up else '↓'} T{e + 1}·{t}",
+                        f"value {'spike' if up else 'dip'} for one step: {v[e, t - 1]:.3f} → "
+                        f"{v[e, t]:.3f} → {v[e, t + 1]:.3f} ({ratio:.1f}× the typical one-step change;"
+                        f" trajectory {e + 1}, step {t})",
+                        direction=1 if up else -1,
+                        strength=float(ratio),
+                        episode=b.episode,
+                        values=[float(v[e, t - 1]), float(v[e, t]), float(v[e, t + 1])],
+                    ),
+                )
+            )
     want_adv = [k for k in ("high", "low") if k in kinds]
     if want_adv and advantages is not None:
         a = _as_2d(advantages, "advantages").astype(np.float64)
         if a.shape != v.shape:
             raise ValueError(f"advantages {a.shape} must match values {v.shape}")
         terminal = np.zeros((E, T), bool)
-        terminal[:, :-1] = f[:, 1:]                        # last step of an episode
+        terminal[:, :-1] = f[:, 1:]  # last step of an episode
         med = float(np.median(a))
         mad = 1.4826 * float(np.median(np.abs(a - med)))
         scale = mad if mad > 0 else (float(np.std(a)) or 1.0)
@@ -278,14 +346,25 @@ def hallucination_search(traj: Trajectories | None = None, values: np.ndarray | 
                 e, t = b.env, b.step
                 if abs(z[e, t]) < min_z:
                     continue
-                found.append((abs(float(z[e, t])), bookmark(
-                    e, t, kind, float(a[e, t]),
-                    f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
-                    f"{kind} advantage {a[e, t]:+.3f} (robust z {z[e, t]:+.1f}"
-                    + (", the episode's last step" if terminal[e, t] else "")
-                    + f"; trajectory {e + 1}, step {t})", zscore=float(z[e, t]),
-                    strength=abs(float(z[e, t])), terminal=bool(terminal[e, t]),
-                    episode=b.episode)))
+                found.append(
+                    (
+                        abs(float(z[e, t])),
+                        bookmark(
+                            e,
+                            t,
+                            kind,
+                            float(a[e, t]),
+                            f"A{'+' if kind == 'high' else '−'} T{e + 1}·{t}",
+                            f"{kind} advantage {a[e, t]:+.3f} (robust z {z[e, t]:+.1f}"
+                            + (", the episode's last step" if terminal[e, t] else "")
+                            + f"; trajectory {e + 1}, step {t})",
+                            zscore=float(z[e, t]),
+                            strength=abs(float(z[e, t])),
+                            terminal=bool(terminal[e, t]),
+                            episode=b.episode,
+                        ),
+                    )
+                )
     found.sort(key=lambda x: -x[0])
     out = [b for _, b in found[:top]]
     for i, b in enumerate(out, 1):

@@ -7,6 +7,7 @@ object hidden by the engine with its response to the edit.
 >>> removal_effects(agent, blind_agent(agent, v, "2b"), traj, "saw")      # doctest: +SKIP
 {'frames': 512, 'value_hidden': 0.61, 'value_edit': 0.35, 'value_blindness': 0.57, ...}
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,14 @@ from ..environment.state import parse_state
 __all__ = ["removal_effects"]
 
 
-def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "saw",
-                    max_frames: int = 512, seed: int = 0) -> dict[str, Any]:
+def removal_effects(
+    agent: nn.Module,
+    edited: nn.Module,
+    traj: Any,
+    cls: str = "saw",
+    max_frames: int = 512,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Frame-level check of an edit: does it do to the network what hiding the object does?
 
     On corpus frames where ``cls`` is in view, each frame is re-rendered with that class not
@@ -85,20 +92,27 @@ def removal_effects(agent: nn.Module, edited: nn.Module, traj: Any, cls: str = "
         dh, de = vh - v0, ve - v0
         klh, kle = kl(lp0, lph), kl(lp0, lpe)
         kl_h0, kl_he = kl(lph, lp0).mean(), kl(lph, lpe).mean()
-        out.update(value=float(v0.mean()), value_hidden=float(dh.mean()),
-                   value_edit=float(de.mean()),
-                   value_blindness=float(de.mean() / dh.mean()) if dh.mean() != 0 else None,
-                   value_corr=float(np.corrcoef(dh, de)[0, 1]) if len(dh) > 2
-                   and dh.std() > 0 and de.std() > 0 else None,
-                   policy_kl_hidden=float(klh.mean()), policy_kl_edit=float(kle.mean()),
-                   policy_blindness=float(kle.mean() / klh.mean()) if klh.mean() > 0 else None,
-                   policy_toward_hidden=float(1 - kl_he / kl_h0) if kl_h0 > 0 else None)
+        out.update(
+            value=float(v0.mean()),
+            value_hidden=float(dh.mean()),
+            value_edit=float(de.mean()),
+            value_blindness=float(de.mean() / dh.mean()) if dh.mean() != 0 else None,
+            value_corr=float(np.corrcoef(dh, de)[0, 1])
+            if len(dh) > 2 and dh.std() > 0 and de.std() > 0
+            else None,
+            policy_kl_hidden=float(klh.mean()),
+            policy_kl_edit=float(kle.mean()),
+            policy_blindness=float(kle.mean() / klh.mean()) if klh.mean() > 0 else None,
+            policy_toward_hidden=float(1 - kl_he / kl_h0) if kl_h0 > 0 else None,
+        )
     if without:
         idx = np.asarray(without)
         obs = traj.obs[idx[:, 0], idx[:, 1]]
         lp0, v0 = run(agent, obs)
         lpe, ve = run(edited, obs)
-        out.update(value_edit_without=float((ve - v0).mean()),
-                   value_abs_edit_without=float(np.abs(ve - v0).mean()),
-                   policy_kl_edit_without=float(kl(lp0, lpe).mean()))
+        out.update(
+            value_edit_without=float((ve - v0).mean()),
+            value_abs_edit_without=float(np.abs(ve - v0).mean()),
+            policy_kl_edit_without=float(kl(lp0, lpe).mean()),
+        )
     return out

@@ -8,6 +8,7 @@ The single-sample statistics (Wilson interval, two-proportion z-test) are the ro
 >>> round(r, 2), round(lo, 2), round(hi, 2)
 (2.0, 1.44, 2.78)
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,9 @@ from .article import OTHER_CAUSES
 __all__ = ["compare_results", "holm_adjust", "paired_bootstrap_blindness", "rate_ratio_ci"]
 
 
-def rate_ratio_ci(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95
-                  ) -> tuple[float, float, float]:
+def rate_ratio_ci(
+    k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """Ratio ``(k2/n2) / (k1/n1)`` with a Katz log-scale CI (0.5 added to zero counts).
 
     >>> r, lo, hi = rate_ratio_ci(50, 1000, 100, 1000)
@@ -58,8 +60,7 @@ def holm_adjust(pvalues: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def compare_results(base: EvaluationResult, other: EvaluationResult
-                    ) -> dict[str, dict[str, Any]]:
+def compare_results(base: EvaluationResult, other: EvaluationResult) -> dict[str, dict[str, Any]]:
     """Per cause (each failure cause, "other", "failed", "success"): counts, rates, the
     two-proportion z-test against ``base`` (``z``, ``p``, ``p_holm`` over the failure causes),
     the rate ratio with its 95% CI, and the paired counts on the same levels.
@@ -71,8 +72,10 @@ def compare_results(base: EvaluationResult, other: EvaluationResult
     (1, 2, 1)
     """
     if base.levels != other.levels or not np.array_equal(base.level_seeds, other.level_seeds):
-        raise ValueError("compare_results needs evaluations on the same levels (same levels, "
-                         "start level and distribution mode)")
+        raise ValueError(
+            "compare_results needs evaluations on the same levels (same levels, "
+            "start level and distribution mode)"
+        )
     n = base.levels
     ob, oe = np.asarray(base.outcomes), np.asarray(other.outcomes)
     groups: dict[str, tuple[str, ...]] = {c: (c,) for c in FAILURE_CAUSES}
@@ -85,20 +88,32 @@ def compare_results(base: EvaluationResult, other: EvaluationResult
         k1, k2 = int(in_b.sum()), int(in_e.sum())
         z, p = two_proportion_test(k1, n, k2, n)
         ratio, lo, hi = rate_ratio_ci(k1, n, k2, n)
-        out[name] = {"base": k1, "edited": k2, "base_rate": k1 / n, "edited_rate": k2 / n,
-                     "ratio": ratio, "ratio_ci95": [lo, hi], "z": z, "p": p,
-                     "only_base": int((in_b & ~in_e).sum()),
-                     "only_edited": int((in_e & ~in_b).sum())}
+        out[name] = {
+            "base": k1,
+            "edited": k2,
+            "base_rate": k1 / n,
+            "edited_rate": k2 / n,
+            "ratio": ratio,
+            "ratio_ci95": [lo, hi],
+            "z": z,
+            "p": p,
+            "only_base": int((in_b & ~in_e).sum()),
+            "only_edited": int((in_e & ~in_b).sum()),
+        }
     holm = holm_adjust({c: out[c]["p"] for c in FAILURE_CAUSES})
     for c in FAILURE_CAUSES:
         out[c]["p_holm"] = holm[c]
     return out
 
 
-def paired_bootstrap_blindness(orig: EvaluationResult, edited: EvaluationResult,
-                               invisible: EvaluationResult, cause: str = "saw",
-                               n_boot: int = 2000, seed: int = 0
-                               ) -> tuple[float, float, float]:
+def paired_bootstrap_blindness(
+    orig: EvaluationResult,
+    edited: EvaluationResult,
+    invisible: EvaluationResult,
+    cause: str = "saw",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Blindness ``(edited - original) / (invisible - original)`` of ``cause``'s failure rate
     with a paired (same levels) percentile bootstrap 95% CI: ``(point, low, high)``.
 

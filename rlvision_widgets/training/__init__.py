@@ -1,4 +1,5 @@
 """PPO training of CoinRun agents (``rlvision train``) and packaging of a shipped agent."""
+
 from .._compat import moved_names
 from .ppo import PPOConfig, Trainer, train
 

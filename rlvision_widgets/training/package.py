@@ -2,6 +2,7 @@
 
 >>> package_agent("runs/reference", "rlvision_widgets/agents/reference/coinrun", levels=1000)  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import json
@@ -26,22 +27,43 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | None = None,
-                        eval_point: tuple[int, float, tuple[float, float]] | None = None) -> Path:
+def plot_learning_curve(
+    run_dir: str | Path,
+    out_png: str | Path,
+    title: str | None = None,
+    eval_point: tuple[int, float, tuple[float, float]] | None = None,
+) -> Path:
     """Success rate of training episodes vs env steps, with the IMPALA-CNN reference points."""
     from matplotlib.figure import Figure  # no pyplot: never switches a live kernel's backend
 
     log = [r for r in read_log(run_dir) if r.get("success_rate") is not None]
     fig = Figure(figsize=(6.4, 3.6), dpi=120)
     ax = fig.subplots()
-    ax.plot([r["steps"] / 1e6 for r in log], [100 * r["success_rate"] for r in log],
-            lw=1.5, label="training episodes (last 500, sampled actions)")
-    ax.plot([s / 1e6 for s, _ in IMPALA_EASY_TEST], [100 * v for _, v in IMPALA_EASY_TEST], "k^--",
-            ms=5, lw=0.8, label="IMPALA-CNN PPO, unseen levels (train-procgen)")
+    ax.plot(
+        [r["steps"] / 1e6 for r in log],
+        [100 * r["success_rate"] for r in log],
+        lw=1.5,
+        label="training episodes (last 500, sampled actions)",
+    )
+    ax.plot(
+        [s / 1e6 for s, _ in IMPALA_EASY_TEST],
+        [100 * v for _, v in IMPALA_EASY_TEST],
+        "k^--",
+        ms=5,
+        lw=0.8,
+        label="IMPALA-CNN PPO, unseen levels (train-procgen)",
+    )
     if eval_point is not None:
         steps, rate, (lo, hi) = eval_point
-        ax.errorbar([steps / 1e6], [100 * rate], yerr=[[100 * (rate - lo)], [100 * (hi - rate)]],
-                    fmt="o", color="C3", capsize=3, label="evaluation, unseen levels (95% CI)")
+        ax.errorbar(
+            [steps / 1e6],
+            [100 * rate],
+            yerr=[[100 * (rate - lo)], [100 * (hi - rate)]],
+            fmt="o",
+            color="C3",
+            capsize=3,
+            label="evaluation, unseen levels (95% CI)",
+        )
     ax.set_xlabel("environment steps (millions)")
     ax.set_ylabel("levels completed (%)")
     ax.set_ylim(0, 100)
@@ -57,23 +79,37 @@ def plot_learning_curve(run_dir: str | Path, out_png: str | Path, title: str | N
     return out_png
 
 
-def package_agent(run_dir: str | Path, dest: str | Path, levels: int = 1000,
-                  start_level: int = 1_000_000, seed: int = 0, progress: bool = True) -> dict:
+def package_agent(
+    run_dir: str | Path,
+    dest: str | Path,
+    levels: int = 1000,
+    start_level: int = 1_000_000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Copy the run's newest weights to ``dest`` and write ``model_card.json`` (with an
     evaluation on ``levels`` unseen levels, sampled actions) and ``learning_curve.png``."""
     src = resolve_checkpoint(run_dir)
     model, config = load_checkpoint(src)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with open(src / "model.safetensors", "rb") as fsrc, \
-            atomic_open(dest / "model.safetensors", "wb", fsync=True) as fdst:
+    with (
+        open(src / "model.safetensors", "rb") as fsrc,
+        atomic_open(dest / "model.safetensors", "wb", fsync=True) as fdst,
+    ):
         shutil.copyfileobj(fsrc, fdst)
     slim = {k: v for k, v in config.items() if k not in ("recent_successes",)}
     slim["files"] = {"model.safetensors": sha256_file(dest / "model.safetensors")}
     write_json_atomic(dest / "config.json", slim)
     env = config["env"]
-    result = evaluate(model, levels=levels, start_level=start_level, seed=seed,
-                      distribution_mode=env["distribution_mode"], progress=progress)
+    result = evaluate(
+        model,
+        levels=levels,
+        start_level=start_level,
+        seed=seed,
+        distribution_mode=env["distribution_mode"],
+        progress=progress,
+    )
     log = read_log(run_dir)
     card = {
         "name": dest.name,
@@ -88,14 +124,21 @@ def package_agent(run_dir: str | Path, dest: str | Path, levels: int = 1000,
         "training": config["training"],
         "env": env,
         "training_success_rate_last_500": config.get("success_rate_recent"),
-        "evaluation": {**result.to_json(), "start_level": start_level, "seed": seed,
-                       "actions": "sampled"},
+        "evaluation": {
+            **result.to_json(),
+            "start_level": start_level,
+            "seed": seed,
+            "actions": "sampled",
+        },
         "log_records": len(log),
         "torch": config.get("torch"),
     }
     write_json_atomic(dest / "model_card.json", card)
     ev = card["evaluation"]
-    plot_learning_curve(run_dir, dest / "learning_curve.png",
-                        title=f"Reference agent '{dest.name}' ({card['network']} network)",
-                        eval_point=(config["steps"], ev["success_rate"], tuple(ev["ci95"])))
+    plot_learning_curve(
+        run_dir,
+        dest / "learning_curve.png",
+        title=f"Reference agent '{dest.name}' ({card['network']} network)",
+        eval_point=(config["steps"], ev["success_rate"], tuple(ev["ci95"])),
+    )
     return card

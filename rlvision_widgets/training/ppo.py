@@ -8,6 +8,7 @@ normalisation by the running std of discounted returns).
 >>> train("runs/demo", PPOConfig(total_steps=1_000_000))          # doctest: +SKIP
 >>> train("runs/demo", resume=True)                                # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -87,11 +88,13 @@ class PPOConfig:
         if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
             raise ValueError(f"need 0 < gamma <= 1 and 0 <= lam <= 1, got {self.gamma}, {self.lam}")
         if isinstance(self.num_threads, bool) or int(self.num_threads) < 0:
-            raise ValueError(f"num_threads must be >= 0 (0 = leave torch's setting alone), got "
-                             f"{self.num_threads!r}")
+            raise ValueError(
+                f"num_threads must be >= 0 (0 = leave torch's setting alone), got "
+                f"{self.num_threads!r}"
+            )
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PPOConfig":
+    def from_dict(cls, d: dict[str, Any]) -> PPOConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -118,8 +121,10 @@ class ReturnNormalizer:
         self.mean, self.var, self.count = self.mean + delta * bc / tot, m2 / tot, tot
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"retnorm.ret": torch.from_numpy(self.ret.copy()),
-                "retnorm.stats": torch.tensor([self.mean, self.var, self.count], dtype=torch.float64)}
+        return {
+            "retnorm.ret": torch.from_numpy(self.ret.copy()),
+            "retnorm.stats": torch.tensor([self.mean, self.var, self.count], dtype=torch.float64),
+        }
 
     def load(self, t: dict[str, torch.Tensor]) -> None:
         if t["retnorm.ret"].numel() == self.ret.size:
@@ -162,30 +167,40 @@ class Trainer:
     True
     """
 
-    def __init__(self, run_dir: str | os.PathLike, config: PPOConfig | None = None,
-                 env_options: EnvOptions | None = None, *, resume: bool = False,
-                 progress: bool = True):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        config: PPOConfig | None = None,
+        env_options: EnvOptions | None = None,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+    ):
         self.run_dir = Path(run_dir)
         self.progress = progress
         if resume and not (self.run_dir / "latest.json").is_file():
-            raise FileNotFoundError(f"--resume: {self.run_dir} has no latest.json; "
-                                    "start a new run without --resume")
+            raise FileNotFoundError(
+                f"--resume: {self.run_dir} has no latest.json; start a new run without --resume"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.run_dir / ".lock", "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise FileExistsError(f"another trainer is running in {self.run_dir}; stop it "
-                                  "first (SIGTERM checkpoints and exits)") from None
+            raise FileExistsError(
+                f"another trainer is running in {self.run_dir}; stop it "
+                "first (SIGTERM checkpoints and exits)"
+            ) from None
         try:
             self._setup(config, env_options, resume)
         except BaseException:
             self._lock.close()
             raise
 
-    def _setup(self, config: PPOConfig | None, env_options: EnvOptions | None,
-               resume: bool) -> None:
+    def _setup(
+        self, config: PPOConfig | None, env_options: EnvOptions | None, resume: bool
+    ) -> None:
         extra: dict[str, torch.Tensor] = {}
         if resume:
             self.model, meta, extra = load_checkpoint(self.run_dir, with_extra=True)
@@ -194,7 +209,7 @@ class Trainer:
                 for name in RUN_SETTINGS:
                     setattr(saved, name, getattr(config, name))
             else:
-                saved.num_threads = 0         # the stored count was the previous machine's
+                saved.num_threads = 0  # the stored count was the previous machine's
             self.config = saved
             self.env_options = EnvOptions.from_dict(meta["env"])
             self.steps, self.updates = int(meta["steps"]), int(meta["updates"])
@@ -203,8 +218,10 @@ class Trainer:
             self.episodes = int(meta.get("episodes", 0))
         else:
             if (self.run_dir / "latest.json").exists():
-                raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True "
-                                      "(--resume) to continue it or choose a new folder")
+                raise FileExistsError(
+                    f"{self.run_dir} already holds a run; pass resume=True "
+                    "(--resume) to continue it or choose a new folder"
+                )
             self.config = config or PPOConfig()
             self.env_options = env_options or EnvOptions()
             torch.manual_seed(self.config.seed)
@@ -222,22 +239,25 @@ class Trainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=1e-5)
         # rand_seed varies with the update count so a resumed run sees fresh levels
         seed_opts = self.env_options.replace(
-            rand_seed=(self.env_options.rand_seed or cfg.seed) + 7919 * self.updates)
+            rand_seed=(self.env_options.rand_seed or cfg.seed) + 7919 * self.updates
+        )
         self.env = CoinRunEnv(seed_opts)
         self.normalizer = ReturnNormalizer(self.env.num_envs, cfg.gamma)
         if extra:
             _load_optimizer(self.opt, extra)
             self.normalizer.load(extra)
-        torch.manual_seed(cfg.seed + 1_000_003 * self.updates)    # minibatch permutations
+        torch.manual_seed(cfg.seed + 1_000_003 * self.updates)  # minibatch permutations
         # action sampling has its own stream, also re-derived from (seed, updates) on resume
         self.sampler = torch.Generator().manual_seed(
-            int(np.random.SeedSequence([cfg.seed, self.updates, 1]).generate_state(1)[0]))
+            int(np.random.SeedSequence([cfg.seed, self.updates, 1]).generate_state(1)[0])
+        )
         self._stop = False
 
     # -- rollout -------------------------------------------------------------------------------
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.config.precision == "bf16")
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"
+        )
 
     @torch.no_grad()
     def _policy(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -264,8 +284,9 @@ class Trainer:
                 self.episodes += 1
         _, _, last_val = self._policy(obs)
         adv = gae(rew_buf, val_buf, first_buf, last_val, first, self.config.gamma, self.config.lam)
-        return dict(obs=obs_buf, act=act_buf, logp=logp_buf, val=val_buf, adv=adv,
-                    ret=adv + val_buf)
+        return dict(
+            obs=obs_buf, act=act_buf, logp=logp_buf, val=val_buf, adv=adv, ret=adv + val_buf
+        )
 
     # -- update --------------------------------------------------------------------------------
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -273,12 +294,13 @@ class Trainer:
         flat = {k: torch.from_numpy(v.reshape(-1, *v.shape[2:])) for k, v in batch.items()}
         n = flat["act"].shape[0]
         mb = n // cfg.num_minibatches
-        stats: dict[str, list[float]] = {k: [] for k in
-                                         ("pg_loss", "vf_loss", "entropy", "approx_kl", "clipfrac")}
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("pg_loss", "vf_loss", "entropy", "approx_kl", "clipfrac")
+        }
         for _ in range(cfg.epochs):
             perm = torch.randperm(n)
             for s in range(cfg.num_minibatches):
-                idx = perm[s * mb:(s + 1) * mb]
+                idx = perm[s * mb : (s + 1) * mb]
                 obs = flat["obs"][idx].to(dev)
                 act, old_logp = flat["act"][idx].to(dev), flat["logp"][idx].to(dev)
                 old_v, ret, adv = (flat[k][idx].to(dev) for k in ("val", "ret", "adv"))
@@ -288,8 +310,9 @@ class Trainer:
                 dist = torch.distributions.Categorical(logits=logits.float())
                 logp = dist.log_prob(act)
                 ratio = torch.exp(logp - old_logp)
-                pg_loss = torch.max(-adv * ratio,
-                                    -adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+                pg_loss = torch.max(
+                    -adv * ratio, -adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)
+                ).mean()
                 value = value.float()
                 v_clipped = old_v + (value - old_v).clamp(-cfg.clip, cfg.clip)
                 vf_loss = 0.5 * torch.max((value - ret) ** 2, (v_clipped - ret) ** 2).mean()
@@ -333,8 +356,12 @@ class Trainer:
         name = f"ckpt-{self.steps:012d}"
         extra = {**_optimizer_tensors(self.opt), **self.normalizer.tensors()}
         self.model.eval()
-        save_checkpoint(self.run_dir / name, self.model.to(memory_format=torch.contiguous_format),
-                        self.meta(), extra)
+        save_checkpoint(
+            self.run_dir / name,
+            self.model.to(memory_format=torch.contiguous_format),
+            self.meta(),
+            extra,
+        )
         if self.device.type == "cpu":
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
@@ -358,8 +385,15 @@ class Trainer:
         except ValueError:  # not the main thread
             pass
         per_update = cfg.num_steps * self.env.num_envs
-        bar = tqdm(total=cfg.total_steps, initial=self.steps, unit="step", unit_scale=True,
-                   disable=not self.progress, dynamic_ncols=True, desc="PPO")
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=self.steps,
+            unit="step",
+            unit_scale=True,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            desc="PPO",
+        )
         last_ckpt = time.monotonic()
         log = open(self.run_dir / "log.jsonl", "a")
         try:
@@ -372,17 +406,24 @@ class Trainer:
                 self.steps += per_update
                 self.updates += 1
                 self.wall_time += dt
-                rec = {"steps": self.steps, "updates": self.updates, "wall_time_s": round(self.wall_time, 1),
-                       "steps_per_s": round(per_update / dt, 1),
-                       "rollout_s": round(t1 - t0, 2), "update_s": round(dt - (t1 - t0), 2),
-                       "success_rate": self.success_rate, "episodes": self.episodes,
-                       **{k: round(v, 5) for k, v in stats.items()}}
+                rec = {
+                    "steps": self.steps,
+                    "updates": self.updates,
+                    "wall_time_s": round(self.wall_time, 1),
+                    "steps_per_s": round(per_update / dt, 1),
+                    "rollout_s": round(t1 - t0, 2),
+                    "update_s": round(dt - (t1 - t0), 2),
+                    "success_rate": self.success_rate,
+                    "episodes": self.episodes,
+                    **{k: round(v, 5) for k, v in stats.items()},
+                }
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.update(per_update)
                 sr = self.success_rate
-                bar.set_postfix(sps=f"{per_update / dt:.0f}",
-                                success=f"{sr:.1%}" if sr is not None else "-")
+                bar.set_postfix(
+                    sps=f"{per_update / dt:.0f}", success=f"{sr:.1%}" if sr is not None else "-"
+                )
                 if time.monotonic() - last_ckpt >= cfg.checkpoint_every_s:
                     self.checkpoint()
                     last_ckpt = time.monotonic()
@@ -397,9 +438,14 @@ class Trainer:
         return self.meta()
 
 
-def train(run_dir: str | os.PathLike, config: PPOConfig | None = None,
-          env_options: EnvOptions | None = None, *, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    run_dir: str | os.PathLike,
+    config: PPOConfig | None = None,
+    env_options: EnvOptions | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train (or resume) a PPO agent in ``run_dir``; returns the final checkpoint metadata.
 
     The same as ``Trainer(run_dir, config, env_options, resume=resume).run()``; what

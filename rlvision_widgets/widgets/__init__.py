@@ -16,6 +16,7 @@ Every widget also exports to one self-contained HTML file: ``widget.save_html(pa
 >>> from rlvision_widgets.widgets import explore
 >>> explorer = explore()                      # doctest: +SKIP
 """
+
 from .controls import Controls, output_options
 from .edit_panel import EditPanel
 from .explorer import Explorer, explore, export_explorer
@@ -24,5 +25,15 @@ from .feature_grid import FeatureGrid
 from .legend import AttributionLegend
 from .trajectory_viewer import TrajectoryViewer
 
-__all__ = ["AttributionLegend", "Controls", "EditPanel", "Explorer", "FeatureGrid",
-           "TrajectoryViewer", "explore", "export_explorer", "output_options", "save_html"]
+__all__ = [
+    "AttributionLegend",
+    "Controls",
+    "EditPanel",
+    "Explorer",
+    "FeatureGrid",
+    "TrajectoryViewer",
+    "explore",
+    "export_explorer",
+    "output_options",
+    "save_html",
+]

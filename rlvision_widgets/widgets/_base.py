@@ -1,8 +1,10 @@
 """Base class of the component widgets: bundle location, data setters, static HTML export."""
+
 from __future__ import annotations
 
 import pathlib
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import anywidget
 import numpy as np
@@ -10,7 +12,6 @@ import traitlets as t
 
 from . import _encode as enc
 from .export import STATIC, save_html
-
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
@@ -34,8 +35,9 @@ def _as_5d_obs(obs: Any) -> np.ndarray:
     if o.ndim == 4:
         o = o[None]
     if o.ndim != 5 or o.shape[-1] != 3 or o.shape[2] != o.shape[3]:
-        raise ValueError("observations must be (T, S, S, 3) or (E, T, S, S, 3) uint8, got "
-                         f"shape {o.shape}")
+        raise ValueError(
+            f"observations must be (T, S, S, 3) or (E, T, S, S, 3) uint8, got shape {o.shape}"
+        )
     return o
 
 
@@ -46,8 +48,10 @@ def _series(x: Any, E: int, T: int, name: str, extra: tuple[int, ...] = ()) -> n
     if a.shape == (T, *extra) and E == 1:
         a = a[None]
     if a.shape != (E, T, *extra):
-        raise ValueError(f"{name} must have shape {(E, T, *extra)} (or {(T, *extra)} for one "
-                         f"trajectory), got {a.shape}")
+        raise ValueError(
+            f"{name} must have shape {(E, T, *extra)} (or {(T, *extra)} for one "
+            f"trajectory), got {a.shape}"
+        )
     return a
 
 
@@ -74,9 +78,17 @@ class RLVisionWidget(anywidget.AnyWidget):
 class TrajectoryDataMixin(t.HasTraits):
     """``set_trajectories`` / ``set_attribution`` for widgets that show trajectories."""
 
-    def set_trajectories(self, obs: Any, values: Any = None, advantages: Any = None,
-                         rewards: Any = None, actions: Any = None, firsts: Any = None,
-                         logits: Any = None, labels: Sequence[str] | None = None) -> None:
+    def set_trajectories(
+        self,
+        obs: Any,
+        values: Any = None,
+        advantages: Any = None,
+        rewards: Any = None,
+        actions: Any = None,
+        firsts: Any = None,
+        logits: Any = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
         """Load observations (E, T, S, S, 3) or (T, S, S, 3) uint8 and per-step series
         (E, T) — logits (E, T, A) — as compact binary buffers."""
         o = _as_5d_obs(obs)

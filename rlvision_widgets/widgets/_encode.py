@@ -17,11 +17,12 @@
 >>> np.allclose(decode_attribution(tr)[..., :3], 1.0)
 True
 """
+
 from __future__ import annotations
 
 import io
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -112,7 +113,9 @@ class AttributionPayload:
         self.ready = np.zeros((E, T), bool)
         self.level = level
 
-    def set(self, e: int, maps: np.ndarray, frames: Sequence[int] | np.ndarray | None = None) -> None:
+    def set(
+        self, e: int, maps: np.ndarray, frames: Sequence[int] | np.ndarray | None = None
+    ) -> None:
         """Maps (T, H, W, C) of trajectory ``e``; ``frames``: the frames that are final
         (default all)."""
         T, H, W, C = self.shape[1:]
@@ -132,11 +135,13 @@ class AttributionPayload:
         offsets = [0]
         for c in self.chunks:
             offsets.append(offsets[-1] + len(c))
-        return {f"{prefix}attr_maps": b"".join(self.chunks),
-                f"{prefix}attr_offsets": offsets,
-                f"{prefix}attr_scales": f32(self.scales),
-                f"{prefix}attr_shape": list(self.shape),
-                f"{prefix}attr_ready": b"" if self.ready.all() else u8(self.ready)}
+        return {
+            f"{prefix}attr_maps": b"".join(self.chunks),
+            f"{prefix}attr_offsets": offsets,
+            f"{prefix}attr_scales": f32(self.scales),
+            f"{prefix}attr_shape": list(self.shape),
+            f"{prefix}attr_ready": b"" if self.ready.all() else u8(self.ready),
+        }
 
 
 def stack_features(features: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
@@ -148,8 +153,9 @@ def stack_features(features: np.ndarray, residual: np.ndarray | None) -> np.ndar
     return np.concatenate([f, r[..., None]], axis=-1)
 
 
-def encode_attribution(features: np.ndarray, residual: np.ndarray | None = None,
-                       level: int = 1) -> dict:
+def encode_attribution(
+    features: np.ndarray, residual: np.ndarray | None = None, level: int = 1
+) -> dict:
     """Features (E, T, H, W, K) and residual (E, T, H, W) -> attribution trait values
     (``attr_maps``, ``attr_offsets``, ``attr_scales``, ``attr_shape``, ``attr_ready``)."""
     f = np.asarray(features, dtype=np.float32)
@@ -172,6 +178,6 @@ def decode_attribution(traits: dict, prefix: str = "") -> np.ndarray:
     out = np.zeros(shape, np.float32)
     for e in range(E):
         if off[e + 1] > off[e]:
-            q = np.frombuffer(zlib.decompress(data[off[e]:off[e + 1]]), np.int8)
+            q = np.frombuffer(zlib.decompress(data[off[e] : off[e + 1]]), np.int8)
             out[e] = q.reshape(T, H, W, C).astype(np.float32) * s[e][:, None, None, :] / 127.0
     return out

@@ -1,8 +1,10 @@
 """Thin binding from the Explorer to the analysis engines (``rlvision_widgets.analysis``:
 AttributionNMF, featureviz, bookmarks, editing); works with any agent module."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,12 +26,19 @@ def default_layer(agent: nn.Module) -> str:
 
 
 # ------------------------------------------------------------------------ trajectories
-def collect(agent: nn.Module, num_envs: int, num_steps: int, seed: int,
-            env_options: Any = None) -> Any:
+def collect(
+    agent: nn.Module, num_envs: int, num_steps: int, seed: int, env_options: Any = None
+) -> Any:
     from ..rollouts import collect_trajectories
 
-    return collect_trajectories(agent, num_envs=num_envs, num_steps=num_steps, seed=seed,
-                                env_options=env_options, progress=False)
+    return collect_trajectories(
+        agent,
+        num_envs=num_envs,
+        num_steps=num_steps,
+        seed=seed,
+        env_options=env_options,
+        progress=False,
+    )
 
 
 def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = None) -> Any:
@@ -41,8 +50,9 @@ def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = N
         return previous.refit(rank)
     # a smaller coreset and iteration cap than the engine's defaults keep rank changes
     # interactive (about a second on 2 busy cores) at a few per mille of extra error
-    return AttributionNMF(n_components=rank, seed=seed, coreset_size=8192, max_iter=200,
-                          tol=1e-4).fit(attr)
+    return AttributionNMF(
+        n_components=rank, seed=seed, coreset_size=8192, max_iter=200, tol=1e-4
+    ).fit(attr)
 
 
 def reduce(nmf: Any, attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,59 +63,85 @@ def reduce(nmf: Any, attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- feature visualization
 
 
-def thumbnails(directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int = 64
-               ) -> np.ndarray:
+def thumbnails(
+    directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int = 64
+) -> np.ndarray:
     """Legend thumbnails (K, size, size, 4) from the dataset examples where each direction is
     most active (:func:`rlvision_widgets.analysis.featureviz.legend_thumbnails`)."""
     from ..analysis.featureviz import legend_thumbnails
+
     return np.asarray(legend_thumbnails(directions, acts, obs, size=size), np.uint8)
 
 
-def mosaic(direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def mosaic(
+    direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Spatially-aware dataset-example mosaic of one direction, ``density`` cells per side
     (:meth:`rlvision_widgets.analysis.featureviz.FeatureVisualizer.mosaic`). Returns (RGBA
     image, sources (n, n) frame indices into ``obs``, -1 for none)."""
     from ..analysis.featureviz import FeatureVisualizer, feature_maps
+
     maps = feature_maps(acts, directions=np.asarray(direction, np.float32)[None], method="project")
     m = FeatureVisualizer(obs, maps).mosaic(0, density=float(density) / acts.shape[2])
     return m.image, np.asarray(m.obs_indices, np.int64)
 
 
 # ---------------------------------------------------------------------------- bookmarks
-def bookmarks(values: np.ndarray, advantages: np.ndarray, firsts: np.ndarray,
-              episodes: np.ndarray | None = None, k: int = 6,
-              before_failure: int = 8) -> list[dict[str, Any]]:
+def bookmarks(
+    values: np.ndarray,
+    advantages: np.ndarray,
+    firsts: np.ndarray,
+    episodes: np.ndarray | None = None,
+    k: int = 6,
+    before_failure: int = 8,
+) -> list[dict[str, Any]]:
     """Bookmarks for the Controls list: advantage extremes (one per episode), single-step
     value spikes, and the frames before each failed episode (with its cause), from
     :mod:`rlvision_widgets.analysis.bookmarks`."""
     from ..analysis import bookmarks as bm
+
     out: list[dict[str, Any]] = []
     names = {"high": "high advantage", "low": "low advantage", "spike": "value spike"}
-    marks = (bm.advantage_bookmarks(advantages, firsts, k=k, sign="high")
-             + bm.advantage_bookmarks(advantages, firsts, k=k, sign="low"))
+    marks = bm.advantage_bookmarks(advantages, firsts, k=k, sign="high") + bm.advantage_bookmarks(
+        advantages, firsts, k=k, sign="low"
+    )
     spikes = bm.value_spikes(values, firsts, k=2 * k, kind="spike")
-    if spikes:   # keep spikes well above the typical step-to-step change
+    if spikes:  # keep spikes well above the typical step-to-step change
         typical = float(np.median(np.abs(np.diff(values, axis=1)))) if values.shape[1] > 1 else 0
         marks += [b for b in spikes if abs(b.score) > 3 * typical][:k]
     for b in marks:
-        out.append({"kind": b.kind, "trajectory": int(b.env), "frame": int(b.step),
-                    "score": float(b.score), "label": f"T{b.env + 1}·{b.step}",
-                    "detail": f"{names.get(b.kind, b.kind)} {b.score:+.3f} "
-                              f"(trajectory {b.env + 1}, step {b.step})"})
+        out.append(
+            {
+                "kind": b.kind,
+                "trajectory": int(b.env),
+                "frame": int(b.step),
+                "score": float(b.score),
+                "label": f"T{b.env + 1}·{b.step}",
+                "detail": f"{names.get(b.kind, b.kind)} {b.score:+.3f} "
+                f"(trajectory {b.env + 1}, step {b.step})",
+            }
+        )
     if episodes is not None and len(episodes):
         for f in bm.failed_episodes(episodes, before=before_failure)[: 4 * k]:
             t = int(f.frames[0]) if len(f.frames) else int(f.start)
-            out.append({"kind": "failure", "trajectory": int(f.env), "frame": t, "score": 0.0,
-                        "label": f"{f.cause} T{f.env + 1}·{f.stop}",
-                        "detail": f"failure ({f.cause}) at step {f.stop} of trajectory "
-                                  f"{f.env + 1} (level {f.level_seed}); bookmark "
-                                  f"{before_failure} steps before"})
+            out.append(
+                {
+                    "kind": "failure",
+                    "trajectory": int(f.env),
+                    "frame": t,
+                    "score": 0.0,
+                    "label": f"{f.cause} T{f.env + 1}·{f.stop}",
+                    "detail": f"failure ({f.cause}) at step {f.stop} of trajectory "
+                    f"{f.env + 1} (level {f.level_seed}); bookmark "
+                    f"{before_failure} steps before",
+                }
+            )
     return out
 
 
-def edit_fn(directions: np.ndarray, strengths: np.ndarray) -> Callable[[torch.Tensor],
-                                                                        torch.Tensor] | None:
+def edit_fn(
+    directions: np.ndarray, strengths: np.ndarray
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The activation edit (NCHW -> NCHW) projecting out each direction with its strength,
     P = prod_k (I - s_k v_k v_k^T / |v_k|^2); None when no strength is positive."""
     from ..agents.editing import projection

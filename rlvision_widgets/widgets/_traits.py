@@ -4,6 +4,7 @@ Each component's JS reads traits by these names, so a component rendered alone (
 model) and inside the Explorer (on the shared model) behave the same. Binary data travels as
 ``traitlets.Bytes`` tagged with ipywidgets' ``bytes_serialization`` (raw websocket buffers).
 """
+
 from __future__ import annotations
 
 import traitlets as t
@@ -56,7 +57,9 @@ class TrajectoryTraits(t.HasTraits):
     logits = _bytes()
     action_names = t.List(t.Unicode(), default_value=list(ACTION_NAMES)).tag(sync=True)
     action_glyphs = t.List(t.Unicode(), default_value=list(ACTION_GLYPHS)).tag(sync=True)
-    action_groups = t.Dict(default_value={k: list(v) for k, v in ACTION_GROUPS.items()}).tag(sync=True)
+    action_groups = t.Dict(default_value={k: list(v) for k, v in ACTION_GROUPS.items()}).tag(
+        sync=True
+    )
     trajectory_labels = t.List(t.Unicode()).tag(sync=True)
     screen_size = t.Int(232).tag(sync=True)
 
@@ -99,8 +102,10 @@ class DisplayTraits(t.HasTraits):
             return None
         v = float(proposal["value"])
         if not 0 <= v <= 4:
-            raise t.TraitError(f"blur must be None (scaled to the layer: radius 7·H/32) or in "
-                               f"[0, 4] (1 = the article's radius 7, 0 = off), got {v}")
+            raise t.TraitError(
+                f"blur must be None (scaled to the layer: radius 7·H/32) or in "
+                f"[0, 4] (1 = the article's radius 7, 0 = off), got {v}"
+            )
         return v
 
     def blur_radius(self) -> float | None:
@@ -142,7 +147,7 @@ class AttributionTraits(t.HasTraits):
     attr_offsets = t.List(t.Int()).tag(sync=True)
     attr_scales = _bytes()
     attr_shape = t.List(t.Int()).tag(sync=True)
-    attr_ready = _bytes()                              # uint8 (E, T); empty = all ready
+    attr_ready = _bytes()  # uint8 (E, T); empty = all ready
     attr_layer = t.Unicode("").tag(sync=True)
 
 
@@ -193,9 +198,9 @@ class GridTraits(t.HasTraits):
     grid_density = t.Int(8).tag(sync=True)
     grid_zoom = t.Float(1.0).tag(sync=True)
     grid_png = _bytes()
-    grid_shape = t.List(t.Int()).tag(sync=True)       # [rows, cols, cell pixels]
-    grid_sources = _bytes()                            # int32 (rows*cols, 2): (trajectory, frame)
-    grid_source_png = _bytes()                         # optional strip of source observations
+    grid_shape = t.List(t.Int()).tag(sync=True)  # [rows, cols, cell pixels]
+    grid_sources = _bytes()  # int32 (rows*cols, 2): (trajectory, frame)
+    grid_source_png = _bytes()  # optional strip of source observations
     grid_busy = t.Bool(False).tag(sync=True)
 
     @t.validate("grid_density")
@@ -211,7 +216,7 @@ class ControlTraits(t.HasTraits):
 
     layers = t.List(t.Unicode()).tag(sync=True)
     layer = t.Unicode("").tag(sync=True)
-    outputs = t.List().tag(sync=True)                  # [spec, label, group]
+    outputs = t.List().tag(sync=True)  # [spec, label, group]
     rank = t.Int(8).tag(sync=True)
     rank_max = t.Int(16).tag(sync=True)
 

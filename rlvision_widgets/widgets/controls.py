@@ -1,14 +1,16 @@
 """Controls widget (``js/controls.ts``)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from ._base import RLVisionWidget
-from ._traits import (ControlTraits, DisplayTraits, NavTraits, OutputTraits, StatusTraits)
+from ._traits import ControlTraits, DisplayTraits, NavTraits, OutputTraits, StatusTraits
 
 
-def output_options(action_names: tuple[str, ...] | list[str] | None = None,
-                   groups: list[str] | None = None) -> list[list[str]]:
+def output_options(
+    action_names: tuple[str, ...] | list[str] | None = None, groups: list[str] | None = None
+) -> list[list[str]]:
     """Menu entries ``[spec, label, group]`` for every output spec.
 
     >>> output_options()[0]
@@ -19,8 +21,10 @@ def output_options(action_names: tuple[str, ...] | list[str] | None = None,
     names = list(action_names or ACTION_NAMES)
     glyphs = list(ACTION_GLYPHS) + [""] * max(0, len(names) - len(ACTION_GLYPHS))
     opts = [["value", "value V(s)", ""]]
-    opts += [[f"logit:{i}", f"logit {g} {n}", "policy logit"] for i, (n, g) in
-             enumerate(zip(names, glyphs))]
+    opts += [
+        [f"logit:{i}", f"logit {g} {n}", "policy logit"]
+        for i, (n, g) in enumerate(zip(names, glyphs))
+    ]
     opts += [[f"group:{g}", f"Σ logits: {g}", "action group"] for g in (groups or ACTION_GROUPS)]
     opts += [[f"logprob:{i}", f"log π({n})", "log-probability"] for i, n in enumerate(names)]
     return opts
@@ -34,8 +38,7 @@ def output_label(spec: str) -> str:
     return spec
 
 
-class Controls(ControlTraits, OutputTraits, DisplayTraits, StatusTraits, NavTraits,
-               RLVisionWidget):
+class Controls(ControlTraits, OutputTraits, DisplayTraits, StatusTraits, NavTraits, RLVisionWidget):
     """Layer, output, NMF rank, residual, gain, blur, scale, overlay mode, grey underlay,
     full-resolution frames, and a bookmarks list. Standalone it is a settings panel whose
     traits you observe; in the :class:`Explorer` it drives the analysis.

@@ -1,15 +1,29 @@
 """EditPanel widget (``js/edit_panel.ts``)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from ._base import RLVisionWidget
-from ._traits import (EditedTraits, EditTraits, FeatureTraits, NavTraits, StatusTraits,
-                      TrajectoryTraits)
+from ._traits import (
+    EditedTraits,
+    EditTraits,
+    FeatureTraits,
+    NavTraits,
+    StatusTraits,
+    TrajectoryTraits,
+)
 
 
-class EditPanel(EditTraits, EditedTraits, FeatureTraits, TrajectoryTraits, StatusTraits,
-                NavTraits, RLVisionWidget):
+class EditPanel(
+    EditTraits,
+    EditedTraits,
+    FeatureTraits,
+    TrajectoryTraits,
+    StatusTraits,
+    NavTraits,
+    RLVisionWidget,
+):
     """Per feature an edit strength slider (0 = original, 1 = direction projected out) and a
     switch-off toggle, and a button that re-runs the edited agent (a ``{"type": "rerun"}``
     message; the :class:`Explorer` answers it). Standalone, observe ``edit_strengths`` /

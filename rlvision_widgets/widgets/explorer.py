@@ -10,16 +10,19 @@ kernel round trip.
 >>> explorer.frame = 10                  # doctest: +SKIP
 >>> explorer.observe(lambda ch: print(ch["new"]), "frame")   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import logging
 import os
+import pathlib
 import sys
 import threading
 import time
 import traceback
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import traitlets as t
@@ -28,8 +31,17 @@ from torch import nn
 from . import _encode as enc
 from . import _engine as eng
 from ._base import RLVisionWidget, TrajectoryDataMixin
-from ._traits import (AttributionTraits, ControlTraits, DisplayTraits, EditedTraits, EditTraits,
-                      NavTraits, OutputTraits, StatusTraits, TrajectoryTraits)
+from ._traits import (
+    AttributionTraits,
+    ControlTraits,
+    DisplayTraits,
+    EditedTraits,
+    EditTraits,
+    NavTraits,
+    OutputTraits,
+    StatusTraits,
+    TrajectoryTraits,
+)
 from .controls import output_label, output_options
 from .feature_grid import GridMixin
 from .legend import LegendMixin
@@ -49,7 +61,7 @@ class _Worker:
 
     ORDER = ("collect", "analysis", "edit", "grid", "rerun", "prefetch")
 
-    def __init__(self, owner: "Explorer", background: bool):
+    def __init__(self, owner: Explorer, background: bool):
         self.owner = owner
         self.background = background
         self._cv = threading.Condition()
@@ -67,8 +79,9 @@ class _Worker:
             self._pending[key] = (gen, fn)
             if self.background:
                 if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._loop, daemon=True,
-                                                    name="rlvision-explorer")
+                    self._thread = threading.Thread(
+                        target=self._loop, daemon=True, name="rlvision-explorer"
+                    )
                     self._thread.start()
                 self._cv.notify_all()
         if not self.background and self._running is None:
@@ -148,8 +161,10 @@ class _Worker:
         """Block until no job is pending or running; False on timeout."""
         end = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while ({k for k in self._pending if k != "prefetch"}
-                   or self._running not in (None, "prefetch")):
+            while {k for k in self._pending if k != "prefetch"} or self._running not in (
+                None,
+                "prefetch",
+            ):
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     return False
@@ -164,15 +179,27 @@ class _Worker:
 
 
 def _in_kernel() -> bool:
-    from IPython import get_ipython      # ipywidgets' dependency
+    from IPython import get_ipython  # ipywidgets' dependency
 
     ip = get_ipython()
     return ip is not None and getattr(ip, "kernel", None) is not None
 
 
-class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, OutputTraits,
-               AttributionTraits, DisplayTraits, EditedTraits, EditTraits, ControlTraits,
-               StatusTraits, NavTraits, RLVisionWidget):
+class Explorer(
+    TrajectoryDataMixin,
+    LegendMixin,
+    GridMixin,
+    TrajectoryTraits,
+    OutputTraits,
+    AttributionTraits,
+    DisplayTraits,
+    EditedTraits,
+    EditTraits,
+    ControlTraits,
+    StatusTraits,
+    NavTraits,
+    RLVisionWidget,
+):
     """The live explorer: trajectory viewer, attribution legend, feature grid, controls and
     model editing, composed on one widget and bound to the analysis engines.
 
@@ -209,18 +236,30 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
 
     _component = "explorer"
 
-    def __init__(self, agent: nn.Module | str | os.PathLike | None = None,
-                 trajectories: Any = None, *,
-                 layer: str | None = None, output: str = "value", rank: int = 8,
-                 num_envs: int = 8, num_steps: int = 256, seed: int = 0, ig_steps: int = 10,
-                 env_options: Any = None, background: bool | None = None,
-                 title: str | None = None, suggest_labels: bool = True,
-                 prefetch: bool | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        agent: nn.Module | str | os.PathLike | None = None,
+        trajectories: Any = None,
+        *,
+        layer: str | None = None,
+        output: str = "value",
+        rank: int = 8,
+        num_envs: int = 8,
+        num_steps: int = 256,
+        seed: int = 0,
+        ig_steps: int = 10,
+        env_options: Any = None,
+        background: bool | None = None,
+        title: str | None = None,
+        suggest_labels: bool = True,
+        prefetch: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
         from ..agents.registry import resolve_agent
         from ..analysis.layers import LayerAccess
         from ..analysis.outputs import parse_output
 
-        model = resolve_agent(agent).eval()      # raises before any widget state exists
+        model = resolve_agent(agent).eval()  # raises before any widget state exists
         super().__init__(**kwargs)
         self._agent = model
         self._access = LayerAccess(self._agent)
@@ -230,12 +269,12 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self._suggest = bool(suggest_labels)
         self._traj: Any = None
         self._arrays: dict[str, np.ndarray] = {}
-        self._ig: "OrderedDict[tuple[str, str, int], np.ndarray]" = OrderedDict()
+        self._ig: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self._acts: dict[tuple[str, int], np.ndarray] = {}
-        self._nmf: dict[tuple[str, int], Any] = {}     # (layer, rank) -> fitted NMF
+        self._nmf: dict[tuple[str, int], Any] = {}  # (layer, rank) -> fitted NMF
         self._current: dict[str, Any] = {}
-        self._summary = ""                  # status line of the last finished analysis
-        self._resetting_edits = False       # new features reset the edits: no edit job
+        self._summary = ""  # status line of the last finished analysis
+        self._resetting_edits = False  # new features reset the edits: no edit job
         self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
         self._prefetch = self._worker.background if prefetch is None else bool(prefetch)
 
@@ -266,8 +305,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self.on_msg(self._on_msg)
 
         if trajectories is None:
-            self._worker.submit("collect", lambda rep: self._job_collect(rep, num_envs,
-                                                                          num_steps))
+            self._worker.submit("collect", lambda rep: self._job_collect(rep, num_envs, num_steps))
         else:
             self.load_trajectories(trajectories)
 
@@ -305,8 +343,10 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             self._traj = None
         else:
             self._traj = trajectories
-            arrays = {k: np.asarray(getattr(trajectories, k)) for k in
-                      ("obs", "values", "advantages", "rewards", "actions", "firsts", "logits")}
+            arrays = {
+                k: np.asarray(getattr(trajectories, k))
+                for k in ("obs", "values", "advantages", "rewards", "actions", "firsts", "logits")
+            }
         obs = arrays["obs"]
         if obs.ndim == 4:
             arrays = {k: v[None] for k, v in arrays.items()}
@@ -321,8 +361,13 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
 
             # bootstrap from the last recorded frame's value (the next observation is unknown)
             last_firsts = np.asarray(getattr(trajectories, "last_firsts", np.zeros(E, bool)))
-            adv = gae_advantages(arrays["rewards"], values, np.asarray(arrays["firsts"]),
-                                 last_values=values[:, -1].copy(), last_firsts=last_firsts)
+            adv = gae_advantages(
+                arrays["rewards"],
+                values,
+                np.asarray(arrays["firsts"]),
+                last_values=values[:, -1].copy(),
+                last_firsts=last_firsts,
+            )
             arrays["advantages"] = adv
         self._arrays = arrays
         self._ig.clear()
@@ -340,12 +385,23 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 ns = int(ep["success"].sum())
                 fails = f", {ns}✓ {nf}✗"
             labels.append(f"{e + 1} of {E} ({n} ep{fails})")
-        self.set_trajectories(arrays["obs"], arrays.get("values"), arrays.get("advantages"),
-                              arrays.get("rewards"), arrays.get("actions"), arrays.get("firsts"),
-                              arrays.get("logits"), labels)
+        self.set_trajectories(
+            arrays["obs"],
+            arrays.get("values"),
+            arrays.get("advantages"),
+            arrays.get("rewards"),
+            arrays.get("actions"),
+            arrays.get("firsts"),
+            arrays.get("logits"),
+            labels,
+        )
         zeros = np.zeros((E, T), np.float32)
-        self.bookmarks = eng.bookmarks(arrays.get("values", zeros), arrays.get("advantages", zeros),
-                                       arrays.get("firsts", zeros).astype(bool), episodes)
+        self.bookmarks = eng.bookmarks(
+            arrays.get("values", zeros),
+            arrays.get("advantages", zeros),
+            arrays.get("firsts", zeros).astype(bool),
+            episodes,
+        )
         self._clear_edited()
         self._worker.submit("analysis", self._job_analysis)
 
@@ -377,7 +433,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         from ..analysis.outputs import parse_output
 
         try:
-            return parse_output(proposal["value"]).name       # canonical, e.g. "logit:7"
+            return parse_output(proposal["value"]).name  # canonical, e.g. "logit:7"
         except (ValueError, TypeError) as exc:
             raise t.TraitError(str(exc)) from None
 
@@ -415,7 +471,7 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         return any(s > 0 for s in self.edit_strengths) or any(self.edit_off)
 
     def _on_edit_change(self, change: dict) -> None:
-        if self._resetting_edits:   # the analysis that reset them clears the edited view
+        if self._resetting_edits:  # the analysis that reset them clears the edited view
             return
         if "directions" in self._current:
             self._worker.submit("edit", self._job_edit)
@@ -440,14 +496,16 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         except Exception as exc:
             self.status = f"cannot render the full-resolution frame: {exc}"
             return
-        self.send({"type": "full_frame", "trajectory": e, "frame": t},
-                  buffers=[enc.encode_png(np.asarray(img, np.uint8), compress_level=1)])
+        self.send(
+            {"type": "full_frame", "trajectory": e, "frame": t},
+            buffers=[enc.encode_png(np.asarray(img, np.uint8), compress_level=1)],
+        )
 
     # ----------------------------------------------------------------------------- helpers
     def _forward(self, obs: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
         logits, values = [], []
         for s in range(0, len(obs), batch):
-            lg, v = self._access.outputs(obs[s:s + batch])
+            lg, v = self._access.outputs(obs[s : s + batch])
             logits.append(lg.float().numpy())
             values.append(v.float().numpy())
         return np.concatenate(logits), np.concatenate(values)
@@ -467,8 +525,9 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             return self._ig[key]
         from ..analysis.integrated_gradients import integrated_gradients
 
-        r = integrated_gradients(self._access, self._obs(e), layer, output=output,
-                                 steps=self._ig_steps)
+        r = integrated_gradients(
+            self._access, self._obs(e), layer, output=output, steps=self._ig_steps
+        )
         self._ig[key] = r.attributions
         self._acts[(layer, e)] = r.activations
         E = self._arrays["obs"].shape[0]
@@ -515,8 +574,10 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         need_v = [e for e in order if (layer, "value", e) not in self._ig]
         # 1. value attributions of every frame (the NMF is fitted on them, as the article)
         for i, e in enumerate(need_v):
-            report(0.6 * i / max(1, len(need_v)),
-                   f"integrated gradients of the value at {layer}: trajectory {i + 1}/{len(need_v)}")
+            report(
+                0.6 * i / max(1, len(need_v)),
+                f"integrated gradients of the value at {layer}: trajectory {i + 1}/{len(need_v)}",
+            )
             self._ig_traj(layer, "value", e)
         report(0.6, f"NMF (rank {rank}) of the value attribution at {layer}…")
         nmf = self._nmf_for(layer, rank)
@@ -538,9 +599,12 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         self._push_attr(payload)
         last_push = time.monotonic()
         for i, e in enumerate(order):
-            report(0.65 + 0.3 * i / E, f"attributing {output_label(output)}: trajectory "
-                                       f"{i + 1}/{E}" if output != "value" else
-                   f"reducing trajectory {i + 1}/{E} onto {K} features")
+            report(
+                0.65 + 0.3 * i / E,
+                f"attributing {output_label(output)}: trajectory {i + 1}/{E}"
+                if output != "value"
+                else f"reducing trajectory {i + 1}/{E} onto {K} features",
+            )
             attr = self._ig_traj(layer, output, e)
             f, r = eng.reduce(nmf, attr)
             features[e], residual[e] = f, r
@@ -548,8 +612,15 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             if i == 0 or time.monotonic() - last_push > 1.5 or i == E - 1:
                 self._push_attr(payload)
                 last_push = time.monotonic()
-        self._current.update(layer=layer, output=output, rank=rank, directions=directions,
-                             features=features, residual=residual, nmf=nmf)
+        self._current.update(
+            layer=layer,
+            output=output,
+            rank=rank,
+            directions=directions,
+            features=features,
+            residual=residual,
+            nmf=nmf,
+        )
         report(0.96, "dataset-example thumbnails…")
         acts = self._acts_all(layer)
         flat_acts = acts.reshape(E * T, *acts.shape[2:])
@@ -560,19 +631,22 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             from ..analysis.features import suggest_labels
 
             try:
-                self.suggested_labels = suggest_labels(features, traj=self._traj,
-                                                       max_frames=256, seed=self._seed)
+                self.suggested_labels = suggest_labels(
+                    features, traj=self._traj, max_frames=256, seed=self._seed
+                )
             except Exception as exc:  # optional: never block the explorer
                 log.info("label suggestion unavailable: %s", exc)
                 self.suggested_labels = []
-        summary = (f"{K} features at {layer} · {output_label(output)} · "
-                   f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}")
+        summary = (
+            f"{K} features at {layer} · {output_label(output)} · "
+            f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}"
+        )
         self._summary = summary
         report(1.0, summary)
         if self.grid_feature >= 0:
             self.grid_feature = min(self.grid_feature, K - 1)
             self._on_grid_change({})
-        if self._edits_active():     # re-apply the edits to the new attribution
+        if self._edits_active():  # re-apply the edits to the new attribution
             self._worker.submit("edit", lambda rep: self._job_edit(rep, summary))
         if self._prefetch:
             self._worker.submit("prefetch", self._job_prefetch)
@@ -602,14 +676,18 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
             return
         for r in (rank + 1, rank - 1, rank + 2, rank - 2):
             if 1 <= r <= self.rank_max and (layer, r) not in self._nmf:
-                report(0.0)          # yields to any other request
+                report(0.0)  # yields to any other request
                 self._nmf_for(layer, r)
 
     def _apply_features(self, layer: str, output: str, directions: np.ndarray, K: int) -> None:
         """New features: reset labels/edits when their meaning changed."""
         prev = self._current.get("directions")
-        same = (prev is not None and prev.shape == directions.shape
-                and self._current.get("layer") == layer and np.allclose(prev, directions))
+        same = (
+            prev is not None
+            and prev.shape == directions.shape
+            and self._current.get("layer") == layer
+            and np.allclose(prev, directions)
+        )
         with self.hold_sync():
             self.attr_layer = layer
             self.n_features = K
@@ -667,17 +745,18 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 self.edited_trajectory = e
                 self.edited_values = enc.f32(values)
                 self.edited_logits = enc.f32(logits)
-                for k, v in payload.traits("edited_").items():   # nothing ready yet
+                for k, v in payload.traits("edited_").items():  # nothing ready yet
                     setattr(self, k, v)
             done: list[int] = []
             t0 = int(self.frame)
             order = sorted(range(T), key=lambda u: (abs(u - t0), u))
-            chunks = [order[:8]] + [order[i:i + 128] for i in range(8, T, 128)]
+            chunks = [order[:8]] + [order[i : i + 128] for i in range(8, T, 128)]
             for i, idx in enumerate(chunks):
                 report(0.1 + 0.9 * i / len(chunks), f"edited attribution: {len(done)}/{T} frames")
                 idx = sorted(idx)
-                attr = integrated_gradients(self._access, obs[idx], layer, output=output,
-                                            steps=self._ig_steps).attributions
+                attr = integrated_gradients(
+                    self._access, obs[idx], layer, output=output, steps=self._ig_steps
+                ).attributions
                 f, r = eng.reduce(nmf, attr)
                 maps[idx] = enc.stack_features(f, r)
                 done.extend(idx)
@@ -729,11 +808,13 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         layer = self._current["layer"]
         if fn is not None:
             with self._access.edited({layer: fn}):
-                new = collect_trajectories(self._agent, 1, steps, seed=self._seed + 1,
-                                           env_options=options, progress=False)
+                new = collect_trajectories(
+                    self._agent, 1, steps, seed=self._seed + 1, env_options=options, progress=False
+                )
         else:
-            new = collect_trajectories(self._agent, 1, steps, seed=self._seed + 1,
-                                       env_options=options, progress=False)
+            new = collect_trajectories(
+                self._agent, 1, steps, seed=self._seed + 1, env_options=options, progress=False
+            )
 
         def outcome(episodes: np.ndarray, env: int, after: int) -> str:
             rows = episodes[(episodes["env"] == env) & (episodes["start"] >= after)]
@@ -746,12 +827,17 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
                 return f"success in {int(r['length'])} steps"
             return f"failed ({r['cause']}) after {int(r['length'])} steps"
 
-        info = {"trajectory": e, "start": start, "level_seed": seed, "steps": steps,
-                "edits": [float(x) for x in s],
-                "outcome": outcome(new.episodes, 0, 0),
-                "original_outcome": outcome(traj.episodes[k:k + 1], e, start),
-                "message": f"Re-ran level {seed} from step {start} with "
-                           f"{'the edits' if fn else 'no edits'} (sampled actions, new seed)."}
+        info = {
+            "trajectory": e,
+            "start": start,
+            "level_seed": seed,
+            "steps": steps,
+            "edits": [float(x) for x in s],
+            "outcome": outcome(new.episodes, 0, 0),
+            "original_outcome": outcome(traj.episodes[k : k + 1], e, start),
+            "message": f"Re-ran level {seed} from step {start} with "
+            f"{'the edits' if fn else 'no edits'} (sampled actions, new seed).",
+        }
         with self.hold_sync():
             self.rerun_png = enc.encode_png_strip(new.obs[0])
             self.rerun_values = enc.f32(new.values[0])
@@ -762,8 +848,9 @@ class Explorer(TrajectoryDataMixin, LegendMixin, GridMixin, TrajectoryTraits, Ou
         report(1.0, info["message"])
 
 
-def explore(agent: nn.Module | str | os.PathLike | None = None, trajectories: Any = None,
-            **kwargs: Any) -> Explorer:
+def explore(
+    agent: nn.Module | str | os.PathLike | None = None, trajectories: Any = None, **kwargs: Any
+) -> Explorer:
     """Open the explorer (in one line) on ``agent`` (default: the shipped reference agent).
 
     >>> import rlvision_widgets as rv
@@ -772,8 +859,13 @@ def explore(agent: nn.Module | str | os.PathLike | None = None, trajectories: An
     return Explorer(agent, trajectories, **kwargs)
 
 
-def export_explorer(path: str | pathlib.Path, agent: Any = None, trajectories: Any = None,
-                    title: str | None = None, **explorer_kwargs: Any) -> pathlib.Path:
+def export_explorer(
+    path: str | pathlib.Path,
+    agent: Any = None,
+    trajectories: Any = None,
+    title: str | None = None,
+    **explorer_kwargs: Any,
+) -> pathlib.Path:
     """Analyse ``agent`` (default: the shipped reference agent) synchronously and write the
     explorer as one self-contained HTML file; what ``rlvision export`` runs.
 

@@ -8,6 +8,7 @@ working, and controls that need Python are disabled.
 >>> from rlvision_widgets.widgets import TrajectoryViewer
 >>> save_html(TrajectoryViewer(), "viewer.html")                 # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import base64
@@ -21,12 +22,24 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 from ..files import write_text_atomic
 
+_SKIP = {
+    "_esm",
+    "_css",
+    "_anywidget_id",
+    "_dom_classes",
+    "layout",
+    "tabbable",
+    "tooltip",
+    "_model_module",
+    "_model_module_version",
+    "_model_name",
+    "_view_count",
+    "_view_module",
+    "_view_module_version",
+    "_view_name",
+}
 
-_SKIP = {"_esm", "_css", "_anywidget_id", "_dom_classes", "layout", "tabbable", "tooltip",
-         "_model_module", "_model_module_version", "_model_name", "_view_count",
-         "_view_module", "_view_module_version", "_view_name"}
-
-STATIC = pathlib.Path(__file__).parent / "static"   # the built JS bundles
+STATIC = pathlib.Path(__file__).parent / "static"  # the built JS bundles
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -64,12 +77,14 @@ def widget_payload(widget: Any) -> dict[str, Any]:
     state = {k: v for k, v in state.items() if k not in _SKIP}
     for k, v in (("busy", False), ("status", ""), ("progress", 1.0), ("grid_busy", False)):
         if k in state:
-            state[k] = v          # a snapshot: nothing is running in the exported page
+            state[k] = v  # a snapshot: nothing is running in the exported page
     stripped, paths, buffers = _remove_buffers(state)
     return {
         "state": stripped,
-        "buffers": [{"path": list(p), "data": base64.b64encode(bytes(b)).decode("ascii")}
-                    for p, b in zip(paths, buffers)],
+        "buffers": [
+            {"path": list(p), "data": base64.b64encode(bytes(b)).decode("ascii")}
+            for p, b in zip(paths, buffers)
+        ],
     }
 
 
@@ -99,19 +114,24 @@ def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -
 
     bundle = STATIC / "standalone.js"
     if not bundle.is_file():
-        raise FileNotFoundError(f"{bundle} is missing: build the bundles with "
-                                "`npm ci && npm run build` (or reinstall the package)")
+        raise FileNotFoundError(
+            f"{bundle} is missing: build the bundles with "
+            "`npm ci && npm run build` (or reinstall the package)"
+        )
     payload = widget_payload(widget)
     component = getattr(type(widget), "_component", "explorer")
     title = title or getattr(widget, "title", "") or "rlvision_widgets export"
     page = _TEMPLATE.format(
-        version=__version__, title=html.escape(title),
+        version=__version__,
+        title=html.escape(title),
         state=_escape_json_for_script(json.dumps(payload, separators=(",", ":"))),
         bundle=_script_safe(bundle.read_text(encoding="utf-8")),
-        component=json.dumps(component))
+        component=json.dumps(component),
+    )
     return write_text_atomic(path, page)
 
 
 def __getattr__(name: str) -> object:
     from .._compat import moved_names
+
     return moved_names(__name__, {"export_explorer": "widgets.explorer:export_explorer"})(name)

@@ -1,4 +1,5 @@
 """FeatureGrid widget (``js/feature_grid.ts``)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,12 +30,22 @@ class GridMixin(GridTraits):
             self.grid_png = enc.encode_png(img)
             self.grid_shape = [int(rows), int(cols), int(cell)]
             self.grid_sources = enc.i32(src.reshape(-1, 2))
-            self.grid_source_png = (enc.encode_png_strip(np.asarray(source_obs, np.uint8))
-                                    if source_obs is not None and len(source_obs) else b"")
+            self.grid_source_png = (
+                enc.encode_png_strip(np.asarray(source_obs, np.uint8))
+                if source_obs is not None and len(source_obs)
+                else b""
+            )
 
 
-class FeatureGrid(GridMixin, TrajectoryDataMixin, TrajectoryTraits, FeatureTraits, StatusTraits,
-                  NavTraits, RLVisionWidget):
+class FeatureGrid(
+    GridMixin,
+    TrajectoryDataMixin,
+    TrajectoryTraits,
+    FeatureTraits,
+    StatusTraits,
+    NavTraits,
+    RLVisionWidget,
+):
     """Spatially-aware dataset-example mosaic of one feature, with zoom (local) and density
     (``grid_density``: observe it to recompute) sliders; pressing a cell shows its source
     observation.
@@ -48,8 +59,9 @@ class FeatureGrid(GridMixin, TrajectoryDataMixin, TrajectoryTraits, FeatureTrait
 
     _component = "feature_grid"
 
-    def __init__(self, image: Any = None, sources: Any = None, source_obs: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, image: Any = None, sources: Any = None, source_obs: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if image is not None and sources is not None:
             self.set_mosaic(image, sources, source_obs)

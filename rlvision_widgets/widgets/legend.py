@@ -1,7 +1,9 @@
 """AttributionLegend widget (``js/legend.ts``)."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,13 +19,17 @@ class LegendMixin(LegendTraits, FeatureTraits):
         """Dataset-example thumbnails, (K, s, s, 3|4) uint8, one per feature (RGBA alpha shows
         response strength)."""
         th = np.asarray(thumbnails)
-        if th.ndim != 4 or th.shape[1] != th.shape[2] or th.shape[-1] not in (3, 4) \
-                or th.dtype != np.uint8:
+        if (
+            th.ndim != 4
+            or th.shape[1] != th.shape[2]
+            or th.shape[-1] not in (3, 4)
+            or th.dtype != np.uint8
+        ):
             raise ValueError(f"thumbnails must be uint8 (K, s, s, 3|4), got {th.dtype} {th.shape}")
         if th.shape[-1] == 3:
             th = np.concatenate([th, np.full(th.shape[:3] + (1,), 255, np.uint8)], -1)
         k, s = th.shape[0], th.shape[1]
-        strip = th.transpose(1, 0, 2, 3).reshape(s, k * s, 4)   # side by side
+        strip = th.transpose(1, 0, 2, 3).reshape(s, k * s, 4)  # side by side
         with self.hold_sync():
             self.thumbnail_size = int(s)
             self.thumbnails_png = enc.encode_png(strip)
@@ -40,8 +46,9 @@ class AttributionLegend(LegendMixin, AttributionTraits, GridTraits, NavTraits, R
 
     _component = "legend"
 
-    def __init__(self, thumbnails: Any = None, labels: Sequence[str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, thumbnails: Any = None, labels: Sequence[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if labels is not None:
             self.feature_labels = list(labels)

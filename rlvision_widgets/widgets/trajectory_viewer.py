@@ -1,16 +1,35 @@
 """TrajectoryViewer widget (``js/trajectory_viewer.ts``)."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._base import RLVisionWidget, TrajectoryDataMixin
-from ._traits import (AttributionTraits, DisplayTraits, EditedTraits, FeatureTraits, NavTraits,
-                      OutputTraits, StatusTraits, TrajectoryTraits)
+from ._traits import (
+    AttributionTraits,
+    DisplayTraits,
+    EditedTraits,
+    FeatureTraits,
+    NavTraits,
+    OutputTraits,
+    StatusTraits,
+    TrajectoryTraits,
+)
 
 
-class TrajectoryViewer(TrajectoryDataMixin, TrajectoryTraits, OutputTraits, AttributionTraits,
-                       FeatureTraits, DisplayTraits, EditedTraits, StatusTraits, NavTraits,
-                       RLVisionWidget):
+class TrajectoryViewer(
+    TrajectoryDataMixin,
+    TrajectoryTraits,
+    OutputTraits,
+    AttributionTraits,
+    FeatureTraits,
+    DisplayTraits,
+    EditedTraits,
+    StatusTraits,
+    NavTraits,
+    RLVisionWidget,
+):
     """Observation with positive / negative attribution overlays, policy bar, video controls
     (←/→/space inside JupyterLab) and a timeline of value, advantage and the selected output.
 
@@ -27,13 +46,23 @@ class TrajectoryViewer(TrajectoryDataMixin, TrajectoryTraits, OutputTraits, Attr
 
     _component = "trajectory_viewer"
 
-    def __init__(self, obs: Any = None, *, values: Any = None, advantages: Any = None,
-                 rewards: Any = None, actions: Any = None, firsts: Any = None,
-                 logits: Any = None, features: Any = None, residual: Any = None,
-                 labels: Sequence[str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        obs: Any = None,
+        *,
+        values: Any = None,
+        advantages: Any = None,
+        rewards: Any = None,
+        actions: Any = None,
+        firsts: Any = None,
+        logits: Any = None,
+        features: Any = None,
+        residual: Any = None,
+        labels: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if obs is not None:
-            self.set_trajectories(obs, values, advantages, rewards, actions, firsts, logits,
-                                  labels)
+            self.set_trajectories(obs, values, advantages, rewards, actions, firsts, logits, labels)
         if features is not None:
             self.set_attribution(features, residual)

@@ -1,4 +1,5 @@
 """Model editing by projecting a direction out of a layer (Appendix A)."""
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,9 @@ def net():
 
 @pytest.fixture(scope="module")
 def obs():
-    return torch.randint(0, 256, (6, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return torch.randint(
+        0, 256, (6, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
 
 
 def test_one_hot_weight_edit_equals_zeroing_input_channel(net, obs):
@@ -45,8 +48,9 @@ def test_edit_changes_only_the_projected_direction(net, obs):
     # activations orthogonal to v are untouched: the edit is invisible to them
     vt = torch.from_numpy(v / np.linalg.norm(v))
     a_perp = a - torch.einsum("nchw,c->nhw", a, vt)[:, None] * vt[None, :, None, None]
-    torch.testing.assert_close(torch.einsum("nchw,dc->ndhw", a_perp, P), a_perp,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        torch.einsum("nchw,dc->ndhw", a_perp, P), a_perp, rtol=1e-5, atol=1e-5
+    )
     # while the component along v is removed completely
     a_edit = torch.einsum("nchw,dc->ndhw", a, P)
     assert torch.einsum("nchw,c->nhw", a_edit, vt).abs().max() < 1e-4
@@ -60,7 +64,9 @@ def test_edit_changes_only_the_projected_direction(net, obs):
 
 def test_edits_are_reversible_and_saved(net, obs, tmp_path):
     v = np.random.default_rng(1).random(32)
-    edited = EditedAgent(net).add("2b", v, mode="weight", label="saw").add("2a", v, mode="activation")
+    edited = (
+        EditedAgent(net).add("2b", v, mode="weight", label="saw").add("2a", v, mode="activation")
+    )
     assert not torch.allclose(edited(obs)[1], net(obs)[1])
     edited.save(tmp_path / "edited")
     loaded = load_agent(tmp_path / "edited")

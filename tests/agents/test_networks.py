@@ -1,4 +1,5 @@
 """Network shapes and layer access."""
+
 import pytest
 import torch
 
@@ -14,8 +15,13 @@ from rlvision_widgets.agents.networks import (
 
 def test_article_layer_shapes_match_appendix_c():
     net = build_network("article")
-    assert net.layer_shapes == {"1a": (64, 64, 16), "2a": (32, 32, 32), "2b": (32, 32, 32),
-                                "3a": (16, 16, 32), "4a": (8, 8, 32)}
+    assert net.layer_shapes == {
+        "1a": (64, 64, 16),
+        "2a": (32, 32, 32),
+        "2b": (32, 32, 32),
+        "3a": (16, 16, 32),
+        "4a": (8, 8, 32),
+    }
     obs = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
     for layer, (h, w, c) in net.layer_shapes.items():
         assert net.forward_to(obs, layer).shape == (3, c, h, w)

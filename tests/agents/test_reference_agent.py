@@ -1,4 +1,5 @@
 """The shipped reference agent loads offline, has a consistent model card, and plays well."""
+
 import json
 
 import pytest

@@ -1,5 +1,6 @@
 """The one agent resolver: modules as they are, names and paths through load_agent, and an
 unknown name or a broken checkpoint is an error (never a stand-in network)."""
+
 import json
 
 import pytest
@@ -65,11 +66,15 @@ def test_a_folder_that_is_not_a_checkpoint_is_an_error(tmp_path):
 
 def test_saving_writes_no_stray_files_and_a_failed_save_keeps_the_old(tmp_path):
     net = build_network("compact")
-    folder = save_checkpoint(tmp_path / "ckpt", net, {"steps": 1},
-                             {"adam.0.step": torch.tensor(3.0)})
+    folder = save_checkpoint(
+        tmp_path / "ckpt", net, {"steps": 1}, {"adam.0.step": torch.tensor(3.0)}
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
     assert sorted(p.name for p in folder.iterdir()) == [
-        "config.json", "model.safetensors", "optimizer.safetensors"]
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+    ]
     with pytest.raises(AttributeError):
         save_checkpoint(tmp_path / "ckpt", net, {"steps": 2}, {"bad": "not a tensor"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

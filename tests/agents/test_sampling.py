@@ -1,4 +1,5 @@
 """The one action sampler: seeded, exactly softmax-distributed, with PPO's log-probabilities."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,11 +11,13 @@ from rlvision_widgets.environment.actions import NUM_ACTIONS
 def _reference(logits: torch.Tensor, seed: int) -> np.ndarray:
     """The sampler as collection and evaluation have always used it (inverse CDF of one
     float64 uniform per row): stored trajectories and evaluations must not change."""
-    u = torch.rand(logits.shape[0], generator=torch.Generator().manual_seed(seed),
-                   dtype=torch.float64).numpy()
+    u = torch.rand(
+        logits.shape[0], generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).numpy()
     p = torch.softmax(logits.double(), -1).numpy()
-    return np.minimum((u[:, None] >= np.cumsum(p, 1) / p.sum(1, keepdims=True)).sum(1),
-                      logits.shape[1] - 1)
+    return np.minimum(
+        (u[:, None] >= np.cumsum(p, 1) / p.sum(1, keepdims=True)).sum(1), logits.shape[1] - 1
+    )
 
 
 def test_seeded_draws_are_the_established_ones():
@@ -32,7 +35,7 @@ def test_frequencies_match_the_categorical_distribution():
     n = 200_000
     draws = sample_actions(logits.expand(n, -1), g)
     freq = np.bincount(draws, minlength=5) / n
-    assert freq[4] == 0                                    # probability 0 is never drawn
+    assert freq[4] == 0  # probability 0 is never drawn
     np.testing.assert_allclose(freq, p, atol=4 * np.sqrt(p.max() / n))
 
 

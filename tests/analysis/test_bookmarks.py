@@ -1,11 +1,16 @@
 """Bookmarks: GAE, advantage extremes (one per episode), value spikes, failed episodes."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rlvision_widgets.analysis.bookmarks import (advantage_bookmarks, episode_ids,
-                                                 failed_episodes, value_spikes)
+from rlvision_widgets.analysis.bookmarks import (
+    advantage_bookmarks,
+    episode_ids,
+    failed_episodes,
+    value_spikes,
+)
 from rlvision_widgets.rollouts.gae import gae_advantages
 
 
@@ -31,8 +36,9 @@ def test_gae_matches_definition():
     f = rng.random((3, 20)) < 0.1
     lv, lf = rng.random(3), np.array([True, False, False])
     ours = gae_advantages(r, v, f, last_values=lv, last_firsts=lf)
-    np.testing.assert_allclose(ours, _manual_gae(r, v, f, lv, lf, 0.999, 0.95), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ours, _manual_gae(r, v, f, lv, lf, 0.999, 0.95), rtol=1e-4, atol=1e-5
+    )
     # without a bootstrap value the last step is 0 and the rest bootstrap on values[:, -1]
     no_boot = gae_advantages(r, v, f)
     assert np.all(no_boot[:, -1] == 0)
@@ -46,8 +52,7 @@ def test_episode_ids():
 
 
 def test_advantage_bookmarks_one_per_episode():
-    adv = np.array([[0.5, 0.9, 0.1, -0.2, -0.8, 0.3],
-                    [0.2, 0.0, -0.1, 0.7, 0.6, -0.9]])
+    adv = np.array([[0.5, 0.9, 0.1, -0.2, -0.8, 0.3], [0.2, 0.0, -0.1, 0.7, 0.6, -0.9]])
     f = np.array([[1, 0, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0]], bool)
     high = advantage_bookmarks(adv, f, k=10, sign="high")
     assert [(b.env, b.step) for b in high] == [(0, 1), (1, 3), (0, 5)]
@@ -60,11 +65,11 @@ def test_advantage_bookmarks_one_per_episode():
 
 def test_value_spikes_find_hallucinations():
     v = np.full((2, 12), 0.9)
-    v[0, 5] = 0.98                       # coin hallucination: one-frame spike up
-    v[1, 7] = 0.4                        # saw hallucination: one-frame dip
-    v[1, 10:] = 0.2                      # a real drop that stays: a jump, not a spike
+    v[0, 5] = 0.98  # coin hallucination: one-frame spike up
+    v[1, 7] = 0.4  # saw hallucination: one-frame dip
+    v[1, 10:] = 0.2  # a real drop that stays: a jump, not a spike
     f = np.zeros((2, 12), bool)
-    f[0, 6] = True                       # ...but episode boundaries are not spikes
+    f[0, 6] = True  # ...but episode boundaries are not spikes
     spikes = value_spikes(v, f, k=5)
     assert [(b.env, b.step) for b in spikes] == [(1, 7)]
     f[0, 6] = False
@@ -79,16 +84,21 @@ def test_value_spikes_find_hallucinations():
 
 def test_failed_episodes_from_trajectory_table():
     from rlvision_widgets.rollouts import EPISODE_DTYPE
-    rows = [(0, 0, 50, 50, 11, True, True, "success"),
-            (0, 50, 80, 30, 12, True, False, "saw"),
-            (1, 0, 5, 5, 13, True, False, "enemy_left"),
-            (1, 5, 64, 59, 14, False, False, "unfinished")]
+
+    rows = [
+        (0, 0, 50, 50, 11, True, True, "success"),
+        (0, 50, 80, 30, 12, True, False, "saw"),
+        (1, 0, 5, 5, 13, True, False, "enemy_left"),
+        (1, 5, 64, 59, 14, False, False, "unfinished"),
+    ]
     eps = np.array(rows, dtype=EPISODE_DTYPE)
     failed = failed_episodes(eps, before=16)
-    assert [(f.env, f.cause, f.level_seed) for f in failed] == [(0, "saw", 12),
-                                                                (1, "enemy_left", 13)]
+    assert [(f.env, f.cause, f.level_seed) for f in failed] == [
+        (0, "saw", 12),
+        (1, "enemy_left", 13),
+    ]
     assert failed[0].frames.tolist() == list(range(64, 80))
-    assert failed[1].frames.tolist() == list(range(0, 5))       # short episode: all frames
+    assert failed[1].frames.tolist() == list(range(0, 5))  # short episode: all frames
     assert [f.cause for f in failed_episodes(eps, causes=["saw"])] == ["saw"]
     as_dict = {k: eps[k] for k in eps.dtype.names}
     assert len(failed_episodes(as_dict)) == 2

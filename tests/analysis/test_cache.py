@@ -1,4 +1,5 @@
 """Analysis cache (npz + JSON, no pickle) and the observation corpus."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ def test_model_hash_tracks_weights():
 def test_key_depends_on_every_part():
     k = dict(model="m", layer="2b", output="value", method="ig", corpus="c", steps=10)
     base = AnalysisCache.key(**k)
-    for field, other in [("model", "m2"), ("layer", "2a"), ("output", "logit:1"),
-                         ("method", "grad"), ("corpus", "c2"), ("steps", 20)]:
+    for field, other in [
+        ("model", "m2"),
+        ("layer", "2a"),
+        ("output", "logit:1"),
+        ("method", "grad"),
+        ("corpus", "c2"),
+        ("steps", 20),
+    ]:
         assert AnalysisCache.key(**{**k, field: other}) != base
 
 
@@ -71,7 +78,7 @@ def test_cached_attribution(tmp_path):
     a = cached_attribution(tmp_path, net, obs, "3a", "logit:RIGHT", steps=4)
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".npz"]
-    b = cached_attribution(tmp_path, net, obs, "3a", "logit:7", steps=4)     # same spec
+    b = cached_attribution(tmp_path, net, obs, "3a", "logit:7", steps=4)  # same spec
     assert len(list(tmp_path.iterdir())) == 2
     np.testing.assert_array_equal(a.attributions, b.attributions)
     assert b.output == "logit:7" and b.steps == 4
@@ -99,7 +106,7 @@ def test_collect_corpus_spacing():
     assert c.obs.shape == (12, 64, 64, 3) and c.obs.dtype == np.uint8
     for e in np.unique(c.env):
         steps = np.sort(c.step[c.env == e])
-        assert np.all(np.diff(steps) == 4)          # one observation per env every 4 steps
+        assert np.all(np.diff(steps) == 4)  # one observation per env every 4 steps
     assert c.meta["interval"] == 4 and c.meta["policy"] == "uniform random"
     torch.manual_seed(0)
     d = collect_corpus(build_network("compact").eval(), num_obs=4, interval=2, num_envs=2, seed=1)

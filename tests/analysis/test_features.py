@@ -1,13 +1,21 @@
 """Automatic feature identification: NMF features scored against ground-truth object classes."""
+
 import numpy as np
 import pytest
 import torch
 
 from rlvision_widgets.agents import build_network
-from rlvision_widgets.analysis.features import (OBJECT_CLASSES, class_maps, coverage,
-                                                identify_features, object_layer, resolve_class,
-                                                score_features, suggest_labels,
-                                                trajectory_class_maps)
+from rlvision_widgets.analysis.features import (
+    OBJECT_CLASSES,
+    class_maps,
+    coverage,
+    identify_features,
+    object_layer,
+    resolve_class,
+    score_features,
+    suggest_labels,
+    trajectory_class_maps,
+)
 from rlvision_widgets.analysis.labels import CLASS_LABELS
 from rlvision_widgets.environment.render import ObjectAnnotations
 from rlvision_widgets.rollouts import collect_trajectories
@@ -22,14 +30,14 @@ def _synthetic_maps(frames=60, size=16, seed=0):
     for f in range(frames):
         for j, cls in enumerate(OBJECT_CLASSES):
             if cls == "wall":
-                maps[f, size - 4:, :, j] = 1
+                maps[f, size - 4 :, :, j] = 1
                 continue
             if cls == "velocity":
                 maps[f, :2, :4, j] = 1
                 continue
             for _ in range(rng.integers(0, 3)):
                 y, x = rng.integers(0, size - 2, 2)
-                maps[f, y:y + 2, x:x + 2, j] = rng.uniform(0.3, 1.0)
+                maps[f, y : y + 2, x : x + 2, j] = rng.uniform(0.3, 1.0)
     return maps
 
 
@@ -37,7 +45,7 @@ def test_planted_saw_feature_is_identified_with_the_highest_score():
     maps = _synthetic_maps()
     rng = np.random.default_rng(1)
     feats = rng.normal(0, 0.05, maps.shape[:3] + (6,)).astype(np.float32)
-    feats[..., 2] -= 3.0 * maps[..., SAW]                 # saws lower the value: negative
+    feats[..., 2] -= 3.0 * maps[..., SAW]  # saws lower the value: negative
     feats[..., 4] += 1.5 * maps[..., OBJECT_CLASSES.index("coin")]
     scores = score_features(feats, maps)
     assert scores.best_class(2)[0] == "saw"
@@ -50,19 +58,22 @@ def test_planted_saw_feature_is_identified_with_the_highest_score():
     assert scores.feature_for("coin")[0] == 4
     labels = scores.suggested_labels()
     assert labels[2].startswith("buzzsaw") and labels[4].startswith("coin")
-    assert labels[0] == ""                                  # noise: no suggestion
+    assert labels[0] == ""  # noise: no suggestion
     # only the negative part carries the saw: signal="positive" must not find it there
     pos = score_features(feats, maps, signal="positive")
     assert pos.best_class(2)[0] != "saw" or pos.best_class(2)[1] < 0.2
     js = scores.to_json()
-    assert js["best"][2] == {"feature": 2, "class": "saw", "score": pytest.approx(
-        scores.correlation[2, SAW], abs=1e-5)}
+    assert js["best"][2] == {
+        "feature": 2,
+        "class": "saw",
+        "score": pytest.approx(scores.correlation[2, SAW], abs=1e-5),
+    }
 
 
 def test_offset_responses_are_found_with_dilation():
     maps = _synthetic_maps(seed=3)
     feats = np.zeros(maps.shape[:3] + (2,), np.float32)
-    feats[:, 1:, :, 0] = maps[:, :-1, :, SAW]             # responds one cell below the saw
+    feats[:, 1:, :, 0] = maps[:, :-1, :, SAW]  # responds one cell below the saw
     feats[..., 1] = 0.1
     plain = score_features(feats, maps)
     dil = score_features(feats, maps, dilate=1)
@@ -95,7 +106,7 @@ def test_coverage_and_class_maps_from_annotations():
     cov = coverage(m, 16)
     assert cov[1, 0] == 0.5 and cov.sum() == pytest.approx(m.sum() / 16)
     assert coverage(m, 32)[2:4, 0].tolist() == [1.0, 1.0]
-    uneven = coverage(m, 10)                       # cells of 6.4 px: still the right share
+    uneven = coverage(m, 10)  # cells of 6.4 px: still the right share
     assert uneven.shape == (10, 10) and 0 < uneven.max() <= 1
     boxes = {c: np.zeros((0, 4), np.float32) for c in OBJECT_CLASSES}
     boxes["saw"] = np.array([[8, 8, 16, 16]], np.float32)

@@ -1,4 +1,5 @@
 """Dataset-example feature visualization: thumbnails, the spatially-aware mosaic, patches."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,17 @@ import numpy as np
 import pytest
 
 from rlvision_widgets.agents.networks import article_config, compact_config
-from rlvision_widgets.analysis.featureviz import (CHECK_DARK, CHECK_LIGHT, FeatureVisualizer,
-                                                  ReceptiveField, checkerboard, feature_maps,
-                                                  legend_thumbnails, receptive_field, reuse_cap)
+from rlvision_widgets.analysis.featureviz import (
+    CHECK_DARK,
+    CHECK_LIGHT,
+    FeatureVisualizer,
+    ReceptiveField,
+    checkerboard,
+    feature_maps,
+    legend_thumbnails,
+    receptive_field,
+    reuse_cap,
+)
 
 
 def _obs(n: int, seed: int = 0) -> np.ndarray:
@@ -32,7 +41,7 @@ def test_mosaic_picks_strongest_within_reuse_cap():
     rng = np.random.default_rng(0)
     n, h = 30, 8
     maps = rng.random((n, h, h, 1)).astype(np.float32) * 0.1
-    maps[7] += 5.0                       # observation 7 is best everywhere
+    maps[7] += 5.0  # observation 7 is best everywhere
     vis = FeatureVisualizer(_obs(n), maps)
     m = vis.mosaic(0, density=1.0)
     cap = reuse_cap(h * h, n)
@@ -69,15 +78,15 @@ def test_mosaic_any_density(density):
 
 def test_checkerboard_beyond_the_screen_edge():
     maps = np.zeros((4, 8, 8, 1), np.float32)
-    maps[2, 0, 0, 0] = 1.0               # strongest at the top-left corner
+    maps[2, 0, 0, 0] = 1.0  # strongest at the top-left corner
     vis = FeatureVisualizer(_obs(4), maps)
-    t = vis.thumbnail(0, grid=1, expand=4)         # 32-px patch centred on (4, 4) px
+    t = vis.thumbnail(0, grid=1, expand=4)  # 32-px patch centred on (4, 4) px
     img = t.image
     assert img.shape == (32, 32, 4) and t.obs_indices[0, 0] == 2
     outside = img[:8, :8, :3]
     assert set(np.unique(outside)) <= {CHECK_LIGHT, CHECK_DARK}
     assert len(np.unique(outside)) == 2
-    assert img[20, 20, 0] == 2 and img[20, 20, 1] == 7     # inside: the observation
+    assert img[20, 20, 0] == 2 and img[20, 20, 1] == 7  # inside: the observation
     cb = checkerboard(2, 3)
     assert cb.shape == (2, 3, 3) and cb[0, 0, 0] == CHECK_LIGHT and cb[0, 1, 0] == CHECK_DARK
 
@@ -86,7 +95,7 @@ def test_thumbnail_limits_per_position_and_distinct_observations():
     rng = np.random.default_rng(2)
     n = 50
     maps = rng.random((n, 6, 6, 1)).astype(np.float32) * 0.01
-    maps[:, 3, 3, 0] = np.linspace(1, 2, n)          # one hot spot shared by everyone
+    maps[:, 3, 3, 0] = np.linspace(1, 2, n)  # one hot spot shared by everyone
     t = FeatureVisualizer(_obs(n), maps).thumbnail(0, grid=4, max_per_position=4)
     pos = [tuple(p) for p in t.positions.reshape(-1, 2)]
     assert pos.count((3, 3)) == 4
@@ -107,10 +116,11 @@ def test_receptive_field_and_full_resolution_patches():
         receptive_field(compact_config(), "9z")
     rng = np.random.default_rng(3)
     maps = rng.random((20, 16, 16, 1)).astype(np.float32)
-    full = np.repeat(np.repeat(_obs(20), 8, axis=1), 8, axis=2)       # 512 px renders
-    vis = FeatureVisualizer(_obs(20), maps, full_images=full,
-                            rf=receptive_field(compact_config(), "2b"))
-    assert vis.thumbnail(0, expand=1).patch_px == 4 * 8                # stride 4 px x 8
+    full = np.repeat(np.repeat(_obs(20), 8, axis=1), 8, axis=2)  # 512 px renders
+    vis = FeatureVisualizer(
+        _obs(20), maps, full_images=full, rf=receptive_field(compact_config(), "2b")
+    )
+    assert vis.thumbnail(0, expand=1).patch_px == 4 * 8  # stride 4 px x 8
     t = vis.thumbnail(0, patch="receptive_field", expand=1)
     assert t.patch_px == 20 * 8
     assert vis.mosaic(0, patch=12).patch_px == 12 * 8
@@ -120,7 +130,7 @@ def test_receptive_field_and_full_resolution_patches():
 
 def test_trajectory_frames_and_feature_maps():
     rng = np.random.default_rng(4)
-    obs = np.zeros((2, 10, 64, 64, 3), np.uint8)        # (envs, steps, ...)
+    obs = np.zeros((2, 10, 64, 64, 3), np.uint8)  # (envs, steps, ...)
     acts = rng.random((2, 10, 8, 8, 6)).astype(np.float32)
     dirs = np.abs(rng.normal(size=(3, 6))).astype(np.float32)
     maps = feature_maps(acts.reshape(20, 8, 8, 6), directions=dirs)

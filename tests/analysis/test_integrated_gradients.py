@@ -1,4 +1,5 @@
 """Hidden-layer integrated gradients: completeness, Captum agreement, paths and outputs."""
+
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,11 @@ import torch
 from torch import nn
 
 from rlvision_widgets.agents import build_network
-from rlvision_widgets.analysis.integrated_gradients import (Attribution, input_gradients,
-                                                             integrated_gradients)
+from rlvision_widgets.analysis.integrated_gradients import (
+    Attribution,
+    input_gradients,
+    integrated_gradients,
+)
 from rlvision_widgets.analysis.layers import LayerAccess
 from rlvision_widgets.analysis.outputs import parse_output
 
@@ -56,14 +60,17 @@ def trained() -> tuple[nn.Module, np.ndarray]:
     agent = None
     try:
         from rlvision_widgets.agents.registry import load_agent
+
         agent = load_agent("coinrun")
     except Exception:
         if (REPO / "runs" / "reference" / "latest.json").is_file():
             from rlvision_widgets.agents import load_checkpoint
+
             agent = load_checkpoint(REPO / "runs" / "reference")[0]
     if agent is None:
         pytest.skip("no trained agent (rlvision_widgets/agents/reference or runs/reference)")
     from rlvision_widgets.rollouts.corpus import collect_corpus
+
     obs = collect_corpus(None, num_obs=6, interval=6, num_envs=6, seed=3).obs
     return agent.eval(), obs
 
@@ -80,10 +87,12 @@ def test_result_fields_and_shapes(net):
         _, value = net(torch.from_numpy(obs))
     np.testing.assert_allclose(r.outputs, value.numpy(), rtol=1e-5, atol=1e-6)
     zero = torch.zeros(1, 32, 16, 16)
-    np.testing.assert_allclose(r.baseline_outputs, float(net.forward_from("2b", zero)[1].detach()),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(r.delta, r.attributions.sum((1, 2, 3))
-                               - (r.outputs - r.baseline_outputs), atol=1e-5)
+    np.testing.assert_allclose(
+        r.baseline_outputs, float(net.forward_from("2b", zero)[1].detach()), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        r.delta, r.attributions.sum((1, 2, 3)) - (r.outputs - r.baseline_outputs), atol=1e-5
+    )
 
 
 def test_completeness_improves_with_steps(net):
@@ -135,7 +144,7 @@ def test_steps_one_is_gradient_times_activation(net):
 
 def test_batch_size_does_not_change_result(net):
     obs = _obs(5, seed=6)
-    a = integrated_gradients(net, obs, "2b", batch_size=10).attributions   # one frame per pass
+    a = integrated_gradients(net, obs, "2b", batch_size=10).attributions  # one frame per pass
     b = integrated_gradients(net, obs, "2b", batch_size=1000).attributions
     # oneDNN picks conv kernels by batch size: float32 rounding differs, nothing else
     assert _rel(a, b) < 1e-4
@@ -222,14 +231,20 @@ def test_bad_inputs_name_valid_choices(net):
 
 def test_input_gradients_on_wrapped_agent(net):
     from rlvision_widgets.agents.editing import EditedAgent
+
     obs = _obs(2, seed=10)
-    np.testing.assert_allclose(input_gradients(EditedAgent(net), obs, "logit:3"),
-                               input_gradients(net, obs, "logit:3"), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        input_gradients(EditedAgent(net), obs, "logit:3"),
+        input_gradients(net, obs, "logit:3"),
+        rtol=1e-5,
+        atol=1e-8,
+    )
 
 
 @pytest.mark.parametrize("name,layer", [("compact", "2b"), ("compact", "1a"), ("article", "2b")])
 def test_fused_l2pool_backward_is_bit_identical(name, layer):
     import sys
+
     ig_module = sys.modules["rlvision_widgets.analysis.integrated_gradients"]
     net = _random_net(2, name)
     obs = _obs(2, seed=11)

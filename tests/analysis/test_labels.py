@@ -1,5 +1,6 @@
 """One display-label table and one cause list: the analysis derives its names from the
 environment's and moved names still work (with a FutureWarning)."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,7 @@ def test_the_label_table_covers_every_class_and_outcome_in_their_order():
     assert CAUSE_LABELS["saw"] == CLASS_LABELS["saw"] == label("saw") == "buzzsaw"
     assert label("unfinished") == "unfinished"
     with pytest.raises(TypeError):
-        LABELS["saw"] = "saw"                 # read-only: one table, changed in one place
+        LABELS["saw"] = "saw"  # read-only: one table, changed in one place
 
 
 def test_hazards_are_the_failure_causes_an_agent_can_see():
@@ -40,11 +41,14 @@ def test_feature_identification_uses_the_one_label_table():
     assert "CLASS_LABELS" not in features.__all__
 
 
-@pytest.mark.parametrize("module,name,new", [
-    ("rlvision_widgets.analysis.bookmarks", "FAILURE_CAUSES", FAILURE_CAUSES),
-    ("rlvision_widgets.analysis", "array_hash", files.array_hash),
-    ("rlvision_widgets.analysis.outputs", "parse_action", action_index),
-])
+@pytest.mark.parametrize(
+    "module,name,new",
+    [
+        ("rlvision_widgets.analysis.bookmarks", "FAILURE_CAUSES", FAILURE_CAUSES),
+        ("rlvision_widgets.analysis", "array_hash", files.array_hash),
+        ("rlvision_widgets.analysis.outputs", "parse_action", action_index),
+    ],
+)
 def test_moved_analysis_names_warn_and_are_the_one_definition(module, name, new):
     import importlib
 
@@ -58,8 +62,9 @@ def test_the_cache_does_not_re_export_the_file_helpers():
     from rlvision_widgets.analysis import cache
 
     assert not {"array_hash", "save_arrays", "load_arrays"} & set(cache.__all__)
-    assert cache.save_arrays is files.save_arrays       # still importable, one public home
+    assert cache.save_arrays is files.save_arrays  # still importable, one public home
     import rlvision_widgets.analysis as analysis
+
     assert "array_hash" not in analysis.__all__
 
 

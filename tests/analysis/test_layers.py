@@ -1,4 +1,5 @@
 """Layer access, activation edits, output specs and their errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_activations_nhwc_and_forward_from(net):
 def test_hook_forward_from_replaces_layer_output(net):
     acc = LayerAccess(net)
     obs = _obs(2)
-    a = acc.activations_nchw(obs, "2b.0")          # a non-fast (hook) layer: pre-ReLU conv
+    a = acc.activations_nchw(obs, "2b.0")  # a non-fast (hook) layer: pre-ReLU conv
     logits, value = acc.forward_from("2b.0", a)
     with torch.no_grad():
         _, ref_value = net(torch.from_numpy(obs))
@@ -69,8 +70,9 @@ def test_edits_apply_and_remove(net):
     assert float(acc.activations(obs, "2b").abs().sum()) == 0.0
     zeroed = acc.outputs(obs)[1]
     # with 2b zeroed, the value equals F(0) at 2b
-    torch.testing.assert_close(zeroed, acc.forward_from("2b", torch.zeros(2, 32, 16, 16))[1]
-                               .detach())
+    torch.testing.assert_close(
+        zeroed, acc.forward_from("2b", torch.zeros(2, 32, 16, 16))[1].detach()
+    )
     # edits at an earlier layer reach later activations and forward_from
     handle.remove()
     torch.testing.assert_close(acc.outputs(obs)[1], before)
@@ -98,18 +100,26 @@ def test_output_specs_compute_the_right_scalars():
     torch.testing.assert_close(parse_output("value")(logits, value), value)
     torch.testing.assert_close(parse_output("logit:RIGHT")(logits, value), logits[:, 7])
     torch.testing.assert_close(parse_output("logit:7")(logits, value), logits[:, 7])
-    torch.testing.assert_close(parse_output("group:left")(logits, value),
-                               logits[:, list(ACTION_GROUPS["left"])].sum(-1))
-    torch.testing.assert_close(parse_output("logprob:left+up")(logits, value),
-                               torch.log_softmax(logits, -1)[:, 2])
+    torch.testing.assert_close(
+        parse_output("group:left")(logits, value), logits[:, list(ACTION_GROUPS["left"])].sum(-1)
+    )
+    torch.testing.assert_close(
+        parse_output("logprob:left+up")(logits, value), torch.log_softmax(logits, -1)[:, 2]
+    )
     assert parse_output("logit:noop").actions == (ACTION_NAMES.index("NOOP"),)
     assert "group:noop" in valid_outputs() and f"logprob:{NUM_ACTIONS - 1}" in valid_outputs()
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("reward", "valid outputs"), ("logit:99", "0-14"), ("logit:JUMP", "one of LEFT"),
-    ("group:sideways", "valid groups"), ("logprob:", "one of LEFT"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("reward", "valid outputs"),
+        ("logit:99", "0-14"),
+        ("logit:JUMP", "one of LEFT"),
+        ("group:sideways", "valid groups"),
+        ("logprob:", "one of LEFT"),
+    ],
+)
 def test_output_errors_list_choices(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_output(spec)
@@ -119,6 +129,7 @@ def test_edited_agent_wrapper_is_supported(net):
     from rlvision_widgets.agents.editing import EditedAgent
     from rlvision_widgets.analysis.cache import model_hash
     from rlvision_widgets.analysis.integrated_gradients import integrated_gradients
+
     edited = EditedAgent(net)
     acc = LayerAccess(edited)
     assert acc.fast and acc.layer_names == ["1a", "2a", "2b", "3a", "4a"]
@@ -127,12 +138,12 @@ def test_edited_agent_wrapper_is_supported(net):
     h0 = model_hash(edited)
     direction = np.zeros(32, np.float32)
     direction[:4] = 1.0
-    edited.add("2b", direction, 1.0)                # activation-space projection
+    edited.add("2b", direction, 1.0)  # activation-space projection
     assert model_hash(edited) != h0
     after = integrated_gradients(edited, obs, "3a").attributions
     assert not np.allclose(before, after)
     # projected out: the edited 2b activation has no component along the direction
     a = acc.activations(obs, "2b").numpy()
     assert np.abs(a @ direction).max() < 1e-4
-    with acc.add_edit("2b.1", lambda t: t * 0):     # dotted names reach the inner agent
+    with acc.add_edit("2b.1", lambda t: t * 0):  # dotted names reach the inner agent
         assert float(acc.activations(obs, "2b.1").abs().sum()) == 0.0

@@ -1,4 +1,5 @@
 """Attribution NMF: agreement with scikit-learn, exact reduction, ordering, refits, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,16 +10,20 @@ from sklearn.decomposition import NMF as SklearnNMF
 from rlvision_widgets.analysis.nmf import AttributionNMF, nnls_rows, stack_signed_rows
 
 
-def _attributions(frames: int = 48, size: int = 8, channels: int = 16, k: int = 5,
-                  seed: int = 0) -> np.ndarray:
+def _attributions(
+    frames: int = 48, size: int = 8, channels: int = 16, k: int = 5, seed: int = 0
+) -> np.ndarray:
     """Sparse signed attributions built from k near-one-hot directions of distinct mass."""
     rng = np.random.default_rng(seed)
     dirs = np.abs(rng.normal(size=(k, channels))) ** 4
     dirs /= dirs.sum(1, keepdims=True)
-    scale = np.linspace(3.0, 0.5, k)                     # distinct masses: stable order
-    coef = (rng.exponential(size=(frames, size, size, k)) * scale
-            * (rng.random((frames, size, size, k)) < 0.15)
-            * rng.choice([-1.0, 1.0], size=(frames, size, size, k), p=[0.3, 0.7]))
+    scale = np.linspace(3.0, 0.5, k)  # distinct masses: stable order
+    coef = (
+        rng.exponential(size=(frames, size, size, k))
+        * scale
+        * (rng.random((frames, size, size, k)) < 0.15)
+        * rng.choice([-1.0, 1.0], size=(frames, size, size, k), p=[0.3, 0.7])
+    )
     noise = 0.01 * rng.normal(size=(frames, size, size, channels))
     return (coef @ dirs + noise).astype(np.float32)
 
@@ -45,7 +50,7 @@ def test_error_close_to_sklearn(attr, k):
     # the coreset estimate of the error is close to the exact one
     assert abs(ours.reconstruction_err_ - exact) < 0.05 * exact
     # with every row in the coreset the fit is a plain full-data fit
-    full = AttributionNMF(k, seed=0, coreset_size=10 ** 6).fit(attr)
+    full = AttributionNMF(k, seed=0, coreset_size=10**6).fit(attr)
     assert full.coreset_rows_ == full.n_nonzero_rows_
     assert full.reconstruction_error(attr) <= 1.01 * sk.reconstruction_err_
 
@@ -54,8 +59,9 @@ def test_features_plus_residual_equal_total(attr):
     nmf = AttributionNMF(4, seed=0).fit(attr)
     red = nmf.reduce(attr[:6])
     assert red.features.shape == (6, 8, 8, 4) and red.residual.shape == (6, 8, 8)
-    np.testing.assert_allclose(red.features.sum(-1) + red.residual, attr[:6].sum(-1),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        red.features.sum(-1) + red.residual, attr[:6].sum(-1), rtol=0, atol=1e-5
+    )
     np.testing.assert_allclose(red.total, attr[:6].sum(-1), atol=1e-5)
     assert np.all((red.residual_share >= 0) & (red.residual_share <= 1))
     # the fit's (coreset-estimated) residual share is the same quantity over the whole input
@@ -67,7 +73,7 @@ def test_features_plus_residual_equal_total(attr):
 
 
 def test_features_are_signed_attribution_units(attr):
-    nmf = AttributionNMF(5, seed=0, coreset_size=10 ** 6).fit(attr)
+    nmf = AttributionNMF(5, seed=0, coreset_size=10**6).fit(attr)
     red = nmf.reduce(attr)
     assert (red.features < 0).any() and (red.features > 0).any()
     # five true directions, five components: almost everything is explained
@@ -82,7 +88,7 @@ def test_components_ordered_by_mass_and_stable_across_ranks(attr):
     for k in (4, 5):
         nmf.refit(k)
         assert np.all(np.diff(nmf.component_mass_) <= 0)
-        cos = (nmf.components_[:k - 1] * prev).sum(1)
+        cos = (nmf.components_[: k - 1] * prev).sum(1)
         assert np.all(cos > 0.95), f"rank {k}: colours moved (cosines {cos})"
         prev = nmf.components_.copy()
 
@@ -92,7 +98,7 @@ def test_refit_equals_fresh_fit(attr):
     b = AttributionNMF(5, seed=1, coreset_size=1024).fit(attr)
     np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)
     c = AttributionNMF(5, seed=2, coreset_size=1024).fit(attr)
-    assert c.coreset_rows_ > 0      # another seed draws another coreset (still valid)
+    assert c.coreset_rows_ > 0  # another seed draws another coreset (still valid)
 
 
 def test_activation_source_and_transform():
@@ -113,6 +119,7 @@ def test_nnls_rows_is_optimal():
     X = np.abs(rng.normal(size=(20, 6))).astype(np.float32)
     W = nnls_rows(X, H).numpy()
     from scipy.optimize import nnls
+
     for i in range(20):
         w, _ = nnls(H.T.astype(np.float64), X[i].astype(np.float64))
         assert np.linalg.norm(X[i] - W[i] @ H) <= np.linalg.norm(X[i] - w @ H) + 1e-4
@@ -129,6 +136,7 @@ def test_save_load_roundtrip(attr, tmp_path):
 
 def test_sklearn_conventions(attr):
     from sklearn.base import clone
+
     nmf = AttributionNMF(4, seed=3)
     assert clone(nmf).get_params()["seed"] == 3
     assert nmf.set_params(n_components=2).n_components == 2
@@ -169,10 +177,10 @@ def test_thread_count_is_the_callers_choice(attr, monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", spy)
     before = torch.get_num_threads()
     AttributionNMF(3, seed=0).fit(attr).reduce(attr[:2])
-    assert calls == []                           # default: torch's own setting, untouched
+    assert calls == []  # default: torch's own setting, untouched
     nmf = AttributionNMF(3, seed=0, n_threads=1).fit(attr)
     nmf.reduce(attr[:2])
-    assert calls and calls[0::2] == [1] * (len(calls) // 2)   # 1 thread inside, then restored
+    assert calls and calls[0::2] == [1] * (len(calls) // 2)  # 1 thread inside, then restored
     assert calls[1::2] == [before] * (len(calls) // 2) and torch.get_num_threads() == before
     assert AttributionNMF.from_arrays(*nmf.to_arrays()).n_threads == 1
     with pytest.raises(ValueError, match="n_threads"):

@@ -6,6 +6,7 @@ anywidget model fed the real widget state, and read back real canvas pixels.
 ...     mount(page, TrajectoryViewer(obs, values=v))
 ...     px = canvas_pixels(page, ".rlv-screen canvas")
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,14 +14,23 @@ import contextlib
 import os
 import pathlib
 import shutil
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 CHROMIUM = os.environ.get("RLVISION_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 STATIC = ROOT / "rlvision_widgets" / "widgets" / "static"
@@ -108,8 +118,9 @@ def mount(page: Any, widget: Any, component: str | None = None, width: int = 118
     component = component or type(widget)._component
     src = (STATIC / f"{component}.js").read_text(encoding="utf-8")
     page.set_viewport_size({"width": width, "height": 1400})
-    page.set_content("<!DOCTYPE html><html><body style='margin:8px'><div id='root'></div>"
-                     "</body></html>")
+    page.set_content(
+        "<!DOCTYPE html><html><body style='margin:8px'><div id='root'></div></body></html>"
+    )
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.evaluate(FAKE_MODEL_JS, {"src": src, "payload": payload(widget), "component": component})
@@ -125,24 +136,31 @@ def canvas_pixels(page: Any, selector: str, index: int = 0) -> np.ndarray:
              const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
              let s = ''; const n = 0x8000;
              for (let k = 0; k < d.length; k += n) s += String.fromCharCode.apply(null, d.subarray(k, k + n));
-             return { w: c.width, h: c.height, b64: btoa(s) }; }""", [selector, index])
+             return { w: c.width, h: c.height, b64: btoa(s) }; }""",
+        [selector, index],
+    )
     px = np.frombuffer(base64.b64decode(data["b64"]), np.uint8)
     return px.reshape(data["h"], data["w"], 4)
 
 
 def next_frame(page: Any, n: int = 2) -> None:
     """Let requestAnimationFrame-scheduled redraws run."""
-    page.evaluate("(n) => new Promise((r) => { let k = 0; const f = () => (++k >= n ? r() : "
-                  "requestAnimationFrame(f)); requestAnimationFrame(f); })", n)
+    page.evaluate(
+        "(n) => new Promise((r) => { let k = 0; const f = () => (++k >= n ? r() : "
+        "requestAnimationFrame(f)); requestAnimationFrame(f); })",
+        n,
+    )
 
 
 #: Screenshots also copied to docs/images/ when RLVISION_DOCS_IMAGES=1 (to refresh the docs).
-DOC_IMAGES = {"jupyter_lab_widget": "explorer-jupyterlab.png",
-              "jupyter_lab_hover": "explorer-hover-isolation.png",
-              "jupyter_lab_edited_widget": "explorer-feature-switched-off.png",
-              "jupyter_notebook_explorer": "explorer-notebook7.png",
-              "browser_feature_grid": "feature-grid.png",
-              "browser_static_export": "static-export.png"}
+DOC_IMAGES = {
+    "jupyter_lab_widget": "explorer-jupyterlab.png",
+    "jupyter_lab_hover": "explorer-hover-isolation.png",
+    "jupyter_lab_edited_widget": "explorer-feature-switched-off.png",
+    "jupyter_notebook_explorer": "explorer-notebook7.png",
+    "browser_feature_grid": "feature-grid.png",
+    "browser_static_export": "static-export.png",
+}
 
 
 def screenshot(page: Any, name: str, selector: str | None = None) -> pathlib.Path:

@@ -3,6 +3,7 @@ Playwright, and read Python state by attaching a kernel client to the notebook's
 
 Only the server this module starts is stopped (its own process group: server + kernels).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 
 def _free_port() -> int:
@@ -29,7 +31,7 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
-    app: str                      # "lab" or "notebook"
+    app: str  # "lab" or "notebook"
     url: str
     token: str
     root: pathlib.Path
@@ -37,8 +39,9 @@ class Server:
     proc: subprocess.Popen
 
     def api(self, path: str) -> Any:
-        req = urllib.request.Request(f"{self.url}{path}",
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read().decode())
 
@@ -49,11 +52,24 @@ class Server:
 
 
 def write_notebook(path: pathlib.Path, cells: list[str]) -> None:
-    nb = {"nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}},
-          "cells": [{"cell_type": "code", "metadata": {}, "source": c, "id": f"c{i}",
-                     "outputs": [], "execution_count": None} for i, c in enumerate(cells)]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": c,
+                "id": f"c{i}",
+                "outputs": [],
+                "execution_count": None,
+            }
+            for i, c in enumerate(cells)
+        ],
+    }
     path.write_text(json.dumps(nb, indent=1))
 
 
@@ -65,39 +81,60 @@ def jupyter_server(app: str = "lab", timeout: float = 90.0) -> Iterator[Server]:
     for d in (root, cfg, data, runtime):
         d.mkdir()
     (cfg / "labconfig").mkdir()
-    (cfg / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    (cfg / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_DATA_DIR=str(data),
-               JUPYTER_RUNTIME_DIR=str(runtime), PYTHONWARNINGS="ignore",
-               PYTHONPATH=os.pathsep.join([str(pathlib.Path(__file__).resolve().parents[2]),
-                                           os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(cfg),
+        JUPYTER_DATA_DIR=str(data),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        PYTHONWARNINGS="ignore",
+        PYTHONPATH=os.pathsep.join(
+            [str(pathlib.Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     env.pop("ANYWIDGET_HMR", None)
-    cmd = [sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root",
-           "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           "--expose-app-in-browser"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        app,
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--expose-app-in-browser",
+    ]
     if app == "lab":
-        cmd += [f"--LabApp.workspaces_dir={tmp / 'ws'}",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        cmd += [
+            f"--LabApp.workspaces_dir={tmp / 'ws'}",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     else:
         cmd += [f"--JupyterNotebookApp.workspaces_dir={tmp / 'ws'}"]
     log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     server = Server(app, f"http://127.0.0.1:{port}", token, root, runtime, proc)
     try:
         end = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"jupyter {app} exited: "
-                                   f"{(tmp / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"jupyter {app} exited: {(tmp / 'server.log').read_text()[-2000:]}"
+                )
             try:
                 server.api("/api/status")
                 break
-            except Exception:
+            except Exception as e:
                 if time.monotonic() > end:
-                    raise TimeoutError(f"jupyter {app} did not start in {timeout} s")
+                    raise TimeoutError(f"jupyter {app} did not start in {timeout} s") from e
                 time.sleep(0.3)
         yield server
     finally:
@@ -157,7 +194,9 @@ class KernelProbe:
                 break
         v = reply["content"]["user_expressions"]["v"]
         if v.get("status") != "ok":
-            raise RuntimeError(f"{expr!r} failed in the kernel: {v.get('ename')}: {v.get('evalue')}")
+            raise RuntimeError(
+                f"{expr!r} failed in the kernel: {v.get('ename')}: {v.get('evalue')}"
+            )
         return v["data"]["text/plain"]
 
     def wait_for(self, expr: str, timeout: float = 60.0, interval: float = 0.25) -> str:
@@ -185,5 +224,6 @@ def open_notebook(page: Any, server: Server, name: str, timeout: float = 60_000)
         """() => { const w = window.jupyterapp.shell.currentWidget;
                    const s = w && w.sessionContext;
                    return !!(s && s.session && s.session.kernel && s.session.kernel.status === 'idle'); }""",
-        timeout=timeout)
+        timeout=timeout,
+    )
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

@@ -4,6 +4,7 @@ layout still load. Run once from a checkout of that commit:
 
     PYTHONPATH=<checkout of 47125cb> python tests/data/make_legacy_0_1.py tests/data/legacy-0.1
 """
+
 import dataclasses
 import sys
 from pathlib import Path

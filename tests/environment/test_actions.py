@@ -1,5 +1,6 @@
 """One action table and one cause list: environment.actions and environment.causes own them;
 the layers built on them (agents, rollouts, training) define no copies."""
+
 import ast
 from pathlib import Path
 
@@ -18,9 +19,14 @@ from rlvision_widgets.environment import (
 
 ROOT = Path(rlvision_widgets.__file__).parent
 LAYERS = ("environment", "agents", "rollouts", "training")
-OWNERS = {"NUM_ACTIONS": "environment/actions.py", "ACTION_NAMES": "environment/actions.py",
-          "ACTION_GLYPHS": "environment/actions.py", "ACTION_GROUPS": "environment/actions.py",
-          "CAUSES": "environment/causes.py", "FAILURE_CAUSES": "environment/causes.py"}
+OWNERS = {
+    "NUM_ACTIONS": "environment/actions.py",
+    "ACTION_NAMES": "environment/actions.py",
+    "ACTION_GLYPHS": "environment/actions.py",
+    "ACTION_GROUPS": "environment/actions.py",
+    "CAUSES": "environment/causes.py",
+    "FAILURE_CAUSES": "environment/causes.py",
+}
 
 
 def _modules():
@@ -44,13 +50,21 @@ def test_failure_causes_are_derived_from_the_cause_list():
 @pytest.mark.parametrize("module,tree", list(_modules()), ids=[m for m, _ in _modules()])
 def test_no_copies_of_the_action_table_or_cause_list(module, tree):
     for node in ast.walk(tree):
-        targets = (node.targets if isinstance(node, ast.Assign)
-                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         for t in targets:
             if isinstance(t, ast.Name) and t.id in OWNERS:
                 assert module == OWNERS[t.id], f"{module} defines its own {t.id}"
     if module.startswith("environment/"):
-        return        # engine byte offsets and tile ids there may be 15
-    fifteens = [n.lineno for n in ast.walk(tree)
-                if isinstance(n, ast.Constant) and type(n.value) is int and n.value == 15]
+        return  # engine byte offsets and tile ids there may be 15
+    fifteens = [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and type(n.value) is int and n.value == 15
+    ]
     assert not fifteens, f"{module} hard-codes 15 (use NUM_ACTIONS) at lines {fifteens}"

@@ -1,4 +1,5 @@
 """Exact failure causes: scripted deaths with known causes, and consistency on random play."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def scenario(state: bytes, kind: str) -> bytes:
         e["x"][saw], e["y"][saw] = 3.5, 1.5
     if kind in ("lava", "multiple"):
         ed.set_tile(3, 1, Tile.LAVA_TOP)
-    if kind in ("enemy_left", "enemy_right"):          # turn the saw into a walking enemy
+    if kind in ("enemy_left", "enemy_right"):  # turn the saw into a walking enemy
         e["type"][saw], e["image_type"][saw], e["render_z"][saw] = EntityType.ENEMY, 6, 1
         e["smart_step"][saw] = 1
         e["x"][saw], e["y"][saw] = (4.5, 1.5) if kind == "enemy_left" else (2.8, 1.5)
@@ -38,12 +39,13 @@ def scenario(state: bytes, kind: str) -> bytes:
     return ed.to_bytes()
 
 
-@pytest.mark.parametrize("kind", ["saw", "enemy_left", "enemy_right", "lava", "multiple",
-                                  "timeout", "success"])
+@pytest.mark.parametrize(
+    "kind", ["saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout", "success"]
+)
 def test_scripted_walk_is_labelled_exactly(saw_level_state, play, kind):
     state = scenario(saw_level_state, kind)
     action = NOOP if kind == "timeout" else RIGHT
-    for kw in (dict(replay_all=True, verify=True), dict()):     # full replay, and the default
+    for kw in (dict(replay_all=True, verify=True), dict()):  # full replay, and the default
         env, tracker, steps = play(state, action, keep_states=True, **kw)
         assert steps < 40
         [rec] = tracker.records
@@ -52,8 +54,8 @@ def test_scripted_walk_is_labelled_exactly(saw_level_state, play, kind):
         assert rec.level_seed == parse_state(state).level_seed
         assert rec.start_state == state and len(rec.actions) == steps
     if kind == "timeout":
-        assert steps == 30 and tracker.stats["snapshots"] == 1    # pre-timeout snapshot
-    assert episode_cause(state, [action] * steps) == kind        # standalone replay agrees
+        assert steps == 30 and tracker.stats["snapshots"] == 1  # pre-timeout snapshot
+    assert episode_cause(state, [action] * steps) == kind  # standalone replay agrees
     assert episode_cause(state, [action] * (steps - 1)) == "unfinished"
 
 
@@ -66,8 +68,9 @@ def test_shortcut_and_checkpoints_agree_with_full_replay():
     rng = np.random.default_rng(0)
     for _ in range(1100):
         env.step(rng.integers(0, 15, 12))
-    labels = [[(r.env, r.start, r.length, r.cause) for r in t.records]
-              for t in (default, full, ckpt)]
+    labels = [
+        [(r.env, r.start, r.length, r.cause) for r in t.records] for t in (default, full, ckpt)
+    ]
     assert labels[0] == labels[1] == labels[2]
     causes = [c for *_, c in labels[0]]
     assert len(causes) >= 8 and len(set(causes)) >= 3 and "unknown" not in causes

@@ -1,4 +1,5 @@
 """Full-resolution re-rendering, invisible saws, object boxes and masks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,23 +41,23 @@ def test_rerendered_frames_match_the_collection_env(renderer):
             obs, _, _ = env.step(rng.integers(0, 15, 3))
         for i, state in enumerate(env.get_state()):
             small, full = renderer.frames(state)
-            assert np.array_equal(small, obs[i])                 # bit-exact
+            assert np.array_equal(small, obs[i])  # bit-exact
             assert full.shape == (512, 512, 3) and full.dtype == np.uint8
-            assert full.std() > 10                               # a real picture
+            assert full.std() > 10  # a real picture
 
 
 def test_invisible_saws_draw_no_pixels_yet_still_kill(saw_level_state, renderer, play):
     visible = saw_in_view(saw_level_state)
     hidden = hide_entities(visible)
-    away = parse_state(visible).editable()                       # the saw out of the level
+    away = parse_state(visible).editable()  # the saw out of the level
     k = int(np.flatnonzero(away.entities["type"] == EntityType.SAW)[0])
     away.entities["x"][k], away.entities["y"][k] = 62.5, 62.5
     f_vis, f_hid, f_away = (renderer.frames(s) for s in (visible, hidden, away.to_bytes()))
     boxes = renderer.objects(visible, masks=False)
     for res, k_res in ((64, 0), (512, 1)):
-        assert np.array_equal(f_hid[k_res], f_away[k_res])      # not one saw pixel drawn
+        assert np.array_equal(f_hid[k_res], f_away[k_res])  # not one saw pixel drawn
         changed = (f_vis[k_res] != f_hid[k_res]).any(-1)
-        assert changed.sum() > (5 if res == 64 else 300)         # ...where it would be drawn
+        assert changed.sum() > (5 if res == 64 else 300)  # ...where it would be drawn
         assert not (changed & ~boxes[res].box_mask("saw")).any()
     ann = renderer.objects(hidden)
     assert all(len(ann[r].boxes["saw"]) == 0 and not ann[r].masks["saw"].any() for r in ann)
@@ -79,7 +80,7 @@ def test_invisible_saws_option_hides_saws_at_every_level_start():
     rng = np.random.default_rng(0)
     for _ in range(300):
         env.step(rng.integers(0, 15, 8))
-    for state in env.get_state():                                # still hidden mid-episode
+    for state in env.get_state():  # still hidden mid-episode
         assert (parse_state(state).saws["render_z"] == 7).all()
     assert seen["levels"] > 8 and seen["saws"] > 0
 
@@ -103,6 +104,6 @@ def test_masks_lie_inside_boxes(renderer, saw_level_state):
                 assert not (mask & ~a.box_mask(cls)).any(), (cls, res)
                 drawn[cls] += int(mask.sum())
             assert a.masks["agent"].any() and len(a.boxes["agent"]) == 1
-            assert a.masks["velocity"].any()                     # painted by default
+            assert a.masks["velocity"].any()  # painted by default
     for cls in ("agent", "saw", "crate", "wall", "coin", "velocity"):
         assert drawn[cls] > 0, cls

@@ -1,4 +1,5 @@
 """The corpus collector: the one resolver for its agent, the one sampler for its actions."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ def test_agent_actions_come_from_the_one_sampler(monkeypatch):
 
     def spy(logits, generator):
         calls.append(tuple(logits.shape))
-        return np.full(logits.shape[0], 7, np.int64)          # always RIGHT
+        return np.full(logits.shape[0], 7, np.int64)  # always RIGHT
 
     monkeypatch.setattr(corpus_module, "sample_actions", spy)
     net = build_network("compact", width=8)

@@ -1,4 +1,5 @@
 """Evaluation on exact levels, JSON schema, statistics."""
+
 import json
 import math
 import subprocess
@@ -11,18 +12,42 @@ from scipy.stats import chi2_contingency
 from rlvision_widgets.agents.registry import load_agent
 from rlvision_widgets.environment.causes import FAILURE_CAUSES
 from rlvision_widgets.rollouts.evaluate import EvaluationResult, evaluate
-from rlvision_widgets.studies.charts import plot_failures
 from rlvision_widgets.rollouts.stats import two_proportion_test, wilson_interval
+from rlvision_widgets.studies.charts import plot_failures
 
 
 def test_evaluate_cli_json_schema_and_counts_add_up():
-    out = subprocess.run([sys.executable, "-m", "rlvision_widgets.cli", "evaluate", "--agent",
-                          "random", "--levels", "24", "--distribution-mode", "hard", "--seed", "3",
-                          "--json"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlvision_widgets.cli",
+            "evaluate",
+            "--agent",
+            "random",
+            "--levels",
+            "24",
+            "--distribution-mode",
+            "hard",
+            "--seed",
+            "3",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert {"levels", "success_rate", "ci95", "failures"} <= set(data)
-    assert set(data["failures"]) == {"saw", "enemy_left", "enemy_right", "lava", "multiple", "timeout"}
+    assert set(data["failures"]) == {
+        "saw",
+        "enemy_left",
+        "enemy_right",
+        "lava",
+        "multiple",
+        "timeout",
+    }
     assert data["levels"] == 24
     failures = sum(data["failures"].values())
     assert round(data["success_rate"] * 24) + failures == 24
@@ -73,10 +98,12 @@ def test_two_proportion_test_matches_chi_squared():
 
 def test_compare_and_plot_on_synthetic_counts(tmp_path):
     seeds = np.arange(1000)
-    base = EvaluationResult(seeds, ["success"] * 990 + ["saw"] * 4 + ["enemy_left"] * 6,
-                            np.ones(1000, int))
-    edited = EvaluationResult(seeds, ["success"] * 860 + ["saw"] * 134 + ["enemy_left"] * 6,
-                              np.ones(1000, int))
+    base = EvaluationResult(
+        seeds, ["success"] * 990 + ["saw"] * 4 + ["enemy_left"] * 6, np.ones(1000, int)
+    )
+    edited = EvaluationResult(
+        seeds, ["success"] * 860 + ["saw"] * 134 + ["enemy_left"] * 6, np.ones(1000, int)
+    )
     cmp = base.compare(edited)
     assert cmp["saw"]["base"] == 4 and cmp["saw"]["edited"] == 134
     assert cmp["saw"]["ratio"] == pytest.approx(33.5)
@@ -97,8 +124,9 @@ def test_bad_levels():
 
 def test_agent_names_go_through_the_one_resolver():
     by_name = evaluate("random", levels=6, start_level=7, seed=4, num_envs=3, progress=False)
-    by_module = evaluate(load_agent("random"), levels=6, start_level=7, seed=4, num_envs=3,
-                         progress=False)
+    by_module = evaluate(
+        load_agent("random"), levels=6, start_level=7, seed=4, num_envs=3, progress=False
+    )
     assert by_name.outcomes == by_module.outcomes
     with pytest.raises(ValueError, match="unknown agent"):
         evaluate("no-such-agent", levels=2, progress=False)
@@ -109,10 +137,11 @@ def test_csv_is_written_atomically(tmp_path):
     path = tmp_path / "levels.csv"
     path.write_text("old")
     r.write_csv(path)
-    assert path.read_bytes() == (b"level_seed,outcome,length\r\n0,success,5\r\n1,saw,6\r\n"
-                                 b"2,timeout,7\r\n")
+    assert path.read_bytes() == (
+        b"level_seed,outcome,length\r\n0,success,5\r\n1,saw,6\r\n2,timeout,7\r\n"
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["levels.csv"]
-    bad = EvaluationResult(np.arange(1), ["\ud800"], np.array([1]))   # cannot be encoded
+    bad = EvaluationResult(np.arange(1), ["\ud800"], np.array([1]))  # cannot be encoded
     with pytest.raises(UnicodeEncodeError):
         bad.write_csv(path)
     assert path.read_bytes().startswith(b"level_seed") and len(list(tmp_path.iterdir())) == 1

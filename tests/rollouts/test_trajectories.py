@@ -1,4 +1,5 @@
 """Trajectory collection, determinism, re-rendering and one-file storage."""
+
 from __future__ import annotations
 
 import json
@@ -12,15 +13,32 @@ from rlvision_widgets.agents.random_agent import RandomAgent
 from rlvision_widgets.environment import EnvOptions
 from rlvision_widgets.rollouts import Trajectories, TrajectoryFileError, collect_trajectories
 
-ARRAYS = ("obs", "actions", "logits", "values", "rewards", "firsts", "level_seeds",
-          "advantages", "returns", "last_values", "last_firsts")
+ARRAYS = (
+    "obs",
+    "actions",
+    "logits",
+    "values",
+    "rewards",
+    "firsts",
+    "level_seeds",
+    "advantages",
+    "returns",
+    "last_values",
+    "last_firsts",
+)
 
 
 @pytest.fixture(scope="module")
 def traj() -> Trajectories:
     # hard mode, 6 envs x 400 steps: long enough for finished episodes (success and failure)
-    return collect_trajectories("random", num_envs=6, num_steps=400, seed=4, progress=False,
-                                env_options=EnvOptions(distribution_mode="hard"))
+    return collect_trajectories(
+        "random",
+        num_envs=6,
+        num_steps=400,
+        seed=4,
+        progress=False,
+        env_options=EnvOptions(distribution_mode="hard"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +64,25 @@ def test_collected_arrays_and_episodes_are_consistent(traj):
     for e in range(E):
         rows = ep[ep["env"] == e]
         assert rows["start"][0] == 0 and rows["stop"][-1] == T
-        assert (rows["start"][1:] == rows["stop"][:-1]).all()        # contiguous cover
+        assert (rows["start"][1:] == rows["stop"][:-1]).all()  # contiguous cover
         assert np.array_equal(np.flatnonzero(traj.firsts[e]), rows["start"])
         for r in rows:
-            assert (traj.level_seeds[e, r["start"]:r["stop"]] == r["level_seed"]).all()
+            assert (traj.level_seeds[e, r["start"] : r["stop"]] == r["level_seed"]).all()
             if r["finished"]:
                 assert (traj.rewards[e, r["stop"] - 1] > 0) == r["success"]
             else:
                 assert r["cause"] == "unfinished" and r["stop"] == T
     finished = ep[ep["finished"]]
     assert len(finished) >= 3 and finished["success"].any() and not finished["success"].all()
-    assert set(finished["cause"]) <= {"success", "saw", "enemy_left", "enemy_right", "lava",
-                                      "multiple", "timeout"}
+    assert set(finished["cause"]) <= {
+        "success",
+        "saw",
+        "enemy_left",
+        "enemy_right",
+        "lava",
+        "multiple",
+        "timeout",
+    }
     assert (finished["cause"] == "success").sum() == finished["success"].sum()
     assert len(traj.failed_episodes()) == int((~finished["success"]).sum())
     adv_ret = traj.returns - traj.advantages
@@ -77,7 +102,7 @@ def test_same_seed_same_trajectories(small):
 def test_rerender_by_replay_matches_recorded_observations(traj):
     rng = np.random.default_rng(0)
     picks = [(int(e), int(t)) for e, t in zip(rng.integers(0, 6, 6), rng.integers(0, 400, 6))]
-    picks += [(0, 5), (0, 6), (0, 30)]                       # sequential: continues the replay
+    picks += [(0, 5), (0, 6), (0, 30)]  # sequential: continues the replay
     for e, t in picks:
         small, full = traj.renderer.frames(traj.state_at(e, t))
         assert np.array_equal(small, traj.obs[e, t]), (e, t)
@@ -101,7 +126,7 @@ def test_save_load_round_trip(traj, tmp_path):
     assert traj.start_states == again.start_states
     assert again.metadata["env_options"]["distribution_mode"] == "hard"
     assert np.array_equal(again.render_full(3, 100), traj.render_full(3, 100))
-    with zipfile.ZipFile(path) as z:                           # one archive, plain arrays
+    with zipfile.ZipFile(path) as z:  # one archive, plain arrays
         assert all(n.endswith(".npy") for n in z.namelist())
 
 
@@ -125,7 +150,7 @@ def test_bad_trajectory_files_give_clear_errors(small, tmp_path):
         arrays = {k: npz[k] for k in npz.files}
     bad_state = dict(arrays)
     data = arrays["states_data"].copy()
-    data[arrays["states_offsets"][1] - 1] ^= 0xFF                # break episode 0's trailer
+    data[arrays["states_offsets"][1] - 1] ^= 0xFF  # break episode 0's trailer
     bad_state["states_data"] = data
     np.savez_compressed(tmp_path / "bad_state.npz", **bad_state)
     with pytest.raises(TrajectoryFileError, match="level-start state of episode 0 is corrupted"):
@@ -153,5 +178,14 @@ def test_episode_causes_are_the_cause_list_plus_unfinished():
     # stored files index this tuple: its order is the trajectory file format
     from rlvision_widgets.rollouts.storage import EPISODE_CAUSES
 
-    assert EPISODE_CAUSES == ("success", "saw", "enemy_left", "enemy_right", "lava", "multiple",
-                              "timeout", "unknown", "unfinished")
+    assert EPISODE_CAUSES == (
+        "success",
+        "saw",
+        "enemy_left",
+        "enemy_right",
+        "lava",
+        "multiple",
+        "timeout",
+        "unknown",
+        "unfinished",
+    )

@@ -1,5 +1,6 @@
 """Shared fixtures of the studies' tests: one torch thread, a random-weight agent that finishes
 episodes quickly, a feature identification with a planted saw feature, synthetic evaluations."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,7 +33,7 @@ def random_net():
     with torch.no_grad():
         net.policy.weight.mul_(0.1)
         net.policy.bias.zero_()
-        net.policy.bias[8] = 4.0                     # RIGHT+UP
+        net.policy.bias[8] = 4.0  # RIGHT+UP
     return net
 
 
@@ -68,6 +69,6 @@ def _planted_identification(channels: int = 32) -> FeatureIdentification:
     feats[:, 3, :, 0] = 1
     feats[:, 0, 0, 2] = 1
     scores = score_features(feats, maps)
-    return FeatureIdentification(nmf, scores, "2b", "value", np.zeros((10, 2), np.int64),
-                                 {"rank": 3, "frames": 10})
-
+    return FeatureIdentification(
+        nmf, scores, "2b", "value", np.zeros((10, 2), np.int64), {"rank": 3, "frames": 10}
+    )

@@ -1,4 +1,5 @@
 """The blindness experiments' runner, ``prepare_edit`` and ``rlvision evaluate --edit``."""
+
 import json
 
 import numpy as np
@@ -16,11 +17,18 @@ from rlvision_widgets.studies.choice import choose_all_features
 
 
 def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identification):
-    rep = run_blindness_experiments(random_net, levels=3, start_level=7, seed=1,
-                                    conditions=("original", "saw_blind", "left_enemy_blind"),
-                                    identification=planted_identification(), num_envs=3,
-                                    progress=False, log=None)
-    assert set(rep.results) == {"original", "saw_blind"}      # no left-enemy feature: skipped
+    rep = run_blindness_experiments(
+        random_net,
+        levels=3,
+        start_level=7,
+        seed=1,
+        conditions=("original", "saw_blind", "left_enemy_blind"),
+        identification=planted_identification(),
+        num_envs=3,
+        progress=False,
+        log=None,
+    )
+    assert set(rep.results) == {"original", "saw_blind"}  # no left-enemy feature: skipped
     for r in rep.results.values():
         assert r.levels == 3 and list(r.level_seeds) == [7, 8, 9]
         assert r.successes + sum(r.failures.values()) == 3
@@ -31,8 +39,7 @@ def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identificat
 
 
 def test_prepare_edit_by_class_name_on_a_small_corpus(random_net):
-    edited, choice, ident = prepare_edit(random_net, "wall", rank=3, corpus_envs=2,
-                                         corpus_steps=16)
+    edited, choice, ident = prepare_edit(random_net, "wall", rank=3, corpus_envs=2, corpus_steps=16)
     assert choice.cls == "wall" and choice.feature == ident.scores.feature_for("wall")[0]
     assert edited.edits[0].layer == "2b" and edited.edits[0].mode == "weight"
     obs = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
@@ -43,14 +50,32 @@ def test_prepare_edit_by_class_name_on_a_small_corpus(random_net):
 
 def test_cli_evaluate_with_edit_counts_add_up(random_net, tmp_path, capsys):
     from rlvision_widgets.cli import main
+
     agent_dir = save_checkpoint(tmp_path / "agent", random_net, {"steps": 0})
     rng = np.random.default_rng(0)
     nmf = AttributionNMF(4, source="activation").fit(rng.random((300, 32)).astype(np.float32))
     nmf_path = nmf.save(tmp_path / "nmf")
     chart = tmp_path / "chart.png"
-    code = main(["evaluate", "--agent", str(agent_dir), "--levels", "4", "--num-envs", "4",
-                 "--edit", "2", "--nmf", str(nmf_path), "--json", "--chart", str(chart),
-                 "--csv", str(tmp_path / "levels.csv")])
+    code = main(
+        [
+            "evaluate",
+            "--agent",
+            str(agent_dir),
+            "--levels",
+            "4",
+            "--num-envs",
+            "4",
+            "--edit",
+            "2",
+            "--nmf",
+            str(nmf_path),
+            "--json",
+            "--chart",
+            str(chart),
+            "--csv",
+            str(tmp_path / "levels.csv"),
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     data = json.loads(out.out)
@@ -69,6 +94,7 @@ def test_cli_evaluate_with_edit_counts_add_up(random_net, tmp_path, capsys):
 
 def test_cli_edit_unknown_class_lists_the_valid_ones(random_net, tmp_path, capsys):
     from rlvision_widgets.cli import main
+
     agent_dir = save_checkpoint(tmp_path / "agent", random_net, {"steps": 0})
     assert main(["evaluate", "--agent", str(agent_dir), "--levels", "2", "--edit", "dragon"]) == 2
     err = capsys.readouterr().err
@@ -77,10 +103,11 @@ def test_cli_edit_unknown_class_lists_the_valid_ones(random_net, tmp_path, capsy
 
 def test_every_saw_feature_edit_projects_out_each_direction(random_net, planted_identification):
     from rlvision_widgets.agents.editing import projection
+
     ident = planted_identification()
     one = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert one.feature is None and "only 1 feature" in one.note
-    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0   # a second saw feature
+    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0  # a second saw feature
     two = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert two.features == [1, 2] and len(two.all_directions) == 2
     edited = blind_agent(random_net, two.all_directions, "2b", mode="activation")

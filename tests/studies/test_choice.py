@@ -1,4 +1,5 @@
 """Which feature an edit removes: the saw feature, every saw feature, a control feature."""
+
 import numpy as np
 import pytest
 
@@ -23,6 +24,6 @@ def test_every_saw_feature_needs_two_of_them(planted_identification):
     ident = planted_identification()
     one = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert one.feature is None and not one.identified and "only 1 feature" in one.note
-    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0   # a second saw feature
+    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0  # a second saw feature
     two = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert two.features == [1, 2] and two.identified and len(two.all_directions) == 2

@@ -1,5 +1,6 @@
 """Issue 10 for the studies: one job per module, one cause list (the environment's), and every
 0.1 name of ``rlvision_widgets.analysis.experiments`` still working, with a FutureWarning."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,11 +20,30 @@ from rlvision_widgets.studies.article import OTHER_CAUSES, TABLE_CAUSES, TABLE_H
 
 #: what ``rlvision_widgets.analysis.experiments`` offered in 0.1 (its ``__all__`` and constants)
 OLD_PUBLIC = (
-    "ARTICLE_LEVELS", "ARTICLE_TABLE", "BlindnessReport", "CONDITIONS", "EditChoice",
-    "TABLE_CAUSES", "agent_env_options", "blind_agent", "choose_control", "choose_feature",
-    "compare_results", "collect_corpus", "load_report", "plot_blindness_chart", "prepare_edit",
-    "rate_ratio_ci", "removal_effects", "run_blindness_experiments", "strict_json",
-    "table_counts", "OTHER_CAUSES", "TABLE_HEADERS", "CONDITION_TITLES", "EDIT_TARGETS",
+    "ARTICLE_LEVELS",
+    "ARTICLE_TABLE",
+    "BlindnessReport",
+    "CONDITIONS",
+    "EditChoice",
+    "TABLE_CAUSES",
+    "agent_env_options",
+    "blind_agent",
+    "choose_control",
+    "choose_feature",
+    "compare_results",
+    "collect_corpus",
+    "load_report",
+    "plot_blindness_chart",
+    "prepare_edit",
+    "rate_ratio_ci",
+    "removal_effects",
+    "run_blindness_experiments",
+    "strict_json",
+    "table_counts",
+    "OTHER_CAUSES",
+    "TABLE_HEADERS",
+    "CONDITION_TITLES",
+    "EDIT_TARGETS",
     "HAZARD_CLASSES",
 )
 #: served with a warning (gone from the package or moved out of it)
@@ -57,8 +77,16 @@ def test_every_old_experiments_name_still_imports():
 
 
 def test_the_package_exports_each_modules_public_names():
-    for module in ("article", "statistics", "choice", "removal", "report", "charts",
-                   "blindness", "failures"):
+    for module in (
+        "article",
+        "statistics",
+        "choice",
+        "removal",
+        "report",
+        "charts",
+        "blindness",
+        "failures",
+    ):
         mod = importlib.import_module(f"rlvision_widgets.studies.{module}")
         for name in mod.__all__:
             assert getattr(studies, name) is getattr(mod, name), f"{module}.{name}"
@@ -95,8 +123,9 @@ def test_the_articles_columns_partition_the_environments_failure_causes():
     assert TABLE_CAUSES[-1] == "other" and not set(own) & set(OTHER_CAUSES)
     assert set(own) | set(OTHER_CAUSES) == set(FAILURE_CAUSES)
     assert all(TABLE_HEADERS[c] == LABELS[c] for c in own)
-    r = EvaluationResult(np.arange(len(FAILURE_CAUSES)), list(FAILURE_CAUSES),
-                         np.ones(len(FAILURE_CAUSES)))
+    r = EvaluationResult(
+        np.arange(len(FAILURE_CAUSES)), list(FAILURE_CAUSES), np.ones(len(FAILURE_CAUSES))
+    )
     counts = studies.table_counts(r)
     assert sum(counts.values()) == len(FAILURE_CAUSES) and counts["other"] == len(OTHER_CAUSES)
 

@@ -1,4 +1,5 @@
 """The frame-level blindness check: editing an object out against hiding it."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The blindness report: the article's table, the verdict, its files and reloading them."""
+
 import json
 
 import pytest
@@ -9,12 +10,17 @@ from rlvision_widgets.studies.report import BlindnessReport, load_report
 
 
 def _synthetic_report(result, n=2000) -> BlindnessReport:
-    res = {"original": result({"saw": 500, "enemy_left": 20, "enemy_right": 20, "lava": 10}, n),
-           "saw_blind": result({"saw": 900, "enemy_left": 22, "enemy_right": 19, "lava": 9}, n),
-           "invisible_saws": result({"saw": 1400, "enemy_left": 10, "enemy_right": 10}, n)}
-    choices = {"saw_blind": EditChoice("saw_blind", "saw", 3, 0.3, "saw", True, [1.0] * 4, "x"),
-               "left_enemy_blind": EditChoice("left_enemy_blind", "enemy_left", None, 0.01,
-                                              "saw", False, [], "no enemy feature")}
+    res = {
+        "original": result({"saw": 500, "enemy_left": 20, "enemy_right": 20, "lava": 10}, n),
+        "saw_blind": result({"saw": 900, "enemy_left": 22, "enemy_right": 19, "lava": 9}, n),
+        "invisible_saws": result({"saw": 1400, "enemy_left": 10, "enemy_right": 10}, n),
+    }
+    choices = {
+        "saw_blind": EditChoice("saw_blind", "saw", 3, 0.3, "saw", True, [1.0] * 4, "x"),
+        "left_enemy_blind": EditChoice(
+            "left_enemy_blind", "enemy_left", None, 0.01, "saw", False, [], "no enemy feature"
+        ),
+    }
     return BlindnessReport(res, choices, {"agent_steps": 700_000, "levels": n})
 
 
@@ -41,5 +47,5 @@ def test_report_table_verdict_and_files(tmp_path, make_result):
     assert rows[0].startswith("condition,levels,pct_saw")
     assert rows[1].startswith("original,2000,25.0000")
     assert len(paths["levels_csv"].read_text().splitlines()) == 2001
-    again = load_report(tmp_path)                    # redraw without re-running
+    again = load_report(tmp_path)  # redraw without re-running
     assert again.markdown_table() == md and again.verdict() == rep.verdict()

@@ -1,5 +1,6 @@
 """Comparison statistics: per-cause comparisons, rate ratios, Holm's correction, the paired
 bootstrap of the blindness measure."""
+
 import math
 
 import pytest
@@ -17,10 +18,12 @@ from rlvision_widgets.studies.statistics import (
 
 def test_compare_results_on_synthetic_counts(make_result):
     n = 2000
-    base = make_result({"saw": 500, "enemy_left": 20, "enemy_right": 30, "lava": 5,
-                        "timeout": 10}, n)
-    edited = make_result({"saw": 800, "enemy_left": 22, "enemy_right": 28, "lava": 4,
-                          "timeout": 12}, n)
+    base = make_result(
+        {"saw": 500, "enemy_left": 20, "enemy_right": 30, "lava": 5, "timeout": 10}, n
+    )
+    edited = make_result(
+        {"saw": 800, "enemy_left": 22, "enemy_right": 28, "lava": 4, "timeout": 12}, n
+    )
     comp = compare_results(base, edited)
     for c in (*FAILURE_CAUSES, "other", "failed", "success"):
         d = comp[c]
@@ -46,7 +49,7 @@ def test_rate_ratio_ci_closed_form():
     assert r == pytest.approx(2.5)
     assert lo == pytest.approx(2.5 * math.exp(-1.959964 * se), rel=1e-5)
     assert hi == pytest.approx(2.5 * math.exp(1.959964 * se), rel=1e-5)
-    r0, lo0, hi0 = rate_ratio_ci(0, 100, 3, 100)        # zero count: 0.5 added for the CI
+    r0, lo0, hi0 = rate_ratio_ci(0, 100, 3, 100)  # zero count: 0.5 added for the CI
     assert r0 == math.inf and 0 < lo0 < 7 < hi0
     with pytest.raises(ValueError):
         rate_ratio_ci(5, 0, 1, 10)
@@ -67,4 +70,4 @@ def test_paired_bootstrap_blindness_point_and_interval(make_result):
     b, lo, hi = paired_bootstrap_blindness(orig, edited, invisible, n_boot=500)
     assert b == pytest.approx(0.5) and lo < 0.5 < hi and hi - lo < 0.3
     same = paired_bootstrap_blindness(orig, orig, orig, n_boot=50)
-    assert math.isnan(same[0]) and math.isnan(same[1])     # no gap to close: undefined
+    assert math.isnan(same[0]) and math.isnan(same[1])  # no gap to close: undefined

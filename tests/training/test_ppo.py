@@ -1,4 +1,5 @@
 """PPO trainer: GAE, updates improve the objective, checkpoints, resume after SIGKILL."""
+
 import json
 import signal
 import subprocess
@@ -25,7 +26,10 @@ def tiny_opts(**kw):
 def test_gae_matches_direct_definition():
     rng = np.random.default_rng(0)
     T, N, g, l = 7, 3, 0.9, 0.8
-    rew, val = rng.normal(size=(T, N)).astype(np.float32), rng.normal(size=(T, N)).astype(np.float32)
+    rew, val = (
+        rng.normal(size=(T, N)).astype(np.float32),
+        rng.normal(size=(T, N)).astype(np.float32),
+    )
     firsts = rng.random((T, N)) < 0.3
     last_v, last_f = rng.normal(size=N).astype(np.float32), rng.random(N) < 0.3
     adv = gae(rew, val, firsts, last_v, last_f, g, l)
@@ -60,8 +64,9 @@ def _objective(trainer, batch):
 
 
 def test_ppo_updates_improve_the_objective(tmp_path):
-    trainer = Trainer(tmp_path / "run", PPOConfig(**TINY, total_steps=10**6), tiny_opts(),
-                      progress=False)
+    trainer = Trainer(
+        tmp_path / "run", PPOConfig(**TINY, total_steps=10**6), tiny_opts(), progress=False
+    )
     batch = trainer.rollout()
     loss0, pg0 = _objective(trainer, batch)
     assert pg0 == pytest.approx(0.0, abs=1e-5)  # ratio == 1 before any update: -mean(adv) == 0
@@ -92,9 +97,27 @@ def test_checkpoint_resume_continues(tmp_path):
 
 def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rlvision_widgets.cli", "train", str(run), "--steps", "100000",
-           "--num-envs", "4", "--num-steps", "16", "--epochs", "1", "--num-minibatches", "2",
-           "--checkpoint-every", "0", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rlvision_widgets.cli",
+        "train",
+        str(run),
+        "--steps",
+        "100000",
+        "--num-envs",
+        "4",
+        "--num-steps",
+        "16",
+        "--epochs",
+        "1",
+        "--num-minibatches",
+        "2",
+        "--checkpoint-every",
+        "0",
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     try:
@@ -157,22 +180,29 @@ def test_bad_training_config():
 
 
 def test_one_trainer_per_run_folder_and_clear_resume_errors(tmp_path):
-    first = Trainer(tmp_path / "run", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False)
+    first = Trainer(
+        tmp_path / "run", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False
+    )
     with pytest.raises(FileExistsError, match="another trainer"):
         Trainer(tmp_path / "run", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False)
     first.run()
     with pytest.raises(FileNotFoundError, match="no latest.json"):
         Trainer(tmp_path / "missing", resume=True, progress=False)
     assert not (tmp_path / "missing").exists()
-    resumed = Trainer(tmp_path / "run", PPOConfig(total_steps=64, checkpoint_every_s=123.0, lr=1.0),
-                      resume=True, progress=False)
-    assert resumed.config.checkpoint_every_s == 123.0 and resumed.config.lr == 5e-4  # run settings only
+    resumed = Trainer(
+        tmp_path / "run",
+        PPOConfig(total_steps=64, checkpoint_every_s=123.0, lr=1.0),
+        resume=True,
+        progress=False,
+    )
+    assert (
+        resumed.config.checkpoint_every_s == 123.0 and resumed.config.lr == 5e-4
+    )  # run settings only
 
 
 def test_rollout_samples_with_the_one_sampler_and_stores_its_log_probs(tmp_path):
     def rollout(name):
-        t = Trainer(tmp_path / name, PPOConfig(**TINY, total_steps=64), tiny_opts(),
-                    progress=False)
+        t = Trainer(tmp_path / name, PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False)
         try:
             return t, t.rollout()
         finally:
@@ -181,11 +211,12 @@ def test_rollout_samples_with_the_one_sampler_and_stores_its_log_probs(tmp_path)
 
     trainer, batch = rollout("a")
     _, again = rollout("b")
-    assert np.array_equal(batch["act"], again["act"])           # seeded: same run, same draws
+    assert np.array_equal(batch["act"], again["act"])  # seeded: same run, same draws
     with torch.no_grad():
         logits, _ = trainer.model(torch.from_numpy(batch["obs"].reshape(-1, 64, 64, 3)))
     expected = torch.distributions.Categorical(logits=logits).log_prob(
-        torch.from_numpy(batch["act"].ravel()))
+        torch.from_numpy(batch["act"].ravel())
+    )
     np.testing.assert_allclose(batch["logp"].ravel(), expected.numpy(), atol=1e-4)
 
 
@@ -194,12 +225,13 @@ def test_thread_count_is_the_callers_choice(tmp_path):
     try:
         torch.set_num_threads(3)
         run = tmp_path / "run"
-        Trainer(run, PPOConfig(**TINY, total_steps=64, num_threads=1), tiny_opts(),
-                progress=False).run()
-        assert torch.get_num_threads() == 1                   # asked for: set
-        assert load_checkpoint(run)[1]["training"]["num_threads"] == 1   # stored, as before
+        Trainer(
+            run, PPOConfig(**TINY, total_steps=64, num_threads=1), tiny_opts(), progress=False
+        ).run()
+        assert torch.get_num_threads() == 1  # asked for: set
+        assert load_checkpoint(run)[1]["training"]["num_threads"] == 1  # stored, as before
         torch.set_num_threads(3)
-        t = Trainer(run, resume=True, progress=False)         # no config: not the stored count
+        t = Trainer(run, resume=True, progress=False)  # no config: not the stored count
         assert t.config.num_threads == 0 and torch.get_num_threads() == 3
         t.env.close()
         t._lock.close()
@@ -208,9 +240,10 @@ def test_thread_count_is_the_callers_choice(tmp_path):
         t.env.close()
         t._lock.close()
         torch.set_num_threads(3)
-        t = Trainer(tmp_path / "default", PPOConfig(**TINY, total_steps=64), tiny_opts(),
-                    progress=False)
-        assert t.config.num_threads == 0 and torch.get_num_threads() == 3   # left alone
+        t = Trainer(
+            tmp_path / "default", PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False
+        )
+        assert t.config.num_threads == 0 and torch.get_num_threads() == 3  # left alone
         t.env.close()
         t._lock.close()
         with pytest.raises(ValueError, match="num_threads"):
@@ -222,10 +255,27 @@ def test_thread_count_is_the_callers_choice(tmp_path):
 def test_config_fields_are_the_checkpoint_format():
     """PPOConfig is stored in every checkpoint (runs/reference included): same fields."""
     from dataclasses import fields
+
     assert [f.name for f in fields(PPOConfig)] == [
-        "total_steps", "num_steps", "num_minibatches", "epochs", "lr", "ent_coef", "vf_coef",
-        "clip", "gamma", "lam", "max_grad_norm", "normalize_rewards", "network", "precision",
-        "seed", "num_threads", "checkpoint_every_s", "device"]
+        "total_steps",
+        "num_steps",
+        "num_minibatches",
+        "epochs",
+        "lr",
+        "ent_coef",
+        "vf_coef",
+        "clip",
+        "gamma",
+        "lam",
+        "max_grad_norm",
+        "normalize_rewards",
+        "network",
+        "precision",
+        "seed",
+        "num_threads",
+        "checkpoint_every_s",
+        "device",
+    ]
 
 
 def test_learning_curve_is_written_atomically(tmp_path):
@@ -233,8 +283,9 @@ def test_learning_curve_is_written_atomically(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "log.jsonl").write_text("\n".join(
-        json.dumps({"steps": s, "success_rate": s / 10**6}) for s in (10**5, 2 * 10**5)))
+    (run / "log.jsonl").write_text(
+        "\n".join(json.dumps({"steps": s, "success_rate": s / 10**6}) for s in (10**5, 2 * 10**5))
+    )
     out = plot_learning_curve(run, tmp_path / "curve.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "run"]

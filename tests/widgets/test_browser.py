@@ -1,18 +1,19 @@
 """The bundles in headless Chromium on a fake anywidget model fed real widget state: real canvas
 pixels (getImageData), browser-side display maths against a numpy reference, interaction, and
 the static export offline."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from browser.harness import canvas_pixels, launch, mount, next_frame, screenshot, skip_reason
 
-from browser.harness import (canvas_pixels, launch, mount, next_frame, screenshot,
-                             skip_reason)
-
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+]
 
 OBS_CANVAS = ".rlv-screen:nth-child(1) canvas"
 POS_CANVAS = ".rlv-screen:nth-child(2) canvas"
@@ -40,7 +41,7 @@ def explorer():
     from rlvision_widgets.widgets import Explorer
 
     torch.manual_seed(0)
-    agent = resolve_agent(None)                   # the shipped reference agent
+    agent = resolve_agent(None)  # the shipped reference agent
     traj = collect_trajectories(agent, num_envs=2, num_steps=24, seed=1, progress=False)
     ex = Explorer(agent, traj, rank=4, background=False, suggest_labels=False)
     ex.frame = 7
@@ -56,12 +57,18 @@ def _viewer(E=2, T=8, K=3, seed=0):
     feats = np.zeros((E, T, 16, 16, K), np.float32)
     for e in range(E):
         for t in range(T):
-            for k in range(K):   # one sparse blob per feature and frame
+            for k in range(K):  # one sparse blob per feature and frame
                 y, x = rng.integers(2, 14, 2)
                 feats[e, t, y, x, k] = rng.normal() * 2
-    v = TrajectoryViewer(obs, values=rng.normal(size=(E, T)), advantages=rng.normal(size=(E, T)),
-                         actions=rng.integers(0, 15, (E, T)), logits=rng.normal(size=(E, T, 15)),
-                         firsts=np.eye(1, T, dtype=bool).repeat(E, 0), features=feats)
+    v = TrajectoryViewer(
+        obs,
+        values=rng.normal(size=(E, T)),
+        advantages=rng.normal(size=(E, T)),
+        actions=rng.integers(0, 15, (E, T)),
+        logits=rng.normal(size=(E, T, 15)),
+        firsts=np.eye(1, T, dtype=bool).repeat(E, 0),
+        features=feats,
+    )
     return v, obs, feats
 
 
@@ -79,8 +86,15 @@ def hue_to_rgb(ang: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def reference_overlay(maps: np.ndarray, sign: int, scale: float, gain: float, isolate: int,
-                      residual: bool, blur: float) -> np.ndarray:
+def reference_overlay(
+    maps: np.ndarray,
+    sign: int,
+    scale: float,
+    gain: float,
+    isolate: int,
+    residual: bool,
+    blur: float,
+) -> np.ndarray:
     """The article's display maths on one frame (H, W, K+1) -> RGBA float in [0, 255]."""
     H, W, C = maps.shape
     K = C - 1
@@ -95,7 +109,7 @@ def reference_overlay(maps: np.ndarray, sign: int, scale: float, gain: float, is
         use[isolate] = True
     rgb = x[..., :K][..., use[:K]] @ colors[use[:K]]
     if use[K]:
-        rgb = rgb + x[..., K:K + 1]
+        rgb = rgb + x[..., K : K + 1]
     if blur > 0:  # unnormalised exp(-r/b) disc of radius 7b, zero padding
         R = int(math.floor(7 * blur + 1e-9))
         out = np.zeros_like(rgb)
@@ -104,7 +118,7 @@ def reference_overlay(maps: np.ndarray, sign: int, scale: float, gain: float, is
             for dx in range(-R, R + 1):
                 r = math.hypot(dx, dy)
                 if r <= 7 * blur + 1e-9:
-                    out += math.exp(-r / blur) * pad[R + dy:R + dy + H, R + dx:R + dx + W]
+                    out += math.exp(-r / blur) * pad[R + dy : R + dy + H, R + dx : R + dx + W]
         rgb = out
     norm = np.linalg.norm(rgb, axis=-1, keepdims=True)
     alpha = np.minimum(1, norm)
@@ -118,8 +132,12 @@ def test_display_maths_match_reference(page):
     rng = np.random.default_rng(3)
     K, H, W = 5, 12, 12
     maps = (rng.normal(size=(H, W, K + 1)) * (rng.random((H, W, K + 1)) > 0.8)).astype(np.float32)
-    for sign, iso, res, blur, gain in [(1, -1, False, 1.0, 1.0), (-1, -1, True, 1.0, 2.0),
-                                       (0, 2, False, 0.0, 1.0), (1, K, False, 0.5, 1.0)]:
+    for sign, iso, res, blur, gain in [
+        (1, -1, False, 1.0, 1.0),
+        (-1, -1, True, 1.0, 2.0),
+        (0, 2, False, 0.0, 1.0),
+        (1, K, False, 0.5, 1.0),
+    ]:
         got = page.evaluate(
             """([maps, H, W, K, o]) => {
                  const d = window.mod.display;
@@ -127,8 +145,14 @@ def test_display_maths_match_reference(page):
                    sign: o.sign, scale: 1.5, gain: o.gain, isolate: o.iso, residual: o.res,
                    colors: d.featureColors(K), kernel: d.blurKernel(o.blur) });
                  return Array.from(out); }""",
-            [maps.ravel().tolist(), H, W, K,
-             {"sign": sign, "gain": gain, "iso": iso, "res": res, "blur": blur}])
+            [
+                maps.ravel().tolist(),
+                H,
+                W,
+                K,
+                {"sign": sign, "gain": gain, "iso": iso, "res": res, "blur": blur},
+            ],
+        )
         got = np.asarray(got, float).reshape(H, W, 4)
         want = reference_overlay(maps, sign, 1.5, gain, iso, res, blur)
         assert np.abs(got - want).max() <= 1.01, (sign, iso, res, blur)
@@ -150,23 +174,41 @@ def test_display_maths_match_analysis_display(page):
     feats = maps[None, ..., :K]
     scale = display.trajectory_scale(feats)
     # (sign, residual, Python blur, Python radius, the widget's blur trait: None = auto)
-    for sign, residual, blur, radius, trait in [("positive", False, "disc", 7, 1.0),
-                                                ("negative", True, "disc", 7, 1.0),
-                                                ("positive", True, "disc", None, None),
-                                                ("negative", False, "disc", None, None),
-                                                ("absolute", False, None, None, 0.0)]:
+    for sign, residual, blur, radius, trait in [
+        ("positive", False, "disc", 7, 1.0),
+        ("negative", True, "disc", 7, 1.0),
+        ("positive", True, "disc", None, None),
+        ("negative", False, "disc", None, None),
+        ("absolute", False, None, None, 0.0),
+    ]:
         want = display.attribution_to_rgba(
-            feats, display.feature_colors(K), scale, 1.5, sign=sign, blur=blur, radius=radius,
-            residual=maps[None, ..., K] if residual else None)[0]
+            feats,
+            display.feature_colors(K),
+            scale,
+            1.5,
+            sign=sign,
+            blur=blur,
+            radius=radius,
+            residual=maps[None, ..., K] if residual else None,
+        )[0]
         got = page.evaluate(
             """([maps, H, W, K, o]) => { const d = window.mod.display;
                  return Array.from(d.overlayRGBA(Float32Array.from(maps), H, W, K, {
                    sign: o.sign, scale: o.scale, gain: 1.5, isolate: -1, residual: o.res,
                    colors: d.featureColors(K), kernel: d.blurKernel(d.effectiveBlur(o.blur, H)) })); }""",
-            [maps.ravel().tolist(), H, W, K, {"sign": {"positive": 1, "negative": -1,
-                                                        "absolute": 0}[sign],
-                                               "scale": scale, "res": residual,
-                                               "blur": trait}])
+            [
+                maps.ravel().tolist(),
+                H,
+                W,
+                K,
+                {
+                    "sign": {"positive": 1, "negative": -1, "absolute": 0}[sign],
+                    "scale": scale,
+                    "res": residual,
+                    "blur": trait,
+                },
+            ],
+        )
         got = np.asarray(got, float).reshape(H, W, 4) / 255
         want = np.clip(want, 0, 1)
         assert np.abs(got - want).max() <= 1.01 / 255, (sign, radius)
@@ -186,9 +228,9 @@ def test_viewer_draws_observation_and_overlays(page):
         for x in ys:
             assert np.array_equal(px[y, x, :3], obs[0, 3, y * 64 // S, x * 64 // S]), (y, x)
     pos = canvas_pixels(page, POS_CANVAS)
-    assert pos.std() > 5                                    # not blank
-    assert not np.array_equal(pos[..., :3], px[..., :3])    # overlay drawn over the frame
-    assert page.locator(".rlv-legend").count() == 0          # viewer alone: no legend
+    assert pos.std() > 5  # not blank
+    assert not np.array_equal(pos[..., :3], px[..., :3])  # overlay drawn over the frame
+    assert page.locator(".rlv-legend").count() == 0  # viewer alone: no legend
     screenshot(page, "browser_viewer")
 
 
@@ -202,16 +244,18 @@ def test_scrub_hotkeys_and_playback_update_frame(page):
     page.mouse.up()
     f = page.evaluate("() => window.model.get('frame')")
     assert 12 <= f <= 16
-    saved = page.evaluate("() => window.model.saved.map((s) => s.frame).filter((x) => x !== undefined)")
-    assert saved and saved[-1] == f                          # synced to Python
+    saved = page.evaluate(
+        "() => window.model.saved.map((s) => s.frame).filter((x) => x !== undefined)"
+    )
+    assert saved and saved[-1] == f  # synced to Python
     page.focus(".rlv-viewer")
     page.keyboard.press("ArrowRight")
     page.keyboard.press("Shift+ArrowLeft")
     assert page.evaluate("() => window.model.get('frame')") == f + 1 - 10
     obs_before = canvas_pixels(page, OBS_CANVAS)
-    page.keyboard.press(" ")                                 # play
+    page.keyboard.press(" ")  # play
     page.wait_for_function(f"() => window.model.get('frame') >= {f - 9 + 3}", timeout=5000)
-    page.keyboard.press(" ")                                 # pause
+    page.keyboard.press(" ")  # pause
     next_frame(page)
     assert not np.array_equal(obs_before, canvas_pixels(page, OBS_CANVAS))
 
@@ -232,7 +276,7 @@ def test_display_settings_apply_without_kernel(page):
     next_frame(page)
     assert page.locator(".rlv-screen:nth-child(4)").is_visible()
     assert not page.locator(".rlv-screen:nth-child(2)").is_visible()
-    assert page.evaluate("() => window.model.sent.length") == 0    # nothing asked of Python
+    assert page.evaluate("() => window.model.sent.length") == 0  # nothing asked of Python
 
 
 def test_blur_scales_with_layer_and_control_shows_radius(page, explorer):
@@ -247,14 +291,17 @@ def test_blur_scales_with_layer_and_control_shows_radius(page, explorer):
     assert page.locator(".rlv-controls .rlv-blur-auto").get_attribute("aria-pressed") == "true"
     assert page.eval_on_selector(slider, "el => el.value") == "3.5"
     auto_px = canvas_pixels(page, POS_CANVAS)
-    page.eval_on_selector(slider, """el => { el.value = "7";
-        el.dispatchEvent(new Event("input", { bubbles: true })); }""")
+    page.eval_on_selector(
+        slider,
+        """el => { el.value = "7";
+        el.dispatchEvent(new Event("input", { bubbles: true })); }""",
+    )
     next_frame(page)
-    assert page.evaluate("() => window.model.get('blur')") == 1.0     # b = 7 / 7: the article
+    assert page.evaluate("() => window.model.get('blur')") == 1.0  # b = 7 / 7: the article
     assert val.inner_text() == "7.0"
     assert page.locator(".rlv-controls .rlv-blur-auto").get_attribute("aria-pressed") == "false"
     wide_px = canvas_pixels(page, POS_CANVAS)
-    assert not np.array_equal(auto_px, wide_px)                        # a wider disc is drawn
+    assert not np.array_equal(auto_px, wide_px)  # a wider disc is drawn
     page.click(".rlv-controls .rlv-blur-auto")
     next_frame(page)
     assert page.evaluate("() => window.model.get('blur')") is None
@@ -299,14 +346,25 @@ def test_rank_change_from_python_updates_legend(page, explorer):
         new = widget_payload(explorer)
     finally:
         explorer.rank = rank
-    names = ["attr_maps", "attr_offsets", "attr_scales", "attr_shape", "attr_ready", "n_features",
-             "feature_labels", "thumbnails_png", "rank"]
+    names = [
+        "attr_maps",
+        "attr_offsets",
+        "attr_scales",
+        "attr_shape",
+        "attr_ready",
+        "n_features",
+        "feature_labels",
+        "thumbnails_png",
+        "rank",
+    ]
     page.evaluate(
         """([p, names]) => { const b64 = (s) => { const bin = atob(s); const u = new Uint8Array(bin.length);
              for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return new DataView(u.buffer); };
            const ch = {}; for (const n of names) ch[n] = p.state[n];
            for (const b of p.buffers) if (names.includes(b.path[0])) ch[b.path[0]] = b64(b.data);
-           window.model.fromPython(ch); }""", [new, names])
+           window.model.fromPython(ch); }""",
+        [new, names],
+    )
     next_frame(page)
     assert page.locator(".rlv-legend-item").count() == 3
     assert page.locator(".rlv-edit-row").count() == 2
@@ -317,13 +375,15 @@ def test_edited_values_redraw_value_graph(page, explorer):
     before = canvas_pixels(page, ".rlv-timeline-canvas")
     T = explorer.n_steps
     edited = (np.linspace(-3, 3, T)).astype("<f4").tobytes()
-    page.evaluate("""(b) => { const u = Uint8Array.from(b);
+    page.evaluate(
+        """(b) => { const u = Uint8Array.from(b);
         window.model.fromPython({ edited_values: new DataView(u.buffer), edited_trajectory: 0 }); }""",
-                  list(edited))
+        list(edited),
+    )
     next_frame(page)
     after = canvas_pixels(page, ".rlv-timeline-canvas")
     assert np.abs(after.astype(int) - before.astype(int)).sum() > 1000
-    assert "→" in page.locator(".rlv-info").inner_text()       # original → edited value
+    assert "→" in page.locator(".rlv-info").inner_text()  # original → edited value
 
 
 def test_cleanup_removes_listeners(page):
@@ -358,8 +418,8 @@ def test_static_export_renders_offline(browser, explorer, tmp_path):
     before = canvas_pixels(page, POS_CANVAS)
     page.hover(".rlv-legend-item[data-feature='0']")
     next_frame(page)
-    assert not np.array_equal(before, canvas_pixels(page, POS_CANVAS))   # still interactive
-    assert page.locator(".rlv-controls select").first.is_disabled()       # needs a kernel
+    assert not np.array_equal(before, canvas_pixels(page, POS_CANVAS))  # still interactive
+    assert page.locator(".rlv-controls select").first.is_disabled()  # needs a kernel
     screenshot(page, "browser_static_export")
     page.close()
 
@@ -370,20 +430,22 @@ def test_feature_grid_patch_shows_source_and_moves_timeline(page, explorer):
         mount(page, explorer)
         assert page.locator(".rlv-grid").is_visible()
         mosaic = canvas_pixels(page, ".rlv-mosaic")
-        assert mosaic[..., 3].max() > 0                      # opaque cells exist
+        assert mosaic[..., 3].max() > 0  # opaque cells exist
         rows, cols, _ = explorer.grid_shape
         src = np.frombuffer(explorer.grid_sources, "<i4").reshape(rows, cols, 2)
         r, c = np.argwhere(src[..., 1] >= 0)[0]
         box = page.locator(".rlv-mosaic").bounding_box()
-        page.mouse.click(box["x"] + (c + 0.5) * box["width"] / cols,
-                         box["y"] + (r + 0.5) * box["height"] / rows)
+        page.mouse.click(
+            box["x"] + (c + 0.5) * box["width"] / cols, box["y"] + (r + 0.5) * box["height"] / rows
+        )
         info = page.locator(".rlv-grid-src-info").inner_text()
         assert f"Trajectory {src[r, c, 0] + 1}, step {src[r, c, 1]}" in info
         assert canvas_pixels(page, ".rlv-grid-src").std() > 5
         page.click(".rlv-grid .rlv-btn:has-text('Show in timeline')")
-        assert page.evaluate("() => [window.model.get('trajectory'), window.model.get('frame')]") \
-            == [int(src[r, c, 0]), int(src[r, c, 1])]
-        page.locator(".rlv-grid input[type=range]").first.fill("3")      # zoom is local
+        assert page.evaluate(
+            "() => [window.model.get('trajectory'), window.model.get('frame')]"
+        ) == [int(src[r, c, 0]), int(src[r, c, 1])]
+        page.locator(".rlv-grid input[type=range]").first.fill("3")  # zoom is local
         assert page.evaluate("() => window.model.get('grid_zoom')") == 3
         screenshot(page, "browser_feature_grid", ".rlv-grid")
     finally:
@@ -394,9 +456,11 @@ def test_bookmarks_move_timeline_and_rerun_asks_python(page, explorer):
     mount(page, explorer)
     first = explorer.bookmarks[0]
     page.click(".rlv-bm >> nth=0")
-    assert page.evaluate("() => [window.model.get('trajectory'), window.model.get('frame')]") \
-        == [first["trajectory"], first["frame"]]
-    page.click(".rlv-edit .rlv-primary")                     # re-run with edits
+    assert page.evaluate("() => [window.model.get('trajectory'), window.model.get('frame')]") == [
+        first["trajectory"],
+        first["frame"],
+    ]
+    page.click(".rlv-edit .rlv-primary")  # re-run with edits
     assert {"type": "rerun"} in page.evaluate("() => window.model.sent")
 
 
@@ -411,9 +475,12 @@ def test_full_resolution_frames_on_demand(page, explorer):
     low = canvas_pixels(page, OBS_CANVAS)
     # answer like Python does: a PNG of the 512 x 512 frame in the message's buffer
     full = np.zeros((512, 512, 3), np.uint8)
-    full[::2, ::2] = 255                                    # a pattern no 64 px frame has
+    full[::2, ::2] = 255  # a pattern no 64 px frame has
     png = enc.encode_png(full)
-    page.evaluate("""([m, b]) => { const u = Uint8Array.from(b);
-        window.model.emit('msg:custom', m, [new DataView(u.buffer)]); }""", [req[-1], list(png)])
+    page.evaluate(
+        """([m, b]) => { const u = Uint8Array.from(b);
+        window.model.emit('msg:custom', m, [new DataView(u.buffer)]); }""",
+        [req[-1], list(png)],
+    )
     next_frame(page)
     assert not np.array_equal(low, canvas_pixels(page, OBS_CANVAS))

@@ -2,6 +2,7 @@
 renders non-blank canvases; scrubbing and hotkeys change ``frame`` in the kernel; changing the
 rank changes the number of legend entries; hovering a legend entry changes overlay pixels;
 switching a feature off changes the value graph; the static export renders offline."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,11 +10,13 @@ import time
 
 import numpy as np
 import pytest
-
 from browser.harness import ARTIFACTS, canvas_pixels, launch, screenshot, skip_reason
 
-pytestmark = [pytest.mark.jupyter, pytest.mark.browser,
-              pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
+pytestmark = [
+    pytest.mark.jupyter,
+    pytest.mark.browser,
+    pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or ""),
+]
 
 NOTEBOOK = """\
 import warnings; warnings.filterwarnings("ignore")
@@ -70,8 +73,10 @@ def test_explorer_end_to_end(app, tmp_path):
             probe.wait_for(f"ex.frame == {js_frame}", timeout=30)
             page.keyboard.press("ArrowRight")
             probe.wait_for(f"ex.frame == {js_frame + 1}", timeout=30)
-            probe.eval("setattr(ex, 'frame', 3)")            # and Python moves the view
-            page.wait_for_function("() => document.querySelector('.rlv-viewer').dataset.frame === '3'")
+            probe.eval("setattr(ex, 'frame', 3)")  # and Python moves the view
+            page.wait_for_function(
+                "() => document.querySelector('.rlv-viewer').dataset.frame === '3'"
+            )
 
             # --- hovering a legend entry isolates the feature (overlay pixels change)
             before = canvas_pixels(page, POS)
@@ -84,7 +89,7 @@ def test_explorer_end_to_end(app, tmp_path):
             page.locator(".rlv-controls input[type=range]").first.fill("3")
             page.wait_for_selector(".rlv-legend[data-entries='3']", timeout=60_000)
             probe.wait_for("ex.rank == 3 and ex.n_features == 3 and not ex.busy", timeout=60)
-            assert page.locator(".rlv-legend-item").count() == 4        # 3 + residual
+            assert page.locator(".rlv-legend-item").count() == 4  # 3 + residual
 
             # --- switching a feature off changes the value graph
             timeline = canvas_pixels(page, TIMELINE)
@@ -99,8 +104,9 @@ def test_explorer_end_to_end(app, tmp_path):
             out = tmp_path / f"export_{app}.html"
             probe.eval(f"ex.save_html({str(out)!r})")
             static = browser.new_page()
-            static.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-                         else r.abort())
+            static.route(
+                "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
+            )
             static.goto(out.as_uri())
             static.wait_for_selector(".rlv-legend[data-entries='3']")
             static.wait_for_timeout(200)
@@ -110,7 +116,7 @@ def test_explorer_end_to_end(app, tmp_path):
             ARTIFACTS.mkdir(exist_ok=True)
             shutil.copy(out, ARTIFACTS / out.name)
             static.close()
-            unexpected = [e for e in errors if "schema" not in e]   # Notebook 7's own error
+            unexpected = [e for e in errors if "schema" not in e]  # Notebook 7's own error
             assert not unexpected, unexpected
         finally:
             probe.close()

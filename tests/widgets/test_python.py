@@ -1,5 +1,6 @@
 """Python side of the widgets: traits, validation, binary encodings, the Explorer's state and
 its engine binding (small data: a random-weight compact network, a few steps)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,15 @@ import numpy as np
 import pytest
 import traitlets
 
-from rlvision_widgets.widgets import (AttributionLegend, Controls, EditPanel, Explorer,
-                                      FeatureGrid, TrajectoryViewer, output_options)
+from rlvision_widgets.widgets import (
+    AttributionLegend,
+    Controls,
+    EditPanel,
+    Explorer,
+    FeatureGrid,
+    TrajectoryViewer,
+    output_options,
+)
 from rlvision_widgets.widgets import _encode as enc
 from rlvision_widgets.widgets.export import STATIC
 
@@ -26,7 +34,7 @@ def test_png_strips_round_trip():
     data, offsets = enc.encode_png_strips(obs)
     assert len(offsets) == 4 and offsets[-1] == len(data)
     for e in range(3):
-        img = enc.decode_png(data[offsets[e]:offsets[e + 1]])
+        img = enc.decode_png(data[offsets[e] : offsets[e + 1]])
         assert img.shape == (5 * 64, 64, 3)
         assert np.array_equal(img.reshape(5, 64, 64, 3), obs[e])
 
@@ -43,7 +51,7 @@ def test_attribution_quantisation_error_and_layout():
     assert np.all(np.abs(back - full) <= scale / 254 + 1e-6)
     # one zlib stream per trajectory, int8 inside
     off = tr["attr_offsets"]
-    raw = zlib.decompress(tr["attr_maps"][off[1]:off[2]])
+    raw = zlib.decompress(tr["attr_maps"][off[1] : off[2]])
     assert len(raw) == 4 * 8 * 8 * 4
 
 
@@ -59,10 +67,14 @@ def test_progressive_payload_marks_ready_frames():
 # ------------------------------------------------------------------------- components
 def test_trajectory_viewer_accepts_arrays():
     E, T = 2, 6
-    v = TrajectoryViewer(_obs(E, T), values=np.arange(E * T).reshape(E, T),
-                         actions=np.ones((E, T), int), firsts=np.zeros((E, T), bool),
-                         logits=np.zeros((E, T, 15)),
-                         features=np.ones((E, T, 16, 16, 3), np.float32))
+    v = TrajectoryViewer(
+        _obs(E, T),
+        values=np.arange(E * T).reshape(E, T),
+        actions=np.ones((E, T), int),
+        firsts=np.zeros((E, T), bool),
+        logits=np.zeros((E, T, 15)),
+        features=np.ones((E, T, 16, 16, 3), np.float32),
+    )
     assert (v.n_trajectories, v.n_steps, v.n_features) == (E, T, 3)
     assert v.attr_shape == [E, T, 16, 16, 4]
     assert np.frombuffer(v.values, "<f4").tolist() == list(range(E * T))
@@ -81,7 +93,7 @@ def test_trajectory_viewer_accepts_arrays():
         v.blur = -1
     # blur: by default the article's radius 7 on 32 x 32 scaled to the layer (7 H / 32)
     assert v.blur is None and v.blur_radius() == 3.5
-    v.blur = 1.0                                  # the article's radius, explicitly
+    v.blur = 1.0  # the article's radius, explicitly
     assert v.blur_radius() == 7.0
     v.blur = None
     with pytest.raises(ValueError, match="values must have shape"):
@@ -95,7 +107,7 @@ def test_single_trajectory_and_binary_traits_are_bytes():
     assert v.n_trajectories == 1
     state = v.get_state()
     for name in ("obs_png", "values", "attr_maps"):
-        assert isinstance(state[name], (bytes, memoryview)), name   # raw buffers, not JSON lists
+        assert isinstance(state[name], (bytes, memoryview)), name  # raw buffers, not JSON lists
     json.dumps({k: x for k, x in state.items() if not isinstance(x, (bytes, memoryview))})
 
 
@@ -114,12 +126,16 @@ def test_component_widgets_construct_and_validate():
         panel.edit_strengths = [0.0, 1.5, 0.0]
     c = Controls(layers=["2a", "2b"], layer="2b")
     specs = [o[0] for o in c.outputs]
-    assert specs[0] == "value" and "logit:7" in specs and "group:right" in specs \
+    assert (
+        specs[0] == "value"
+        and "logit:7" in specs
+        and "group:right" in specs
         and "logprob:0" in specs
+    )
     assert output_options()[8][1].endswith("RIGHT")
     for cls in (TrajectoryViewer, AttributionLegend, FeatureGrid, Controls, EditPanel, Explorer):
         bundle = STATIC / f"{cls._component}.js"
-        if bundle.is_file():   # each widget loads its own component bundle
+        if bundle.is_file():  # each widget loads its own component bundle
             assert str(cls._esm) == bundle.read_text(encoding="utf-8")
         else:
             assert "npm run build" in str(cls._esm)
@@ -146,14 +162,15 @@ def test_explorer_initial_state(explorer):
     assert ex.layer == "2b" and ex.layers == ["1a", "2a", "2b", "3a", "4a"]
     assert (ex.n_trajectories, ex.n_steps, ex.n_features) == (2, 24, 4)
     assert ex.attr_shape == [2, 24, 16, 16, 5] and ex.attr_ready == b""
-    assert ex.blur is None and ex.blur_radius() == 3.5     # 7 x 16 / 32 on the 16 x 16 layer 2b
+    assert ex.blur is None and ex.blur_radius() == 3.5  # 7 x 16 / 32 on the 16 x 16 layer 2b
     assert len(ex.feature_labels) == 4 and ex.edit_strengths == [0.0] * 4
     assert ex.thumbnail_size > 0 and ex.busy is False and ex.error == ""
     f, r = ex.features()
     assert f.shape == (2, 24, 16, 16, 4) and r.shape == (2, 24, 16, 16)
     # the browser receives what the engine computed (up to int8 quantisation)
-    back = enc.decode_attribution({k: getattr(ex, k) for k in
-                                   ("attr_maps", "attr_offsets", "attr_scales", "attr_shape")})
+    back = enc.decode_attribution(
+        {k: getattr(ex, k) for k in ("attr_maps", "attr_offsets", "attr_scales", "attr_shape")}
+    )
     assert np.abs(back[..., :4] - f).max() <= np.abs(f).max() / 100
     kinds = {b["kind"] for b in ex.bookmarks}
     assert {"high", "low"} <= kinds
@@ -176,7 +193,7 @@ def test_explorer_rank_output_grid_edit(explorer):
     # the status ends with the analysis summary (not a follow-up "edits cleared")
     assert ex.status.startswith("3 features at 2b · value") and "residual share" in ex.status
     assert "edits cleared" not in ex.status
-    ex.rank = 99                                    # clamped to the valid range
+    ex.rank = 99  # clamped to the valid range
     assert ex.rank == ex.rank_max == 16
     ex.rank = 3
     ex.output = "logit:RIGHT"
@@ -216,7 +233,7 @@ def test_explorer_payload_is_binary_and_small(explorer):
     sizes = explorer.payload_bytes()
     assert sizes["obs_png"] > 0 and sizes["attr_maps"] > 0
     per_frame = sizes["total"] / (2 * 24)
-    assert per_frame < 7000   # 8 x 512 frames at this rate stay far below 30 MB
+    assert per_frame < 7000  # 8 x 512 frames at this rate stay far below 30 MB
 
 
 def test_payload_8x512_within_30mb():
@@ -251,7 +268,7 @@ def test_explorer_answers_full_frame_and_rerun(explorer):
         explorer._on_msg(explorer, {"type": "full_frame", "trajectory": 1, "frame": 3}, [])
     finally:
         del explorer.send
-    (content, buffers), = sent
+    ((content, buffers),) = sent
     assert content == {"type": "full_frame", "trajectory": 1, "frame": 3}
     assert enc.decode_png(buffers[0]).shape == (512, 512, 3)
     explorer.trajectory, explorer.frame = 1, 10
@@ -300,8 +317,11 @@ def test_explorer_broken_shipped_agent_is_an_error(tmp_path, monkeypatch):
 def test_explorer_shows_the_shipped_agent_by_default():
     from rlvision_widgets.agents.registry import load_agent
 
-    traj = {"obs": _obs(1, 4), "rewards": np.zeros((1, 4), np.float32),
-            "firsts": np.zeros((1, 4), bool)}
+    traj = {
+        "obs": _obs(1, 4),
+        "rewards": np.zeros((1, 4), np.float32),
+        "firsts": np.zeros((1, 4), bool),
+    }
     ex = Explorer(None, traj, rank=2, background=False, suggest_labels=False, prefetch=False)
     try:
         ref = load_agent("coinrun")
@@ -318,7 +338,7 @@ def test_explorer_leaves_torch_threads_to_the_caller(explorer):
     import torch
 
     old = torch.get_num_threads()
-    want = (os.cpu_count() or 1) + 1        # more than any core count the library would pick
+    want = (os.cpu_count() or 1) + 1  # more than any core count the library would pick
     seen: list[int] = []
     torch.set_num_threads(want)
     try:
