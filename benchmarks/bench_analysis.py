@@ -70,11 +70,6 @@ def main() -> None:
         help="torch threads inside the NMF (AttributionNMF n_threads; default: as "
         "--threads). Its coreset fit is small: on a busy machine 1 is fastest",
     )
-    ap.add_argument(
-        "--captum-exact",
-        action="store_true",
-        help="use the Captum-identical IG path everywhere (no shared next conv)",
-    )
     ap.add_argument("--cache", default="/tmp/rlvision-bench")
     args = ap.parse_args()
     if args.threads:
@@ -142,11 +137,10 @@ def main() -> None:
             + value_spikes(values, firsts, 16)
         )
         failures = failed_episodes(episodes)
-    share = not args.captum_exact
     summary = []
     for layer in layers:
         with stage("IG corpus"):
-            ca = integrated_gradients(agent, corpus.obs, layer, "value", 10, share_next_conv=share)
+            ca = integrated_gradients(agent, corpus.obs, layer, "value", 10)
         with stage("NMF fit"):
             nmf = AttributionNMF(args.rank, seed=0, n_threads=args.nmf_threads).fit(ca.attributions)
         with stage("feature maps (NNLS)"):
@@ -162,7 +156,7 @@ def main() -> None:
             mosaics = [vis.mosaic(k) for k in range(vis.n_features)]
         del maps, vis
         with stage("IG trajectories"):
-            ta = integrated_gradients(agent, frames, layer, "value", 10, share_next_conv=share)
+            ta = integrated_gradients(agent, frames, layer, "value", 10)
         with stage("reduce"):
             red = nmf.reduce(ta.attributions)
         del ta
@@ -204,7 +198,6 @@ def main() -> None:
         f"peak resident memory: {peak_rss_gb():.2f} GB (before the analysis: {rss0:.2f} GB; "
         "goal <= 4 GB)"
     )
-    print(f"IG path: {'shared next conv where exact (1a, 2a)' if share else 'Captum-identical'}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ _LAZY = {
     "load_agent": ("rlvision_widgets.agents.registry", "load_agent"),
     "build_network": ("rlvision_widgets.agents.networks", "build_network"),
     "EditedAgent": ("rlvision_widgets.agents.editing", "EditedAgent"),
+    "Edit": ("rlvision_widgets.agents.editing", "Edit"),
+    "apply_edit": ("rlvision_widgets.agents.editing", "apply_edit"),
     "EnvOptions": ("rlvision_widgets.environment.coinrun", "EnvOptions"),
     "CoinRunEnv": ("rlvision_widgets.environment.coinrun", "CoinRunEnv"),
     "collect_trajectories": ("rlvision_widgets.rollouts", "collect_trajectories"),
@@ -47,6 +49,8 @@ _LAZY = {
     "train": ("rlvision_widgets.training", "train"),
     "PPOConfig": ("rlvision_widgets.training", "PPOConfig"),
     "evaluate": ("rlvision_widgets.rollouts.evaluate", "evaluate"),
+    "analyze": ("rlvision_widgets.analysis.pipeline", "analyze"),
+    "Analysis": ("rlvision_widgets.analysis.pipeline", "Analysis"),
     "Explorer": ("rlvision_widgets.widgets", "Explorer"),
     "explore": ("rlvision_widgets.widgets", "explore"),
 }

@@ -1,62 +1,222 @@
-"""The ``rlvision`` command line: train, evaluate, export, explore."""
+"""The ``rlvision`` command line: train, evaluate, export, explore.
+
+Bad input never ends in a traceback: options are checked when parsed, output paths before any
+work, and the package's errors for bad files or settings print as
+``rlvision <command>: error: <message>`` with exit code 2 (as argparse's own errors do).
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import math
+import os
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: OSError numbers that mean "this path or this machine refuses", i.e. bad input, not a bug
+_USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
+
+
+# -- option types (argparse turns their ArgumentTypeError into "argument --x: ...", exit 2) ----
+def _int_in(low: int, high: int | None = None, what: str = "") -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}{what}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float | None = None, *, open_low: bool = False) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if open_low else value < low
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            lo = f"> {low}" if open_low else f">= {low}"
+            bound = lo if high is None else f"{lo} and <= {high}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE = _int_in(1)
+NONNEGATIVE = _int_in(0)
+SEED = _int_in(0, 2**31 - 1)
+PORT = _int_in(1, 65535)
+
+
+def _device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {text!r}"
+        )
+    return text
+
+
+# -- checks before any work ----------------------------------------------------------------------
+def check_output_path(path: str | os.PathLike, what: str = "output") -> Path:
+    """Refuse an output path that cannot be written, before any work: a folder, a path under
+    a file, or a folder this process may not create files in (tested by creating one).
+
+    >>> import os, tempfile
+    >>> check_output_path(os.path.join(tempfile.mkdtemp(), "sub", "out.csv")).name
+    'out.csv'
+    >>> check_output_path(tempfile.mkdtemp(), "--csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: --csv ... is a folder; give a file path
+    """
+    path = Path(path)
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise ValueError(f"{what} {path} is a folder; give a file path")
+    folder = path.parent
+    while not folder.exists():  # the nearest existing folder is where files will be created
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{what} {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".rlvision-write-test-")
+    except OSError as exc:
+        raise ValueError(
+            f"{what} {path} cannot be written ({exc.strerror} in {folder}); choose another path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def _check_rank(agent: Any, layer: str | None, rank: int, default_layer: Any) -> None:
+    """``rank`` fits the layer's channels (at most 16, what the explorer shows)."""
+    from .analysis.layers import LayerAccess
+
+    layer = layer or default_layer(agent)
+    channels = LayerAccess(agent).layer_shape(layer)[2]
+    top = min(16, channels)
+    if not 1 <= rank <= top:
+        raise ValueError(
+            f"--rank {rank}: layer {layer} has {channels} channels; choose a rank in 1..{top}"
+        )
+
+
+def _network_agent(agent: Any, name: str, what: str) -> None:
+    from .agents.random_agent import RandomAgent
+
+    if isinstance(agent, RandomAgent):
+        raise ValueError(
+            f"--agent {name} has no layers, so {what} has nothing to analyse; use a network "
+            "agent (--agent coinrun or a checkpoint path)"
+        )
+
+
+# -- train ---------------------------------------------------------------------------------------
+#: command-line option -> PPOConfig field
+TRAIN_OPTIONS = {
+    "steps": "total_steps",
+    "num_steps": "num_steps",
+    "epochs": "epochs",
+    "num_minibatches": "num_minibatches",
+    "lr": "lr",
+    "network": "network",
+    "precision": "precision",
+    "seed": "seed",
+    "threads": "num_threads",
+    "checkpoint_every": "checkpoint_every_s",
+    "device": "device",
+}
+#: command-line option -> (EnvOptions field, value stored for a given flag)
+ENV_OPTIONS = {
+    "num_envs": ("num_envs", None),
+    "distribution_mode": ("distribution_mode", None),
+    "num_levels": ("num_levels", None),
+    "start_level": ("start_level", None),
+    "no_vel_info": ("paint_vel_info", False),
+    "no_backgrounds": ("use_backgrounds", False),
+    "restrict_themes": ("restrict_themes", True),
+    "monochrome_assets": ("use_monochrome_assets", True),
+}
 
 
 def _add_env_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-envs", type=int, default=64)
-    p.add_argument("--distribution-mode", default="easy", choices=["easy", "hard"])
-    p.add_argument("--num-levels", type=int, default=0, help="0 = unbounded")
-    p.add_argument("--start-level", type=int, default=0)
-    p.add_argument("--no-vel-info", action="store_true", help="do not paint velocity info")
-    p.add_argument("--no-backgrounds", action="store_true")
-    p.add_argument("--restrict-themes", action="store_true")
-    p.add_argument("--monochrome-assets", action="store_true")
+    # defaults None: an option the user did not pass is told apart from one they did (resume)
+    p.add_argument("--num-envs", type=POSITIVE, default=None, help="(default 64)")
+    p.add_argument("--distribution-mode", default=None, choices=["easy", "hard"])
+    p.add_argument("--num-levels", type=NONNEGATIVE, default=None, help="0 = unbounded")
+    p.add_argument("--start-level", type=SEED, default=None)
+    p.add_argument("--no-vel-info", action="store_true", default=None, help="no velocity info")
+    p.add_argument("--no-backgrounds", action="store_true", default=None)
+    p.add_argument("--restrict-themes", action="store_true", default=None)
+    p.add_argument("--monochrome-assets", action="store_true", default=None)
 
 
-def _env_options(a: argparse.Namespace, **extra):
-    from .environment import EnvOptions
+def train_settings(a: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training and env settings the user passed explicitly (PPOConfig / EnvOptions
+    field names); what ``train`` applies to a new run and checks against a resumed one.
 
-    return EnvOptions(
-        num_envs=a.num_envs,
-        distribution_mode=a.distribution_mode,
-        num_levels=a.num_levels,
-        start_level=a.start_level,
-        paint_vel_info=not a.no_vel_info,
-        use_backgrounds=not a.no_backgrounds,
-        restrict_themes=a.restrict_themes,
-        use_monochrome_assets=a.monochrome_assets,
-        **extra,
-    )
+    >>> a = build_parser().parse_args(["train", "--resume", "runs/x", "--steps", "5"])
+    >>> train_settings(a)
+    ({'total_steps': 5}, {})
+    """
+    config = {f: getattr(a, o) for o, f in TRAIN_OPTIONS.items() if getattr(a, o) is not None}
+    env = {}
+    for option, (field, flag_value) in ENV_OPTIONS.items():
+        value = getattr(a, option)
+        if value is not None:
+            env[field] = value if flag_value is None else flag_value
+    return config, env
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from .environment import EnvOptions
     from .training import PPOConfig, train
 
-    cfg = PPOConfig(
-        total_steps=a.steps,
-        num_steps=a.num_steps,
-        network=a.network,
-        precision=a.precision,
-        seed=a.seed,
-        lr=a.lr,
-        epochs=a.epochs,
-        num_minibatches=a.num_minibatches,
-        num_threads=a.threads,
-        checkpoint_every_s=a.checkpoint_every,
-        device=a.device,
-    )
+    config, env = train_settings(a)
     if a.resume:
-        meta = train(a.resume, cfg, resume=True)
+        if a.run_dir is not None and Path(a.run_dir) != Path(a.resume):
+            raise ValueError(f"give the run folder once: either {a.run_dir} or --resume {a.resume}")
+        meta = train(a.resume, config, env, resume=True)
     else:
-        meta = train(a.run_dir, cfg, _env_options(a, rand_seed=a.seed))
+        run_dir = a.run_dir or "runs/coinrun"
+        cfg = PPOConfig.from_dict(config)
+        meta = train(run_dir, cfg, EnvOptions(**{"rand_seed": cfg.seed, **env}))
     print(f"steps={meta['steps']} success_rate_recent={meta['success_rate_recent']}")
     return 0
 
 
+# -- evaluate ------------------------------------------------------------------------------------
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import json
 
@@ -64,6 +224,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .rollouts.evaluate import evaluate
     from .studies.charts import plot_failures
 
+    for path, what in ((a.csv, "--csv"), (a.chart, "--chart")):
+        if path:
+            check_output_path(path, what)
     if a.threads > 0:
         import torch
 
@@ -83,20 +246,21 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         result = evaluate(agent, **kwargs)
         out = result.to_json(per_level=a.per_level)
         out["agent"] = str(a.agent)
+        _emit(a, str(a.agent), out)  # the result first: nothing after it can lose it
         if a.csv:
             result.write_csv(a.csv)
         if a.chart:
             plot_failures({str(a.agent): result}, a.chart)
-        if a.json:
-            print(json.dumps(out))
-        else:
-            _print_result(str(a.agent), out)
         return 0
 
+    from .analysis.features import object_layer
     from .files import json_safe
     from .studies.blindness import prepare_edit
     from .studies.statistics import compare_results
 
+    _network_agent(agent, a.agent, "--edit")
+    if a.nmf is None:
+        _check_rank(agent, a.edit_layer, a.rank, object_layer)
     print(f"rlvision: finding feature {a.edit!r} and editing the agent ...", file=sys.stderr)
     edited, choice, ident = prepare_edit(
         agent,
@@ -136,6 +300,18 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if ident is not None:
         out["features"] = ident.summary()
     out = json_safe(out)
+    if a.json:
+        print(json.dumps(out), flush=True)
+    else:
+        print(f"edit: {choice.note} ({edit.mode} edit at {edit.layer})")
+        _print_result(out["base"]["agent"], out["base"])
+        _print_result(out["agent"], out)
+        print("  two-proportion tests (edited vs original, same levels):")
+        for cause, d in out["comparison"].items():
+            print(
+                f"  {cause:12s} {d['base']:6d} -> {d['edited']:6d}  z={d['z']:+.2f} p={d['p']:.3g}"
+            )
+        sys.stdout.flush()
     if a.csv:
         import csv
 
@@ -163,18 +339,17 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
             a.chart,
             title="Failures by cause: original vs edited (same levels)",
         )
+    return 0
+
+
+def _emit(a: argparse.Namespace, name: str, out: dict) -> None:
+    import json
+
     if a.json:
         print(json.dumps(out))
     else:
-        print(f"edit: {choice.note} ({edit.mode} edit at {edit.layer})")
-        _print_result(out["base"]["agent"], out["base"])
-        _print_result(out["agent"], out)
-        print("  two-proportion tests (edited vs original, same levels):")
-        for cause, d in out["comparison"].items():
-            print(
-                f"  {cause:12s} {d['base']:6d} -> {d['edited']:6d}  z={d['z']:+.2f} p={d['p']:.3g}"
-            )
-    return 0
+        _print_result(name, out)
+    sys.stdout.flush()
 
 
 def _print_result(name: str, out: dict) -> None:
@@ -187,11 +362,16 @@ def _print_result(name: str, out: dict) -> None:
         print(f"  {cause:12s} {n:6d}  ({n / out['levels']:.2%})")
 
 
+# -- export, explore -----------------------------------------------------------------------------
 def cmd_export(a: argparse.Namespace) -> int:
     from .agents.registry import load_agent
     from .widgets import export_explorer
+    from .widgets._engine import default_layer
 
+    check_output_path(a.out, "export")
     agent = load_agent(a.agent)
+    _network_agent(agent, a.agent, "export")
+    _check_rank(agent, a.layer, a.rank, default_layer)
     out = export_explorer(
         a.out,
         agent=agent,
@@ -215,33 +395,44 @@ def cmd_explore(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rlvision`` argument parser (subcommands train, evaluate, export, explore).
+
+    >>> build_parser().parse_args(["evaluate", "--levels", "10"]).levels
+    10
+    """
     parser = argparse.ArgumentParser(prog="rlvision", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a PPO agent on CoinRun")
-    p.add_argument("run_dir", nargs="?", default="runs/coinrun")
+    p = sub.add_parser(
+        "train",
+        help="train a PPO agent on CoinRun",
+        description="Train a PPO agent on CoinRun. With --resume only the run settings "
+        "(--steps, --threads, --precision, --checkpoint-every, --device) may change; any other "
+        "option, when given, must match the run (what defines a run cannot change).",
+    )
+    p.add_argument("run_dir", nargs="?", default=None, help="(default runs/coinrun)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR")
-    p.add_argument("--steps", type=int, default=25_000_000)
-    p.add_argument("--num-steps", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--num-minibatches", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--network", default="compact", choices=["compact", "article"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    p.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=POSITIVE, default=None, help="total steps (default 25M)")
+    p.add_argument("--num-steps", type=POSITIVE, default=None, help="(default 256)")
+    p.add_argument("--epochs", type=POSITIVE, default=None, help="(default 3)")
+    p.add_argument("--num-minibatches", type=POSITIVE, default=None, help="(default 8)")
+    p.add_argument("--lr", type=_float_in(0.0, open_low=True), default=None, help="(5e-4)")
+    p.add_argument("--network", default=None, choices=["compact", "article"])
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
+    p.add_argument("--seed", type=SEED, default=None, help="(default 0)")
+    p.add_argument("--threads", type=NONNEGATIVE, default=None, help="torch threads (0 = default)")
+    p.add_argument("--checkpoint-every", type=_float_in(0.0), default=None, help="seconds (300)")
+    p.add_argument("--device", type=_device, default=None, help="auto | cpu | cuda[:i]")
     _add_env_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="success rate and failures by cause on exact levels")
     p.add_argument("--agent", default="coinrun", help="shipped agent name, 'random', or a path")
-    p.add_argument("--levels", type=int, default=1000)
-    p.add_argument("--start-level", type=int, default=0)
+    p.add_argument("--levels", type=POSITIVE, default=1000)
+    p.add_argument("--start-level", type=SEED, default=0)
     p.add_argument("--distribution-mode", default="easy", choices=["easy", "hard"])
     p.add_argument("--invisible-saws", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--num-envs", type=POSITIVE, default=64, help="speed only, not the result")
     p.add_argument("--argmax", action="store_true", help="greedy actions instead of sampling")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--per-level", action="store_true", help="include per-level outcomes in JSON")
@@ -249,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", metavar="PNG", help="also write a chart of failures by cause")
     p.add_argument(
         "--threads",
-        type=int,
+        type=NONNEGATIVE,
         default=1,
         help="torch threads (default 1: evaluation runs small batches, and extra "
         "threads on a busy CPU slow it down many times; 0 = torch default)",
@@ -264,50 +455,83 @@ def build_parser() -> argparse.ArgumentParser:
         "JSON gets a two-proportion test per cause",
     )
     g.add_argument("--edit-layer", default=None, help="layer (default: the object layer, 2b)")
-    g.add_argument("--rank", type=int, default=8, help="NMF rank (default 8)")
+    g.add_argument("--rank", type=POSITIVE, default=8, help="NMF rank (default 8)")
     g.add_argument(
         "--edit-mode",
         default="weight",
         choices=["weight", "activation"],
         help="weight: edit the next conv kernel (the article); activation: hook",
     )
-    g.add_argument("--edit-strength", type=float, default=1.0, help="in [0, 1] (default 1)")
+    g.add_argument(
+        "--edit-strength", type=_float_in(0.0, 1.0), default=1.0, help="in [0, 1] (default 1)"
+    )
     g.add_argument(
         "--nmf",
         metavar="PATH",
         help="take feature directions from a saved "
         "AttributionNMF (e.g. docs/results/editing_nmf) instead of fitting one",
     )
-    g.add_argument("--corpus-envs", type=int, default=8, help="corpus for the NMF (default 8)")
-    g.add_argument("--corpus-steps", type=int, default=512, help="steps per corpus env (512)")
-    g.add_argument("--corpus-seed", type=int, default=0)
+    g.add_argument("--corpus-envs", type=POSITIVE, default=8, help="corpus for the NMF (8)")
+    g.add_argument("--corpus-steps", type=POSITIVE, default=512, help="steps per corpus env (512)")
+    g.add_argument("--corpus-seed", type=SEED, default=0)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write the explorer as one self-contained HTML file")
     p.add_argument("out", nargs="?", default="explorer.html")
-    p.add_argument("--agent", default="coinrun", help="shipped agent name, 'random', or a path")
-    p.add_argument("--num-envs", type=int, default=8)
-    p.add_argument("--num-steps", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--agent", default="coinrun", help="shipped agent name or a path")
+    p.add_argument("--num-envs", type=POSITIVE, default=8)
+    p.add_argument("--num-steps", type=POSITIVE, default=256)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--layer", default=None, help="layer to attribute (default: object layer)")
     p.add_argument("--output", default="value", help="value | logit:A | group:G | logprob:A")
-    p.add_argument("--rank", type=int, default=8, help="number of NMF features")
+    p.add_argument("--rank", type=_int_in(1, 16), default=8, help="NMF features, 1..16 (8)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")
     p.add_argument("--notebook", help="notebook to open (default: notebooks/01_quickstart.ipynb)")
-    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--port", type=PORT, default=8888, help="1..65535 (default 8888)")
     p.add_argument("--ip", default="127.0.0.1")
     p.set_defaults(func=cmd_explore)
     return parser
 
 
+def _message(exc: BaseException) -> str | None:
+    """The message for an error that bad input causes; None for anything else (a bug)."""
+    from .agents.checkpoint import CheckpointError
+    from .rollouts.storage import TrajectoryFileError
+
+    if isinstance(exc, (CheckpointError, TrajectoryFileError, ValueError)):
+        return str(exc)
+    if isinstance(exc, KeyError):  # unknown layer names and the like: the message, unquoted
+        return str(exc.args[0]) if exc.args else "missing key"
+    user_os = (
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    )
+    if isinstance(exc, user_os) or (isinstance(exc, OSError) and exc.errno in _USER_ERRNOS):
+        if exc.filename is not None and exc.strerror:
+            return f"{exc.strerror}: {exc.filename}"
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``rlvision``; returns the exit code (2 for bad input, with a one-line message).
+
+    >>> main(["explore", "--port", "70000"])                         # doctest: +SKIP
+    2
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
-        print(f"rlvision: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        message = _message(exc)
+        if message is None:
+            raise  # unexpected: a bug, shown with its traceback
+        print(f"rlvision {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -19,6 +19,8 @@ import json
 import math
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -194,12 +196,32 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     jpath, npath = stem.with_suffix(".json"), stem.with_suffix(".npz")
     if not jpath.is_file() or not npath.is_file():
         raise FileNotFoundError(f"no saved arrays at {stem} (need {npath.name} and {jpath.name})")
-    doc = json.loads(jpath.read_text())
-    if doc.get("format") != ARRAYS_FORMAT:
-        raise ValueError(f"{jpath} is not an rlvision array file (format {doc.get('format')!r})")
-    with np.load(npath, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    missing = set(doc.get("arrays", [])) - set(arrays)
+    try:
+        doc = json.loads(jpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f"{jpath} is not valid JSON ({e}); delete the pair and recompute"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("format") != ARRAYS_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{jpath} is not an rlvision array file (format {found!r})")
+    try:
+        z = np.load(npath, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(
+            f"{npath} cannot be read as an npz archive ({e}); delete the pair and recompute"
+        ) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{npath} holds a single array, not an npz archive; delete the pair")
+    try:
+        with z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{npath} is corrupted ({e}); delete the pair and recompute") from None
+    names = doc.get("arrays", [])
+    if not isinstance(names, list) or not isinstance(doc.get("meta", {}), dict):
+        raise ValueError(f"{jpath} is malformed: 'arrays' must be a list and 'meta' an object")
+    missing = set(names) - set(arrays)
     if missing:
         raise ValueError(f"{npath} is incomplete: missing arrays {sorted(missing)}")
     return arrays, doc.get("meta", {})

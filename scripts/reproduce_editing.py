@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             if ch.feature is not None:
                 blind_agent(
                     agent,
-                    ch.direction,
+                    ch.all_directions,
                     report.settings["layer"],
                     a.mode,
                     a.strength,

@@ -121,19 +121,70 @@ def compact_config(width: int = 32) -> NetworkConfig:
 NETWORKS = {"article": article_config, "compact": compact_config}
 
 
-class L2Pool(nn.Module):
-    """L2 pooling with pool size = stride: sqrt(sum of squares over each window + eps)."""
+class _FusedL2PoolFunction(torch.autograd.Function):
+    """sqrt(avg_pool(x^2) * k^2 + eps) with a fused backward.
 
-    def __init__(self, size: int, eps: float = 1e-8):
+    The forward runs :class:`L2Pool`'s exact ops. The backward computes (g / p) * x, spread over
+    each window, in two passes over the input instead of autograd's six (and a zero fill).
+    Autograd's chain computes 2 * ((g / (2 p)) * x); scaling by 2 commutes with float rounding
+    (outside the subnormal range), so for pool sizes that are powers of two the two agree
+    bit for bit, and to float rounding otherwise.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, k: int, eps: float) -> torch.Tensor:
+        p = torch.sqrt(F.avg_pool2d(x * x, k, k) * (k * k) + eps)
+        ctx.save_for_backward(x, p)
+        ctx.k = k
+        return p
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x, p = ctx.saved_tensors
+        k = ctx.k
+        d = g / p
+        n, c, h, w = x.shape
+        ho, wo = d.shape[2], d.shape[3]
+        xp, dp = x.permute(0, 2, 3, 1), d.permute(0, 2, 3, 1)
+        if (ho * k, wo * k) == (h, w) and xp.is_contiguous() and dp.is_contiguous():
+            # channels_last: broadcast each pooled gradient over its k x k window in one pass
+            r = dp[:, :, None, :, None, :] * xp.view(n, ho, k, wo, k, c)
+            return r.view(n, h, w, c).permute(0, 3, 1, 2), None, None
+        up = d.repeat_interleave(k, 2).repeat_interleave(k, 3)
+        r = torch.zeros_like(x)
+        r[:, :, : ho * k, : wo * k] = up * x[:, :, : ho * k, : wo * k]
+        return r, None, None
+
+
+class L2Pool(nn.Module):
+    """L2 pooling with pool size = stride: sqrt(sum of squares over each window + eps).
+
+    ``fused``: when a gradient is needed (float32, no autocast), use a fused backward that
+    gives the same gradient as autograd's chain in two passes instead of six.
+
+    >>> pool = L2Pool(2)
+    >>> pool(torch.full((1, 1, 2, 2), 3.0)).item()
+    6.0
+    """
+
+    def __init__(self, size: int, eps: float = 1e-8, fused: bool = False):
         super().__init__()
-        self.size, self.eps = size, eps
+        self.size, self.eps, self.fused = size, eps, fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.size
+        if (
+            self.fused
+            and x.requires_grad
+            and torch.is_grad_enabled()
+            and x.dtype == torch.float32
+            and not torch.is_autocast_enabled(x.device.type)
+        ):
+            return _FusedL2PoolFunction.apply(x, k, self.eps)
         return torch.sqrt(F.avg_pool2d(x * x, k, k) * (k * k) + self.eps)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}"
+        return f"size={self.size}, fused={self.fused}"
 
 
 class ConvBlock(nn.Sequential):
@@ -154,6 +205,12 @@ class ConvAgent(nn.Module):
     Children, in order: conv blocks named by layer ("1a", ...), each optionally followed by an
     L2 pool named "pool_<layer>", then "dense" and the heads "policy" and "value".
 
+    The network owns its fast paths: :meth:`forward_to` / :meth:`forward_from` run it up to /
+    on from a named layer (NCHW activations, channels_last memory), so analysis code never
+    rebuilds its layer order; ``fused_l2pool`` (default True, settable) makes each L2 pool use
+    a fused backward (same gradients, fewer passes; see :class:`L2Pool`). Every child is
+    called as a module, so forward hooks on any of them apply on every path.
+
     >>> net = ConvAgent(compact_config())
     >>> obs = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
     >>> act = net.forward_to(obs, "2b")                  # post-ReLU activation, NCHW
@@ -164,7 +221,7 @@ class ConvAgent(nn.Module):
     True
     """
 
-    def __init__(self, config: NetworkConfig):
+    def __init__(self, config: NetworkConfig, *, fused_l2pool: bool = True):
         super().__init__()
         self.config = config
         cin, size = 3, config.input_size
@@ -179,7 +236,8 @@ class ConvAgent(nn.Module):
                 size = (size - spec.kernel) // spec.stride + 1
             self.layer_shapes[spec.name] = (size, size, spec.channels)
             if spec.pool > 1:
-                self.add_module(f"pool_{spec.name}", L2Pool(spec.pool, config.l2_pool_eps))
+                pool = L2Pool(spec.pool, config.l2_pool_eps, fused=bool(fused_l2pool))
+                self.add_module(f"pool_{spec.name}", pool)
                 self._order.append(f"pool_{spec.name}")
                 size //= spec.pool
             cin = spec.channels
@@ -200,6 +258,17 @@ class ConvAgent(nn.Module):
                 nn.init.zeros_(m.bias)
         nn.init.orthogonal_(self.policy.weight, gain=0.01)
         nn.init.orthogonal_(self.value.weight, gain=1.0)
+
+    @property
+    def fused_l2pool(self) -> bool:
+        """Whether the L2 pools use their fused backward (set to switch every pool)."""
+        return all(m.fused for m in self.modules() if isinstance(m, L2Pool))
+
+    @fused_l2pool.setter
+    def fused_l2pool(self, value: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, L2Pool):
+                m.fused = bool(value)
 
     @property
     def layer_names(self) -> list[str]:
@@ -230,7 +299,8 @@ class ConvAgent(nn.Module):
         return self._run(self.preprocess(obs), 0)
 
     def forward_to(self, obs: torch.Tensor, layer: str) -> torch.Tensor:
-        """Post-ReLU activation of ``layer`` (N, C, H, W)."""
+        """Post-ReLU activation of ``layer`` (N, C, H, W) for uint8 observations (N, 64, 64, 3);
+        the rest of the network is not run."""
         self._check_layer(layer)
         x = self.preprocess(obs)
         for name in self._order:
@@ -242,7 +312,10 @@ class ConvAgent(nn.Module):
     def forward_from(
         self, layer: str, activation: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the network from ``layer``'s post-ReLU activation (N, C, H, W) to (logits, value)."""
+        """Run the network from ``layer``'s post-ReLU activation (N, C, H, W) to (logits, value).
+
+        Gradients flow back to ``activation`` (channels_last memory is fastest on the CPU).
+        """
         self._check_layer(layer)
         return self._run(activation, self._order.index(layer) + 1)
 

@@ -17,7 +17,8 @@ Everything works on plain numpy arrays and any torch agent (no Jupyter):
 
 Modules (one method per module, as in Captum): :mod:`.layers`, :mod:`.outputs`,
 :mod:`.integrated_gradients`, :mod:`.nmf`, :mod:`.featureviz`, :mod:`.display`,
-:mod:`.bookmarks`, :mod:`.features`, :mod:`.labels`, :mod:`.cache`.
+:mod:`.bookmarks`, :mod:`.features`, :mod:`.labels`, :mod:`.cache`; :mod:`.settings` (the one
+set of NMF settings) and :mod:`.pipeline` (:func:`analyze`: the whole analysis -> ``Analysis``).
 """
 
 from .._compat import moved_names
@@ -29,7 +30,7 @@ from .bookmarks import (
     failed_episodes,
     value_spikes,
 )
-from .cache import AnalysisCache, cached_attribution, model_hash
+from .cache import AnalysisCache, CacheEntryError, cached_attribution, model_hash
 from .display import (
     attribution_to_rgba,
     blur_disc,
@@ -54,10 +55,16 @@ from .featureviz import (
 from .integrated_gradients import Attribution, input_gradients, integrated_gradients
 from .labels import CAUSE_LABELS, CLASS_LABELS, HAZARD_CLASSES, LABELS, label
 from .layers import EditHandle, LayerAccess, get_layer
-from .nmf import AttributionNMF, Reduction
+from .nmf import AttributionNMF, NMFFileError, Reduction
 from .outputs import OutputSpec, parse_output, valid_outputs
+from .pipeline import Analysis, AnalysisFileError, analyze
+from .settings import IG_STEPS, NMF_SETTINGS, make_nmf
 
 __all__ = [
+    "IG_STEPS",
+    "NMF_SETTINGS",
+    "Analysis",
+    "AnalysisFileError",
     "CAUSE_LABELS",
     "CLASS_LABELS",
     "HAZARD_CLASSES",
@@ -65,17 +72,20 @@ __all__ = [
     "AnalysisCache",
     "Attribution",
     "AttributionNMF",
+    "CacheEntryError",
     "Bookmark",
     "EditHandle",
     "FailedEpisode",
     "FeatureVisualizer",
     "LayerAccess",
     "Mosaic",
+    "NMFFileError",
     "OutputSpec",
     "ReceptiveField",
     "Reduction",
     "Thumbnail",
     "advantage_bookmarks",
+    "analyze",
     "attribution_to_rgba",
     "blur_disc",
     "blur_gaussian",
@@ -92,6 +102,7 @@ __all__ = [
     "integrated_gradients",
     "label",
     "legend_thumbnails",
+    "make_nmf",
     "model_hash",
     "parse_output",
     "receptive_field",

@@ -4,6 +4,11 @@ Results are keyed by (model hash, layer, output, method, corpus hash) plus any p
 (e.g. IG steps, NMF rank). The model hash is the sha256 of the state dict's names, dtypes,
 shapes and bytes; the corpus hash is the sha256 of the observation array.
 
+Cache files are untrusted (docs/threat-model.md): an entry that cannot be read, is not in the
+format, misses arrays, or holds arrays of the wrong dtype or shape for what the caller expects
+(``expect``) is a miss: it is recomputed and overwritten, with a logged warning. Never a crash,
+never wrong data.
+
 >>> import tempfile
 >>> from rlvision_widgets.agents import build_network
 >>> cache = AnalysisCache(tempfile.mkdtemp())
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,9 +40,74 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import array_hash, json_safe, load_arrays, save_arrays
+from ..files import ARRAYS_FORMAT, array_hash, json_safe, save_arrays
 
-__all__ = ["AnalysisCache", "cached_attribution", "model_hash"]
+__all__ = ["AnalysisCache", "CacheEntryError", "cached_attribution", "model_hash"]
+
+log = logging.getLogger(__name__)
+
+#: What a caller expects of an entry: array name -> (dtype kind(s), shape) with ``None`` for
+#: any length (e.g. ``{"x": ("f", (10, None))}``), or a function ``(arrays, meta) -> None``
+#: that raises ``ValueError`` / ``KeyError`` / ``TypeError`` on a mismatch.
+Expectation = Mapping[str, tuple[str, tuple[int | None, ...]]] | Callable[[dict, dict], Any]
+
+
+class CacheEntryError(ValueError):
+    """A cache entry is damaged, not in the cache format, or not what the caller expects."""
+
+
+def _read_entry(stem: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read ``stem.json`` + ``stem.npz`` strictly; any defect is a :class:`CacheEntryError`."""
+    jpath, npath = stem.with_suffix(".json"), stem.with_suffix(".npz")
+    try:
+        doc = json.loads(jpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CacheEntryError(f"{jpath.name} is not readable JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != ARRAYS_FORMAT:
+        raise CacheEntryError(f"{jpath.name} is not a cache sidecar (format {ARRAYS_FORMAT!r})")
+    names, meta = doc.get("arrays"), doc.get("meta", {})
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CacheEntryError(f"{jpath.name}: 'arrays' must be a list of names")
+    if not isinstance(meta, dict):
+        raise CacheEntryError(f"{jpath.name}: 'meta' must be an object")
+    try:
+        with np.load(npath, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise CacheEntryError(f"{npath.name} is a single array, not an archive")
+            arrays = {k: z[k] for k in z.files}
+    except CacheEntryError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
+        raise CacheEntryError(f"{npath.name} is damaged ({type(e).__name__}: {e})") from None
+    except Exception as e:  # zlib.error and other decoder failures: still just a damaged entry
+        raise CacheEntryError(f"{npath.name} is damaged ({type(e).__name__}: {e})") from None
+    if sorted(arrays) != sorted(names):
+        raise CacheEntryError(
+            f"{npath.name} holds arrays {sorted(arrays)}, its sidecar lists {sorted(names)}"
+        )
+    for k, a in arrays.items():
+        if a.dtype.hasobject or a.dtype.kind not in "biufc":
+            raise CacheEntryError(f"{npath.name}: array {k!r} has dtype {a.dtype}, not numeric")
+    return arrays, meta
+
+
+def _check_expected(arrays: dict, meta: dict, expect: Expectation | None) -> None:
+    if expect is None:
+        return
+    if callable(expect):
+        try:
+            expect(arrays, meta)
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise CacheEntryError(f"not what the caller expects: {e}") from None
+        return
+    for name, (kinds, shape) in expect.items():
+        if name not in arrays:
+            raise CacheEntryError(f"array {name!r} is missing")
+        a = arrays[name]
+        if a.dtype.kind not in kinds:
+            raise CacheEntryError(f"array {name!r} has dtype {a.dtype}, expected kind {kinds!r}")
+        if len(shape) != a.ndim or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            raise CacheEntryError(f"array {name!r} has shape {a.shape}, expected {shape}")
 
 
 def model_hash(model: nn.Module) -> str:
@@ -117,19 +189,47 @@ class AnalysisCache:
         """Store arrays + JSON metadata under ``key``."""
         return save_arrays(self.path(key), arrays, meta)
 
-    def load(self, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """(arrays, meta) stored under ``key``."""
-        return load_arrays(self.path(key))
+    def load(
+        self, key: str, expect: Expectation | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """(arrays, meta) stored under ``key``; :class:`CacheEntryError` if the entry is
+        damaged or not what ``expect`` describes, ``FileNotFoundError`` if it is absent.
+
+        >>> import tempfile
+        >>> c = AnalysisCache(tempfile.mkdtemp())
+        >>> _ = c.save("k", {"a": np.zeros((2, 3), np.float32)})
+        >>> c.load("k", expect={"a": ("f", (2, None))})[0]["a"].shape
+        (2, 3)
+        """
+        if not self.has(key):
+            raise FileNotFoundError(f"no cache entry {key!r} in {self.root}")
+        arrays, meta = _read_entry(self.path(key))
+        _check_expected(arrays, meta, expect)
+        return arrays, meta
 
     def get_or_compute(
-        self, key: str, compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]]
+        self,
+        key: str,
+        compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+        expect: Expectation | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Load ``key`` if cached, else ``compute()`` -> (arrays, meta), save and return it."""
+        """Load ``key`` if cached and sound, else ``compute()`` -> (arrays, meta), save and
+        return it. A damaged entry, or one that does not match ``expect`` (see
+        :data:`Expectation`), is recomputed and overwritten with a logged warning.
+
+        >>> import tempfile
+        >>> c = AnalysisCache(tempfile.mkdtemp())
+        >>> _ = c.save("k", {"a": np.zeros(3)})
+        >>> arrays, _ = c.get_or_compute("k", lambda: ({"a": np.ones(5)}, {}),
+        ...                              expect={"a": ("f", (5,))})      # (3,) is stale
+        >>> arrays["a"].tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0]
+        """
         if self.has(key):
             try:
-                return self.load(key)
-            except (ValueError, OSError, KeyError):
-                pass  # corrupted entry: recompute and overwrite
+                return self.load(key, expect)
+            except CacheEntryError as e:
+                log.warning("analysis cache entry %s is unusable (%s); recomputing it", key, e)
         arrays, meta = compute()
         self.save(key, arrays, meta)
         return {k: np.asarray(v) for k, v in arrays.items()}, json_safe(dict(meta))
@@ -170,5 +270,25 @@ def cached_attribution(
     def compute():
         return integrated_gradients(agent, obs, layer, spec, steps, **kwargs).to_arrays()
 
-    arrays, meta = cache.get_or_compute(key, compute)
+    n = len(obs)
+
+    def expect(arrays: dict, meta: dict) -> None:
+        _check_expected(
+            arrays,
+            meta,
+            {
+                "attributions": ("f", (n, None, None, None)),
+                "activations": ("f", (n, None, None, None)),
+                "outputs": ("f", (n,)),
+                "baseline_outputs": ("f", (n,)),
+                "delta": ("f", (n,)),
+            },
+        )
+        if arrays["attributions"].shape != arrays["activations"].shape:
+            raise ValueError("attributions and activations differ in shape")
+        if meta.get("layer") != layer or meta.get("output") != spec:
+            raise ValueError(f"entry is for layer {meta.get('layer')!r} / {meta.get('output')!r}")
+        Attribution.from_arrays(arrays, meta)
+
+    arrays, meta = cache.get_or_compute(key, compute, expect)
     return Attribution.from_arrays(arrays, meta)

@@ -546,10 +546,11 @@ def identify_features(
 
     Integrated gradients of ``output`` (10 right-Riemann steps, zero baseline at the layer, as
     the article) on the trajectories' frames; NMF of rank ``rank`` on the attributions
-    (positive and negative parts stacked) unless ``nmf`` is given; features per frame from
-    ``nmf.reduce`` (``source="attribution"``) or NMF coefficients of the activations
-    (``source="activation"``: how strongly each direction is present, i.e. what an edit
-    removes); class maps from ``masks`` ("boxes" or "exact"); see :func:`score_features`.
+    (positive and negative parts stacked; the one ``analysis.settings.NMF_SETTINGS``, as the
+    explorer and :func:`~rlvision_widgets.analysis.pipeline.analyze`) unless ``nmf`` is given;
+    features per frame from ``nmf.reduce`` (``source="attribution"``) or NMF coefficients of
+    the activations (``source="activation"``: how strongly each direction is present, i.e. what
+    an edit removes); class maps from ``masks`` ("boxes" or "exact"); see :func:`score_features`.
     ``layer`` defaults to the agent's object layer ("2b").
 
     >>> traj = collect_trajectories(agent, num_envs=8, num_steps=512, seed=0)  # doctest: +SKIP
@@ -559,7 +560,7 @@ def identify_features(
     """
     from .integrated_gradients import integrated_gradients
     from .layers import LayerAccess
-    from .nmf import AttributionNMF
+    from .settings import make_nmf
 
     if source not in ("attribution", "activation"):
         raise ValueError(f"source must be 'attribution' or 'activation', got {source!r}")
@@ -571,7 +572,7 @@ def identify_features(
     obs = traj.obs[idx[:, 0], idx[:, 1]]
     attr = integrated_gradients(access, obs, layer, output=output, steps=ig_steps)
     if nmf is None:
-        nmf = AttributionNMF(rank, seed=seed).fit(attr.attributions)
+        nmf = make_nmf(rank, seed).fit(attr.attributions)  # the package's one NMF_SETTINGS
     if source == "attribution":
         feats = nmf.reduce(attr.attributions).features
     else:

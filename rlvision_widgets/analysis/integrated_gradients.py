@@ -25,23 +25,22 @@ True
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..agents.networks import L2Pool
 from .layers import LayerAccess, check_observations
 from .outputs import OutputLike, parse_output
 
 __all__ = ["Attribution", "default_batch_size", "input_gradients", "integrated_gradients"]
 
 #: Rows (frame x alpha pairs) per forward pass are chosen so one chunk's layer input holds
-#: about this many floats; measured best on a 2-core CPU for both networks.
-TARGET_CHUNK_FLOATS = 1 << 22
+#: about this many floats (compact 2b: 25 frames x 10 steps); measured best on a 2-core CPU.
+TARGET_CHUNK_FLOATS = 1 << 21
 
 
 @dataclass
@@ -118,173 +117,50 @@ def default_batch_size(layer_shape: tuple[int, int, int], steps: int) -> int:
     of ``steps`` holding about :data:`TARGET_CHUNK_FLOATS` floats of layer input.
 
     >>> default_batch_size((32, 32, 32), 10)
-    120
+    60
     """
     per_row = max(1, int(np.prod(layer_shape)))
     frames = max(1, TARGET_CHUNK_FLOATS // (per_row * steps))
     return frames * steps
 
 
-class _L2PoolFunction(torch.autograd.Function):
-    """ConvAgent's L2 pool, sqrt(avg_pool(x^2) * k^2 + eps), with a fused backward.
-
-    The forward runs the module's exact ops. The backward computes 2 * (g / (2 p)) * x in two
-    passes instead of autograd's six (and a zero fill); every rounding step is the same as
-    autograd's chain (division by 2p, exact scalings by 4 and 1/4, one rounded product, an
-    exact doubling), so gradients are bit-identical, only faster.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, k: int, eps: float) -> torch.Tensor:
-        p = torch.sqrt(F.avg_pool2d(x * x, k, k) * (k * k) + eps)
-        ctx.save_for_backward(x, p)
-        ctx.k = k
-        return p
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        x, p = ctx.saved_tensors
-        k = ctx.k
-        d = g / (2 * p)
-        n, c, h, w = x.shape
-        ho, wo = d.shape[2], d.shape[3]
-        xp, dp = x.permute(0, 2, 3, 1), d.permute(0, 2, 3, 1)
-        if (ho * k, wo * k) == (h, w) and xp.is_contiguous() and dp.is_contiguous():
-            r = dp[:, :, None, :, None, :] * xp.view(n, ho, k, wo, k, c)
-            r = r.view(n, h, w, c).permute(0, 3, 1, 2)
-        else:
-            up = d.repeat_interleave(k, 2).repeat_interleave(k, 3)
-            r = torch.zeros_like(x)
-            r[:, :, : ho * k, : wo * k] = up * x[:, :, : ho * k, : wo * k]
-        return r.mul_(2), None, None
-
-
-#: Use the fused L2-pool backward on ConvAgents without hooks (bit-identical, faster).
-FUSED_L2POOL = True
-
-
-def _fused_forward_from(access: LayerAccess, layer: str) -> Any:
-    """A ``forward_from(layer, act)`` for hook-free ConvAgents that runs each L2 pool through
-    :class:`_L2PoolFunction`; None when it does not apply (then the model's own is used)."""
-    model = access.model
-    if not FUSED_L2POOL or not access._fast_layer(layer) or not hasattr(model, "config"):
-        return None
-    order: list[str] = []
-    for spec in model.config.convs:
-        order.append(spec.name)
-        if spec.pool > 1:
-            order.append(f"pool_{spec.name}")
-    names = list(model.layer_names)
-    if layer not in order or [o for o in order if not o.startswith("pool_")] != names:
-        return None
-    rest = order[order.index(layer) + 1 :]
-    try:
-        modules = [getattr(model, name) for name in rest]
-        dense, policy, value = model.dense, model.policy, model.value
-    except AttributeError:
-        return None
-    from torch.nn.modules import module as _module
-
-    if any(
-        getattr(_module, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks")
-    ):
-        return None
-    for top in (*modules, dense, policy, value):
-        for m in top.modules():
-            if m._forward_hooks or m._forward_pre_hooks:
-                return None
-
-    def forward_from(from_layer: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start = rest.index(from_layer) + 1 if from_layer in rest else 0
-        for m in modules[start:]:
-            x = _L2PoolFunction.apply(x, m.size, m.eps) if type(m) is L2Pool else m(x)
-        h = dense(x)
-        return policy(h), value(h).squeeze(-1)
-
-    return forward_from
-
-
 def _access(agent: nn.Module | LayerAccess) -> LayerAccess:
-    return agent if isinstance(agent, LayerAccess) else LayerAccess(agent)
+    if isinstance(agent, LayerAccess):
+        return agent
+    if not isinstance(agent, nn.Module):
+        raise TypeError(
+            f"agent must be a torch nn.Module or a LayerAccess, got {type(agent).__name__}"
+        )
+    return LayerAccess(agent)
 
 
-def _shared_conv_plan(access: LayerAccess, layer: str) -> tuple[str, nn.Conv2d] | None:
-    """(next layer, its conv) when ``layer``'s activation feeds a ConvAgent conv block
-    directly (no pool in between, no hooks on the block), else None.
-
-    Then conv(alpha * a) = alpha * conv(a) exactly, so one conv per frame serves every alpha
-    forward, and one transposed conv of the alpha-summed gradient serves them backward.
-    """
-    model = access.model
-    if not access._fast_layer(layer) or not hasattr(model, "config"):
-        return None
-    names = list(model.layer_names)
-    i = names.index(layer)
-    if i + 1 >= len(names) or model.config.convs[i].pool > 1:
-        return None
-    nxt = names[i + 1]
-    block = getattr(model, nxt, None)
-    if (
-        not isinstance(block, nn.Sequential)
-        or len(block) != 2
-        or not isinstance(block[0], nn.Conv2d)
-        or not isinstance(block[1], nn.ReLU)
-    ):
-        return None
-    from torch.nn.modules import module as _module
-
-    if any(
-        getattr(_module, g, None) for g in ("_global_forward_hooks", "_global_forward_pre_hooks")
-    ):
-        return None
-    for m in block.modules():
-        if m._forward_hooks or m._forward_pre_hooks:
-            return None
-    return nxt, block[0]
+def _scaled_batch(a: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """(steps * b, C, H, W): row k * b + i is alphas[k] * a[i], written in one pass, in
+    ``a``'s memory format (channels_last stays channels_last)."""
+    steps = alphas.numel()
+    b, c, h, w = a.shape
+    if a.permute(0, 2, 3, 1).is_contiguous():  # channels_last (or 1x1 spatial)
+        out = torch.empty(steps, b, h, w, c, dtype=a.dtype)
+        torch.mul(a.permute(0, 2, 3, 1).unsqueeze(0), alphas.view(steps, 1, 1, 1, 1), out=out)
+        return out.view(steps * b, h, w, c).permute(0, 3, 1, 2)
+    out = torch.empty(steps, b, c, h, w, dtype=a.dtype)
+    torch.mul(a.unsqueeze(0), alphas.view(steps, 1, 1, 1, 1), out=out)
+    return out.view(steps * b, c, h, w)
 
 
-def _chunk_gradients(
-    access: LayerAccess,
-    layer: str,
-    spec: Any,
-    a: torch.Tensor,
-    alphas: torch.Tensor,
-    plan: tuple[str, nn.Conv2d] | None,
-    fused: Any = None,
+def _chunk_ig(
+    access: LayerAccess, layer: str, spec: Any, a: torch.Tensor, alphas: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum over alphas of dF/da at alpha * a, and F(a), for one chunk of frames."""
-    forward_from = fused or access.forward_from
-    steps = alphas.shape[0]
+    """(sum over alphas of dF/dz at z = alpha * a, NHWC; F(a)) for one chunk of frames."""
+    steps = alphas.numel()
     b, c, h, w = a.shape
     with torch.enable_grad():
-        if plan is None:
-            scaled = (alphas * a.unsqueeze(0)).reshape(steps * b, c, h, w)
-            scaled = scaled.contiguous(memory_format=torch.channels_last).requires_grad_(True)
-            logits, value = forward_from(layer, scaled)
-            y = spec(logits, value)
-            (grad,) = torch.autograd.grad(y.sum(), scaled)
-            gsum = grad.view(steps, b, c, h, w).sum(0)
-        else:
-            nxt, conv = plan
-            with torch.no_grad():
-                u = F.conv2d(
-                    a, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups
-                )
-                bias = conv.bias if conv.bias is not None else torch.zeros(u.shape[1])
-                pre = alphas * u.unsqueeze(0) + bias.view(1, 1, -1, 1, 1)
-            pre = (
-                pre.reshape(steps * b, *u.shape[1:])
-                .contiguous(memory_format=torch.channels_last)
-                .requires_grad_(True)
-            )
-            logits, value = forward_from(nxt, torch.relu(pre))
-            y = spec(logits, value)
-            (grad,) = torch.autograd.grad(y.sum(), pre)
-            with torch.no_grad():
-                g = grad.view(steps, b, *u.shape[1:]).sum(0)
-                gsum = torch.nn.grad.conv2d_input(
-                    a.shape, conv.weight, g, conv.stride, conv.padding, conv.dilation, conv.groups
-                )
+        scaled = _scaled_batch(a, alphas).requires_grad_(True)
+        logits, value = access.forward_from(layer, scaled)
+        y = spec(logits, value)
+        (grad,) = torch.autograd.grad(y.sum(), scaled)
+    with torch.no_grad():
+        gsum = grad.permute(0, 2, 3, 1).reshape(steps, b, h, w, c).sum(0)
     return gsum, y.detach().view(steps, b)[-1]
 
 
@@ -300,23 +176,34 @@ def integrated_gradients(
 ) -> Attribution:
     """Integrated gradients of ``output`` at ``layer`` for each frame of ``obs``.
 
-    ``agent``: a ConvAgent, any agent module, or a :class:`LayerAccess` (to keep edits).
-    ``obs``: uint8 ``(N, 64, 64, 3)``. ``output``: ``"value"``, ``"logit:<a>"``,
-    ``"group:<g>"``, ``"logprob:<a>"``. ``steps``: right-Riemann steps (alpha = 1/n ... 1);
-    1 gives gradient x activation. ``batch_size``: rows (frame x alpha pairs) per forward pass,
-    rounded down to whole frames (default: :func:`default_batch_size`).
-    ``share_next_conv``: when the layer feeds the next conv directly (no pool: 2a of the
-    article network; 1a, 2a of the compact one), run that conv once per frame for all alphas
-    and back through it once for the alpha-summed gradient (conv(alpha a) = alpha conv(a)).
-    The maths is identical and up to ~3x faster, but float32 rounding differs from Captum's
-    arithmetic (agreement with a float64 reference is as good as the default path's, ~1e-5 to
-    1e-4 of the largest attribution); the default (False) matches Captum to ~1e-7.
+    ``agent``: any agent module (uint8 frames -> ``(logits, value)``) or a
+    :class:`LayerAccess` (to keep its edits). ``layer``: a layer name or any dotted module
+    path; the network is reached through :class:`LayerAccess` (the network's own
+    ``forward_to`` / ``forward_from`` where it offers them, temporary forward hooks otherwise,
+    removed before returning). ``obs``: uint8 ``(N, H, W, 3)``. ``output``: ``"value"``,
+    ``"logit:<a>"``, ``"group:<g>"``, ``"logprob:<a>"``. ``steps``: right-Riemann steps
+    (alpha = 1/n ... 1); 1 gives gradient x activation. ``batch_size``: rows (frame x alpha
+    pairs) per forward pass, rounded down to whole frames (default:
+    :func:`default_batch_size`). ``share_next_conv`` is no longer used (network-specific
+    paths belong to the network); passing True warns.
+
+    Speed-ups are IG-level only: the forward to the layer runs once per frame for all steps,
+    all frames and alphas of a chunk go through ``forward_from`` as one batch, and the last
+    right-Riemann step (alpha = 1) gives F(a) without another pass.
 
     >>> from rlvision_widgets.agents import build_network
     >>> obs = np.zeros((2, 64, 64, 3), np.uint8)
     >>> integrated_gradients(build_network("compact"), obs, "4a", "logit:RIGHT").output
     'logit:7'
     """
+    if share_next_conv:
+        warnings.warn(
+            "integrated_gradients(share_next_conv=True) is no longer applied: IG is generic "
+            "and network-specific fast paths live in the network (ConvAgent.forward_from, "
+            "fused_l2pool); drop the argument",
+            FutureWarning,
+            stacklevel=2,
+        )
     access = _access(agent)
     spec = parse_output(output)
     layer = access.check_layer(layer)
@@ -325,41 +212,37 @@ def integrated_gradients(
     steps = int(steps)
     x = check_observations(obs, access._obs_size if access.fast else None)
     n = x.shape[0]
-    shape = access.layer_shape(layer)
-    if batch_size is None:
-        batch_size = default_batch_size(shape, steps)
-    if (
+    if batch_size is not None and (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, (int, np.integer))
         or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    frames_per_chunk = max(1, int(batch_size) // steps)
 
-    h, w, c = shape
+    # k / n rounded once to float32 (as Captum's riemann_right alphas), the last exactly 1
+    alphas = torch.tensor([k / steps for k in range(1, steps + 1)], dtype=torch.float32)
+    access.input_shape = tuple(x.shape[1:])  # for the hook path's dummy forward passes
+    h, w, c = access.layer_shape(layer)
+    if batch_size is None:
+        batch_size = default_batch_size((h, w, c), steps)
+    frames_per_chunk = max(1, int(batch_size) // steps)
     attributions = np.empty((n, h, w, c), np.float32)
     activations = np.empty((n, h, w, c), np.float32)
     outputs = np.empty(n, np.float32)
-    alphas = torch.linspace(1.0 / steps, 1.0, steps) if steps > 1 else torch.ones(1)
-    alphas = alphas.view(steps, 1, 1, 1, 1)
+    for start in range(0, n, frames_per_chunk):
+        a = access.activations_nchw(x[start : start + frames_per_chunk], layer)  # (b, C, H, W)
+        b = a.shape[0]
+        gsum, out = _chunk_ig(access, layer, spec, a, alphas)
+        with torch.no_grad():
+            a_nhwc = a.permute(0, 2, 3, 1)
+            dst = torch.from_numpy(attributions[start : start + b])
+            torch.mul(gsum, a_nhwc, out=dst).div_(steps)
+            activations[start : start + b] = a_nhwc.numpy()
+            outputs[start : start + b] = out.numpy()
 
     with torch.no_grad():
         zero = torch.zeros(1, c, h, w).contiguous(memory_format=torch.channels_last)
         baseline = float(spec(*access.forward_from(layer, zero))[0])
-
-    plan = _shared_conv_plan(access, layer) if share_next_conv else None
-    fused = _fused_forward_from(access, layer)
-    for start in range(0, n, frames_per_chunk):
-        xb = x[start : start + frames_per_chunk]
-        a = access.activations_nchw(xb, layer)  # (b, C, H, W)
-        b = a.shape[0]
-        gsum, out = _chunk_gradients(access, layer, spec, a, alphas, plan, fused)
-        with torch.no_grad():
-            attr = gsum.mul_(a).div_(steps)
-            attributions[start : start + b] = attr.permute(0, 2, 3, 1).numpy()
-            activations[start : start + b] = a.permute(0, 2, 3, 1).numpy()
-            outputs[start : start + b] = out.numpy()
-
     baseline_outputs = np.full(n, baseline, np.float32)
     delta = (
         attributions.sum((1, 2, 3), dtype=np.float64) - (outputs.astype(np.float64) - baseline)
@@ -374,9 +257,8 @@ def integrated_gradients(
         spec.name,
         steps,
         meta={
-            "shared_next_conv": plan is not None,
-            "fused_l2pool": fused is not None,
             "batch_size": int(batch_size),
+            "network_forward_from": access.uses_network_paths(layer),
         },
     )
 

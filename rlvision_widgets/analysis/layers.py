@@ -1,11 +1,13 @@
 """Layer access on any torch agent: read a layer's activations, run the network on from a layer,
 and edit a layer's output in place (activation-space edits for model editing).
 
-An *agent* maps a uint8 batch ``(N, H, W, 3)`` to ``(logits (N, A), value (N,))``. For a
-:class:`~rlvision_widgets.agents.networks.ConvAgent` the named layers ("1a", "2a", "2b", ...)
-use its fast ``forward_to`` / ``forward_from``; any other layer (or model) is reached by dotted
-module name through forward hooks, and running "from" it means a full forward pass whose
-layer output is *replaced* by the given activation.
+An *agent* maps a uint8 batch ``(N, H, W, 3)`` to ``(logits (N, A), value (N,))``. A network
+that offers ``forward_to(obs, layer)`` / ``forward_from(layer, activation)`` and
+``layer_names`` (as :class:`~rlvision_widgets.agents.networks.ConvAgent` does) is run through
+them for its named layers; any other layer (or model) is reached by dotted module name through
+temporary forward hooks (removed in ``finally``, never left on the module), and running "from"
+it means a full forward pass whose layer output is *replaced* by the given activation. No
+private torch attributes are read.
 
 >>> from rlvision_widgets.agents import build_network
 >>> access = LayerAccess(build_network("compact"))
@@ -196,8 +198,18 @@ class LayerAccess:
             ) from None
         return layer
 
-    def _fast_layer(self, layer: str) -> bool:
+    def uses_network_paths(self, layer: str) -> bool:
+        """True when ``layer`` is reached through the network's own ``forward_to`` /
+        ``forward_from``; False when through temporary forward hooks.
+
+        >>> from rlvision_widgets.agents import build_network
+        >>> acc = LayerAccess(build_network("compact"))
+        >>> acc.uses_network_paths("2b"), acc.uses_network_paths("2b.0")
+        (True, False)
+        """
         return self.fast and layer in self.model.layer_names
+
+    _fast_layer = uses_network_paths
 
     @property
     def _obs_size(self) -> int | None:
@@ -270,7 +282,8 @@ class LayerAccess:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the network from ``layer``'s output ``activation`` (NCHW) to ``(logits, value)``.
 
-        ConvAgent layers use ``ConvAgent.forward_from``; otherwise a forward hook replaces the
+        A network offering ``forward_from`` runs it (for its named layers); otherwise a temporary
+        forward hook replaces the
         layer's output during a full forward pass on a dummy (zero) observation batch.
         Gradients flow back to ``activation``. Edits registered on later layers apply.
 
@@ -284,8 +297,10 @@ class LayerAccess:
         if self._fast_layer(layer):
             return self.model.forward_from(layer, activation)
         module = get_layer(self.model, layer)
+        called: list[bool] = []
 
         def hook(_m: nn.Module, _i: Any, out: Any) -> Any:
+            called.append(True)
             ref = out if isinstance(out, torch.Tensor) else out[0]
             new = activation.reshape(ref.shape) if ref.dim() == 2 else activation
             if tuple(new.shape) != tuple(ref.shape):
@@ -302,6 +317,11 @@ class LayerAccess:
             logits, value = self.model(dummy)
         finally:
             h.remove()
+        if not called:
+            raise RuntimeError(
+                f"layer {layer!r} was not called during the forward pass, so the network "
+                "cannot be run from it; pick a module the forward pass uses"
+            )
         return logits, value.reshape(-1)
 
     def outputs(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,10 +49,35 @@ from sklearn.base import BaseEstimator, TransformerMixin  # get_params / set_par
 
 from ..files import load_arrays, save_arrays
 
-__all__ = ["AttributionNMF", "Reduction", "nnls_rows", "stack_signed_rows"]
+__all__ = ["AttributionNMF", "NMFFileError", "Reduction", "nnls_rows", "stack_signed_rows"]
 
 SOURCES = ("attribution", "activation")
 _CHUNK_ROWS = 1 << 20
+_META_NUMBERS = (
+    "reconstruction_err",
+    "relative_error",
+    "residual_share",
+    "n_rows",
+    "n_nonzero_rows",
+    "coreset_rows",
+    "n_iter",
+    "x_norm",
+)
+
+
+class NMFFileError(ValueError):
+    """A saved NMF (``AttributionNMF.save``) is unreadable, incomplete or inconsistent."""
+
+
+def _check_finite(X: np.ndarray, what: str = "input") -> None:
+    """scikit-learn's ``check_array`` rule: refuse NaN / inf, saying which and how many."""
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        nan = int(np.isnan(X).sum())
+        inf = int(np.isinf(X).sum())
+        raise ValueError(
+            f"{what} contains {nan} NaN and {inf} infinite value(s) of {X.size}; NMF needs "
+            "finite numbers (clean or drop those frames first, e.g. with np.nan_to_num)"
+        )
 
 
 @dataclass
@@ -295,6 +320,7 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
             )
         if not np.issubdtype(X.dtype, np.floating):
             raise TypeError(f"expected a float array, got dtype {X.dtype}")
+        _check_finite(X)
         if fitted and X.shape[-1] != self.components_.shape[1]:
             raise ValueError(
                 f"expected {self.components_.shape[1]} channels (as in fit), got {X.shape[-1]}"
@@ -581,21 +607,79 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> AttributionNMF:
-        """Inverse of :meth:`to_arrays` (a fitted estimator without its coreset)."""
-        est = cls(**meta["params"])
-        est.components_ = np.asarray(arrays["components"], np.float32)
-        est.component_mass_ = np.asarray(arrays["component_mass"])
-        for k in (
-            "reconstruction_err",
-            "relative_error",
-            "residual_share",
-            "n_rows",
-            "n_nonzero_rows",
-            "coreset_rows",
-            "n_iter",
-            "x_norm",
+        """Inverse of :meth:`to_arrays` (a fitted estimator without its coreset). Raises
+        :class:`NMFFileError` naming what is wrong when the arrays or metadata are damaged or
+        inconsistent (components must be finite, non-negative, (K, C) with K = n_components).
+
+        >>> est = AttributionNMF.from_arrays(
+        ...     {"components": np.eye(2, 3, dtype=np.float32), "component_mass": np.ones(2)},
+        ...     {"params": {"n_components": 2}, "reconstruction_err": 0.0, "relative_error": 0.0,
+        ...      "residual_share": 0.0, "n_rows": 4, "n_nonzero_rows": 4, "coreset_rows": 4,
+        ...      "n_iter": 1, "x_norm": 1.0})
+        >>> est.components_.shape
+        (2, 3)
+        """
+
+        def bad(msg: str) -> NMFFileError:
+            return NMFFileError(f"not a saved AttributionNMF: {msg}")
+
+        if not isinstance(arrays, dict) or not isinstance(meta, dict):
+            raise bad("arrays and metadata must be mappings")
+        params = meta.get("params")
+        if not isinstance(params, dict):
+            raise bad(f"metadata 'params' must be an object, got {type(params).__name__}")
+        unknown = sorted(set(params) - set(cls().get_params()))
+        if unknown:
+            raise bad(f"unknown parameter(s) {unknown}")
+        for name in ("components", "component_mass"):
+            if name not in arrays:
+                raise bad(f"array {name!r} is missing")
+        comp, mass = np.asarray(arrays["components"]), np.asarray(arrays["component_mass"])
+        if comp.ndim != 2 or comp.shape[0] < 1 or comp.shape[1] < 1 or comp.dtype.kind not in "fiu":
+            raise bad(
+                f"components must be a non-empty (K, C) float array, got {comp.dtype} {comp.shape}"
+            )
+        if not np.isfinite(comp).all():
+            raise bad(f"components hold {int((~np.isfinite(comp)).sum())} NaN/inf value(s)")
+        if (comp < 0).any():
+            raise bad(
+                f"components hold {int((comp < 0).sum())} negative value(s); NMF "
+                "components are non-negative"
+            )
+        if (
+            mass.shape != (comp.shape[0],)
+            or mass.dtype.kind not in "fiu"
+            or not np.isfinite(mass).all()
         ):
-            setattr(est, k + "_", meta[k])
+            raise bad(
+                f"component_mass must be {comp.shape[0]} finite numbers (one per "
+                f"component), got {mass.dtype} {mass.shape}"
+            )
+        if params.get("n_components", comp.shape[0]) != comp.shape[0]:
+            raise bad(
+                f"n_components is {params.get('n_components')!r} but there are "
+                f"{comp.shape[0]} components"
+            )
+        values = {}
+        for k in _META_NUMBERS:
+            v = meta.get(k)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not math.isfinite(v)
+                or v < 0
+            ):
+                raise bad(f"metadata {k!r} must be a finite non-negative number, got {v!r}")
+            values[k] = v
+        est = cls(**params)
+        try:
+            est._check_params(comp.shape[1])
+        except (ValueError, TypeError) as e:
+            raise bad(f"bad parameters: {e}") from None
+        est.components_ = comp.astype(np.float32)
+        est.component_mass_ = mass.astype(np.float64)
+        for k, v in values.items():
+            setattr(est, k + "_", v)
         est.n_features_in_ = est.components_.shape[1]
         return est
 
@@ -614,8 +698,19 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AttributionNMF:
-        """Load an estimator saved by :meth:`save`."""
-        arrays, meta = load_arrays(path)
+        """Load an estimator saved by :meth:`save` (never unpickled). A missing file raises
+        ``FileNotFoundError``; anything damaged, crafted or inconsistent raises
+        :class:`NMFFileError` (a ``ValueError``) naming the problem."""
+        try:
+            arrays, meta = load_arrays(path)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # any read/format failure of an untrusted file: one error type
+            raise NMFFileError(
+                f"cannot read a saved AttributionNMF at {path}: {type(e).__name__}: {e}"
+            ) from None
+        if not isinstance(meta, dict):
+            raise NMFFileError(f"{path}: metadata must be an object, got {type(meta).__name__}")
         return cls.from_arrays(arrays, meta)
 
 

@@ -23,41 +23,16 @@ __all__ = [
     "action_index",
 ]
 
+# fmt: off
 ACTION_NAMES: tuple[str, ...] = (
-    "LEFT+DOWN",
-    "LEFT",
-    "LEFT+UP",
-    "DOWN",
-    "NOOP",
-    "UP",
-    "RIGHT+DOWN",
-    "RIGHT",
-    "RIGHT+UP",
-    "D",
-    "A",
-    "W",
-    "S",
-    "Q",
-    "E",
+    "LEFT+DOWN", "LEFT", "LEFT+UP", "DOWN", "NOOP", "UP", "RIGHT+DOWN", "RIGHT", "RIGHT+UP",
+    "D", "A", "W", "S", "Q", "E",
 )
 NUM_ACTIONS: int = len(ACTION_NAMES)
 ACTION_GLYPHS: tuple[str, ...] = (
-    "↙",
-    "←",
-    "↖",
-    "↓",
-    "·",
-    "↑",
-    "↘",
-    "→",
-    "↗",
-    "D",
-    "A",
-    "W",
-    "S",
-    "Q",
-    "E",
+    "↙", "←", "↖", "↓", "·", "↑", "↘", "→", "↗", "D", "A", "W", "S", "Q", "E",
 )
+# fmt: on
 ACTION_GROUPS: dict[str, tuple[int, ...]] = {
     "left": (0, 1, 2),
     "right": (6, 7, 8),

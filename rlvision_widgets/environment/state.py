@@ -1,9 +1,13 @@
 """Typed view of a CoinRun engine state (the bytes of ``ProcgenGym3Env.get_state()``).
 
 The layout follows ``docs/procgen-coinrun-state.md`` (procgen 0.10.7, little-endian). Parsing
-validates the version, game name, grid size and trailer and raises :class:`StateError` naming
-what did not match. Entities and the grid are numpy views over the bytes (no copies), so a
-parse costs a few tens of microseconds.
+validates the version, game name, grid size and trailer, and the range of every field the
+engine reads (tiles, entity types, image types and themes, counts, sizes, positions, speeds,
+times, options, generator states: see ``docs/threat-model.md``), and raises
+:class:`StateError` naming the field, the value and the valid range. States come from untrusted
+files, and procgen aborts the whole process on many out-of-range values, so :func:`parse_state`
+is the one guard: every ``set_state`` of this package calls it first. Entities and the grid are
+numpy views over the bytes (no copies).
 
 >>> from rlvision_widgets.environment import CoinRunEnv, EnvOptions
 >>> env = CoinRunEnv(EnvOptions(num_envs=1, rand_seed=0))
@@ -23,6 +27,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +89,58 @@ class Tile(IntEnum):
 WALL_TILES = (Tile.WALL_MID, Tile.WALL_TOP)
 LAVA_TILES = (Tile.LAVA_MID, Tile.LAVA_TOP)
 
+# -- valid ranges: what procgen 0.10.7's CoinRun reads without aborting or hanging ------------
+# (docs/threat-model.md; the bounds were read from the engine's sources and the tight ones are
+# checked against the engine in tests/environment/test_state_validation.py)
+#: Grid cell ids CoinRun produces; any other id aborts the renderer (or indexes past its tables).
+VALID_TILES = frozenset(int(t) for t in Tile)
+#: Entity ``type`` ids CoinRun produces.
+VALID_ENTITY_TYPES = frozenset(
+    int(t)
+    for t in (
+        EntityType.PLAYER,
+        EntityType.SAW,
+        EntityType.ENEMY,
+        EntityType.CRATE,
+        EntityType.TRAIL,
+    )
+)
+#: Drawable image ids -> number of themes (sprite variants) the engine has for them; an
+#: ``image_theme`` outside ``[0, themes)`` reads past the engine's asset table.
+IMAGE_THEMES = {
+    int(EntityType.PLAYER): 5,
+    int(Tile.GOAL): 1,
+    int(EntityType.SAW): 1,
+    int(EntityType.SAW2): 1,
+    int(EntityType.ENEMY1): 9,
+    int(EntityType.ENEMY2): 9,
+    int(EntityType.PLAYER_JUMP): 5,
+    int(EntityType.PLAYER_RIGHT1): 5,
+    int(EntityType.PLAYER_RIGHT2): 5,
+    int(Tile.WALL_MID): 6,
+    int(Tile.WALL_TOP): 6,
+    int(Tile.LAVA_MID): 1,
+    int(Tile.LAVA_TOP): 1,
+    int(EntityType.CRATE): 4,
+    int(EntityType.TRAIL): 1,
+}
+NUM_WALL_THEMES = 6
+#: Background images of this procgen build (``background_index`` indexes them).
+NUM_BACKGROUNDS = 62
+LEVEL_SIZE = 64
+#: Most entities a state may hold (engine states hold up to ~150; each enemy adds a trail per
+#: step that lives 9 steps, and ``get_state`` aborts past 1 MiB).
+MAX_ENTITIES = 2048
+MAX_ENEMIES = 256
+#: Bounds on entity geometry (world units): positions, half extents, speeds. They keep the
+#: engine's float-to-int conversions defined and its per-step loops short.
+POSITION_RANGE = (-64.0, 128.0)
+MAX_RADIUS = 16.0
+MAX_SPEED = 16.0
+MAX_TIME = 2**31 - 2**24  # cur_time / life_time: room for 16M more steps before overflow
+_SPECIAL_OPTIONS = ("use_generated_assets", "debug_mode")
+_RNG_FIELDS = 625  # mt19937 text: 624 state words and the position, space separated
+
 #: One serialized entity: 31 little-endian 4-byte fields, 124 bytes.
 ENTITY_DTYPE = np.dtype(
     [
@@ -124,7 +181,15 @@ assert ENTITY_DTYPE.itemsize == 124
 
 
 class StateError(ValueError):
-    """The bytes are not a CoinRun state of the layout this package understands."""
+    """The bytes are not a CoinRun state this package can hand to the engine: the layout does
+    not match, or a field the engine reads is outside its valid range (``field``, ``value`` and
+    ``valid`` then name it; they are None for layout errors)."""
+
+    def __init__(
+        self, message: str, field: str | None = None, value: Any = None, valid: str | None = None
+    ):
+        super().__init__(message)
+        self.field, self.value, self.valid = field, value, valid
 
 
 @dataclass(frozen=True)
@@ -189,6 +254,142 @@ class Grid:
 
     def __repr__(self) -> str:
         return f"Grid({self.width}x{self.height})"
+
+
+_F32_MAX = float(np.finfo(np.float32).max)  # [-_F32_MAX, _F32_MAX]: finite, NaN fails
+_TILE_OK = np.zeros(103, dtype=bool)  # index: tile id + 1, clipped to [-1, 101]
+_TILE_OK[np.array(sorted(VALID_TILES)) + 1] = True
+_TILES_TEXT = "one of " + ", ".join(f"{int(t)} ({t.name})" for t in Tile)
+
+
+def _invalid(field: str, value: Any, valid: str) -> StateError:
+    return StateError(
+        f"not a valid CoinRun state: {field} is {value!r}, valid: {valid}. Pass bytes "
+        "returned by CoinRunEnv.get_state() (procgen 0.10.7), unmodified or edited with the "
+        "GameState setters within these ranges.",
+        field=field,
+        value=value,
+        valid=valid,
+    )
+
+
+def _range_text(lo: float, hi: float) -> str:
+    if lo == -_F32_MAX and hi == _F32_MAX:
+        return "a finite number"
+    if lo == hi:
+        return f"{lo}"
+    return f"{lo}..{hi}" + (" (finite)" if isinstance(lo, float) else "")
+
+
+#: Entity fields: (lo, hi); a comparison with NaN fails, so floats must also be finite.
+_ENTITY_RANGES: dict[str, tuple[float, float]] = {
+    "x": POSITION_RANGE,
+    "y": POSITION_RANGE,
+    "vx": (-MAX_SPEED, MAX_SPEED),
+    "vy": (-MAX_SPEED, MAX_SPEED),
+    "rx": (0.0, MAX_RADIUS),
+    "ry": (0.0, MAX_RADIUS),
+    "type": (0, 63),  # membership checked separately
+    "image_type": (0, 63),  # membership checked separately
+    "image_theme": (0, 9),  # the engine's limit; per image (IMAGE_THEMES) checked separately
+    "render_z": (-(2**31), 2**31 - 1),  # any layer: only -1, 0, 1 are drawn
+    "will_erase": (0, 1),
+    "collides_with_entities": (0, 1),
+    "collision_margin": (-1e6, 1e6),
+    "rotation": (-1e6, 1e6),
+    "vrot": (-1e3, 1e3),
+    "is_reflected": (0, 1),
+    "fire_time": (-1, MAX_TIME),
+    "spawn_time": (-1, MAX_TIME),
+    "life_time": (0, MAX_TIME),
+    "expire_time": (-1, MAX_TIME),
+    "use_abs_coords": (0, 1),
+    "friction": (0.0, 1.0),
+    "smart_step": (0, 1),
+    "avoids_collisions": (0, 1),
+    "auto_erase": (0, 1),
+    "alpha": (0.0, 1.0),
+    "health": (-_F32_MAX, _F32_MAX),
+    "theta": (-_F32_MAX, _F32_MAX),
+    "grow_rate": (0.0, 2.0),
+    "alpha_decay": (0.0, 1.0),
+    "climber_spawn_x": (-_F32_MAX, _F32_MAX),
+}
+assert tuple(_ENTITY_RANGES) == ENTITY_DTYPE.names
+_IS_FLOAT = np.array([ENTITY_DTYPE[n].kind == "f" for n in ENTITY_DTYPE.names])
+_LO = np.array([r[0] for r in _ENTITY_RANGES.values()], dtype=np.float64)
+_HI = np.array([r[1] for r in _ENTITY_RANGES.values()], dtype=np.float64)
+_TYPE_COL, _GROW_COL = ENTITY_DTYPE.names.index("type"), ENTITY_DTYPE.names.index("grow_rate")
+_TYPE_OK = np.zeros(64, dtype=bool)
+_TYPE_OK[sorted(VALID_ENTITY_TYPES)] = True
+_THEME_LIMIT = np.zeros(64, dtype=np.int32)  # 0: not a drawable image id
+for _img, _n in IMAGE_THEMES.items():
+    _THEME_LIMIT[_img] = _n
+
+
+def _check_entities(ents: np.ndarray) -> None:
+    """Every entity field the engine reads, in a few vectorised passes; the first offender
+    is named."""
+    n = len(ents)
+    if n > MAX_ENTITIES:
+        raise _invalid("entity count", n, f"1..{MAX_ENTITIES}")
+    raw = ents.view(np.uint8).reshape(n, ENTITY_DTYPE.itemsize)
+    i32 = raw.view("<i4")
+    values = np.where(_IS_FLOAT, raw.view("<f4"), i32)  # float64, exact for both
+    ok = (values >= _LO) & (values <= _HI)  # NaN fails
+    if not ok.all():
+        k, c = (int(i[0]) for i in np.nonzero(~ok))
+        name = ENTITY_DTYPE.names[c]
+        raise _invalid(
+            f"entity {k} (type {int(i32[k, _TYPE_COL])}) {name}",
+            ents[name][k].item(),
+            _range_text(*_ENTITY_RANGES[name]),
+        )
+    types, img, theme = i32[:, 6], i32[:, 7], i32[:, 8]  # in 0..63 / 0..9 here
+    if not _TYPE_OK[types].all():
+        k = int(np.flatnonzero(~_TYPE_OK[types])[0])
+        valid = "one of " + ", ".join(map(str, sorted(VALID_ENTITY_TYPES)))
+        raise _invalid(f"entity {k} type", int(types[k]), valid)
+    counts = np.bincount(types, minlength=64)
+    if counts[EntityType.PLAYER] != 1:
+        raise _invalid("number of PLAYER entities", int(counts[EntityType.PLAYER]), "exactly 1")
+    if counts[EntityType.ENEMY] > MAX_ENEMIES:
+        raise _invalid(
+            "number of ENEMY entities", int(counts[EntityType.ENEMY]), f"0..{MAX_ENEMIES}"
+        )
+    limit = _THEME_LIMIT[img]
+    bad = theme >= limit
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        if limit[k] == 0:
+            raise _invalid(
+                f"entity {k} (type {int(types[k])}) image_type",
+                int(img[k]),
+                "one of " + ", ".join(map(str, sorted(IMAGE_THEMES))),
+            )
+        raise _invalid(
+            f"entity {k} (type {int(types[k])}) image_theme",
+            int(theme[k]),
+            f"0..{int(limit[k]) - 1} for image_type {int(img[k])}",
+        )
+    # growing entities (trails) must stop growing soon: they expire, and their half extents
+    # at expiry stay within MAX_RADIUS
+    grows = values[:, _GROW_COL] > 1.0
+    if grows.any():
+        g = ents[grows]
+        steps = g["expire_time"].astype(np.float64) - g["life_time"] + 1
+        final = np.maximum(g["rx"], g["ry"]).astype(np.float64) * np.exp(
+            np.log(g["grow_rate"].astype(np.float64)) * np.clip(steps, 0, None)
+        )
+        bad = (g["expire_time"] < 1) | (g["expire_time"] > 1024) | (final > MAX_RADIUS)
+        if bad.any():
+            k = int(np.flatnonzero(grows)[np.flatnonzero(bad)[0]])
+            raise _invalid(
+                f"entity {k} (type {int(types[k])}) grow_rate",
+                float(ents["grow_rate"][k]),
+                f"<= 1, or > 1 only with 1 <= expire_time <= 1024 and a half extent that stays "
+                f"<= {MAX_RADIUS} until it expires",
+            )
 
 
 def _fail(what: str) -> StateError:
@@ -269,14 +470,19 @@ class GameState:
             raise _fail(f"game name is {name!r} (length {name_len}), expected 'coinrun'")
         opts = unpack("<12i", b, _OPTIONS_OFFSET)
         self.options = dict(zip(OPTION_NAMES, opts))
-        _, self.level_seed_low, self.level_seed_high, _, _ = unpack("<5i", b, _HEADER_INTS_OFFSET)
+        f: dict[str, Any] = {}  # every other scalar the engine reads, for _check_fields
+        (f["grid_step"], self.level_seed_low, self.level_seed_high, f["game_type"], f["game_n"]) = (
+            unpack("<5i", b, _HEADER_INTS_OFFSET)
+        )
         off = _RAND_GEN_OFFSET
+        rngs = {}
         for what in ("level_seed_rand_gen", "rand_gen"):
             if off + 8 > n:
                 raise _fail(f"truncated inside {what}")
-            _, slen = unpack("<ii", b, off)
+            seeded, slen = unpack("<ii", b, off)
             if not 0 <= slen <= n - off - 8:
                 raise _fail(f"{what} string length {slen} is out of range")
+            rngs[what] = (seeded, off + 8, slen)
             off += 8 + slen
         if off + 72 > n:
             raise _fail("truncated after the random generators")
@@ -293,9 +499,12 @@ class GameState:
             self.episode_done,
         ) = unpack("<f8i", b, off)
         off += 36
-        off += 12 + 4  # last_reward_timer, last_reward, default_action; asset seed
+        (f["last_reward_timer"], f["last_reward"], f["default_action"], _) = unpack(
+            "<ifii", b, off
+        )  # _: fixed_asset_seed (any int: it seeds generated assets)
+        off += 16
         cur_time_off = off
-        self.cur_time, _ = unpack("<ii", b, off)
+        self.cur_time, f["is_waiting_for_step"] = unpack("<ii", b, off)
         off += 8
         grid_size, num = unpack("<ii", b, off)
         if grid_size != GRID_SIZE:
@@ -306,14 +515,34 @@ class GameState:
             raise _fail(f"entity count {num} does not fit in {n} bytes")
         ent_off = off
         off += num * ENTITY_DTYPE.itemsize
-        off += (
-            16 + 16 + 12 + 12 + 8 + 12
-        )  # background, char_dim..special, mixrate.., action_v*, centre, flags
-        if off + 8 > n:
+        if off + 88 > n:
             raise _fail("truncated before asset_rand_gen")
-        _, slen = unpack("<ii", b, off)
+        (
+            f["use_procgen_background"],
+            self.background_index,
+            f["bg_tile_ratio"],
+            f["bg_pct_x"],
+            f["char_dim"],
+            f["last_move_action"],
+            f["move_action"],
+            f["special_action"],
+            f["mixrate"],
+            f["maxspeed"],
+            f["max_jump"],
+            f["action_vx"],
+            f["action_vy"],
+            f["action_vrot"],
+            f["center_x"],
+            f["center_y"],
+            f["random_agent_start"],
+            f["has_useful_vel_info"],
+            f["step_rand_int"],
+        ) = unpack("<iifffiiiffffffffiii", b, off)
+        off += 76
+        seeded, slen = unpack("<ii", b, off)
         if not 0 <= slen <= n - off - 8:
             raise _fail(f"asset_rand_gen string length {slen} is out of range")
+        rngs["asset_rand_gen"] = (seeded, off + 8, slen)
         off += 8 + slen
         main_off = off
         if off + 12 + 24 + 12 > n:
@@ -321,7 +550,14 @@ class GameState:
         self.main_width, self.main_height, self.out_of_bounds_object = unpack("<3i", b, off)
         off += 12
         view_off = off
-        self.visibility = unpack("<f", b, off + 16)[0]
+        (
+            f["unit"],
+            f["view_dim"],
+            f["x_off"],
+            f["y_off"],
+            self.visibility,
+            f["min_visibility"],
+        ) = unpack("<6f", b, off)
         off += 24
         grid_hdr = off
         w, h, cells = unpack("<3i", b, off)
@@ -340,15 +576,21 @@ class GameState:
                 f"trailer is {trailer:#010x}, expected {TRAILER:#010x} "
                 "(truncated or corrupted bytes)"
             )
-        (self.last_agent_y, self.wall_theme, has_support, facing_right, is_on_crate, _, _) = unpack(
-            "<fiiiiff", b, coin_off
-        )
+        (
+            self.last_agent_y,
+            self.wall_theme,
+            has_support,
+            facing_right,
+            is_on_crate,
+            f["gravity"],
+            f["air_control"],
+        ) = unpack("<fiiiiff", b, coin_off)
+        f.update(has_support=has_support, facing_right=facing_right, is_on_crate=is_on_crate)
         self.has_support, self.facing_right, self.is_on_crate = (
             bool(has_support),
             bool(facing_right),
             bool(is_on_crate),
         )
-        self.background_index = unpack("<i", b, ent_off + num * ENTITY_DTYPE.itemsize + 4)[0]
         self.entities = np.frombuffer(b, ENTITY_DTYPE, num, ent_off)
         self.grid = Grid(np.frombuffer(b, "<i4", cells, grid_off).reshape(h, w))
         if not (self.entities["type"] == EntityType.PLAYER).any():
@@ -369,6 +611,99 @@ class GameState:
             coinrun=coin_off,
             trailer=off,
         )
+        self._check_fields(f, rngs)
+
+    # -- validation: every field the engine reads, against what it accepts ------------------
+    def _check_fields(self, f: dict[str, Any], rngs: dict[str, tuple[int, int, int]]) -> None:
+        """Raise :class:`StateError` naming the first field outside its valid range."""
+        o = self.options
+        F = _F32_MAX
+        rules: list[tuple[str, Any, float, float]] = [
+            *((f"option {k}", v, 0, 1) for k, v in o.items() if k not in _SPECIAL_OPTIONS),
+            ("option use_generated_assets", o["use_generated_assets"], 0, 0),
+            ("option debug_mode", o["debug_mode"], 0, 15),
+            ("grid_step", f["grid_step"], 0, 0),
+            ("game_type", f["game_type"], 0, 0),
+            ("game_n", f["game_n"], 0, 2**31 - 1),
+            ("level_seed_low", self.level_seed_low, 0, 2**31 - 2),
+            ("level_seed_high", self.level_seed_high, self.level_seed_low + 1, 2**31 - 1),
+            *(
+                (f"{k}.is_seeded", v[0], 0 if k == "asset_rand_gen" else 1, 1)
+                for k, v in rngs.items()
+            ),
+            ("reward", self.reward, -F, F),
+            ("done", self.done, 0, 1),
+            ("level_complete", self.level_complete, 0, 1),
+            ("action", self.action, 0, 14),
+            ("timeout", self.timeout, 1, 2**31 - 1),
+            ("episodes_remaining", self.episodes_remaining, 0, 1),
+            ("episode_done", self.episode_done, 0, 1),
+            ("last_reward_timer", f["last_reward_timer"], 0, 10),
+            ("last_reward", f["last_reward"], -F, F),
+            ("default_action", f["default_action"], 0, 14),
+            ("cur_time", self.cur_time, 0, MAX_TIME),
+            ("is_waiting_for_step", f["is_waiting_for_step"], 0, 0),
+            ("use_procgen_background", f["use_procgen_background"], 0, 0),
+            ("background_index", self.background_index, 0, NUM_BACKGROUNDS - 1),
+            ("bg_tile_ratio", f["bg_tile_ratio"], 0.0, F),
+            ("bg_pct_x", f["bg_pct_x"], 0.0, 1.0),
+            ("char_dim", f["char_dim"], -F, F),
+            ("last_move_action", f["last_move_action"], 0, 8),
+            ("move_action", f["move_action"], 0, 8),
+            ("special_action", f["special_action"], 0, 6),
+            ("mixrate", f["mixrate"], 0.0, 1.0),
+            ("maxspeed", f["maxspeed"], 1e-3, MAX_SPEED),
+            ("max_jump", f["max_jump"], 1e-3, MAX_SPEED),
+            ("action_vx", f["action_vx"], -1.0, 1.0),
+            ("action_vy", f["action_vy"], -1.0, 1.0),
+            ("action_vrot", f["action_vrot"], -1.0, 1.0),
+            # recomputed before drawing; only finite values are accepted
+            *((k, f[k], -F, F) for k in ("center_x", "center_y", "unit", "view_dim")),
+            ("x_off", f["x_off"], -F, F),
+            ("y_off", f["y_off"], -F, F),
+            ("random_agent_start", f["random_agent_start"], 0, 1),
+            ("has_useful_vel_info", f["has_useful_vel_info"], 0, 1),
+            ("step_rand_int", f["step_rand_int"], 0, 999_999),
+            ("main_width", self.main_width, LEVEL_SIZE, LEVEL_SIZE),
+            ("main_height", self.main_height, LEVEL_SIZE, LEVEL_SIZE),
+            ("visibility", self.visibility, 1.0, 64.0),
+            ("min_visibility", f["min_visibility"], 0.0, 64.0),
+            ("grid width", self.grid.width, LEVEL_SIZE, LEVEL_SIZE),
+            ("last_agent_y", self.last_agent_y, *POSITION_RANGE),
+            ("wall_theme", self.wall_theme, 0, NUM_WALL_THEMES - 1),
+            ("has_support", f["has_support"], 0, 1),
+            ("facing_right", f["facing_right"], 0, 1),
+            ("is_on_crate", f["is_on_crate"], 0, 1),
+            ("gravity", f["gravity"], -MAX_SPEED, MAX_SPEED),
+            ("air_control", f["air_control"], 0.0, 1.0),
+        ]
+        for name, value, lo, hi in rules:
+            if not lo <= value <= hi:  # NaN fails too
+                raise _invalid(name, value, _range_text(lo, hi))
+        if self.out_of_bounds_object not in VALID_TILES:
+            raise _invalid("out_of_bounds_object", self.out_of_bounds_object, _TILES_TEXT)
+        b = self._buf
+        for what, (_, start, length) in rngs.items():
+            text = bytes(b[start : start + length])
+            if (
+                text.count(b" ") != _RNG_FIELDS - 1
+                or len(text.translate(None, b"0123456789")) != _RNG_FIELDS - 1
+                or b"  " in text
+                or text[:1] == b" "
+                or text[-1:] == b" "
+                or len(text) > _RNG_FIELDS * 20
+            ):
+                raise _invalid(
+                    f"{what} generator state",
+                    text[:24].decode("latin-1") + "...",
+                    f"{_RNG_FIELDS} space-separated decimal numbers (mt19937 text)",
+                )
+        grid = self.grid.data
+        if not _TILE_OK[np.clip(grid, -1, 101) + 1].all():
+            bad = ~_TILE_OK[np.clip(grid, -1, 101) + 1]
+            y, x = (int(i[0]) for i in np.nonzero(bad))
+            raise _invalid(f"grid tile at (x={x}, y={y})", int(grid[y, x]), _TILES_TEXT)
+        _check_entities(self.entities)
 
     # -- typed accessors -----------------------------------------------------------------------
     @property
@@ -550,7 +885,8 @@ class GameState:
 
 
 def parse_state(data: bytes | bytearray | memoryview) -> GameState:
-    """Parse and validate one state; raises :class:`StateError` on a layout mismatch.
+    """Parse and validate one state; raises :class:`StateError` on a layout mismatch or a
+    field outside what the engine accepts (call it before handing bytes to the engine).
 
     >>> from rlvision_widgets.environment import CoinRunEnv
     >>> st = parse_state(CoinRunEnv(num_envs=1, rand_seed=0).get_state()[0])
@@ -559,6 +895,10 @@ def parse_state(data: bytes | bytearray | memoryview) -> GameState:
     >>> parse_state(b"not a state")           # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     StateError: not a valid CoinRun state: only 11 bytes (a CoinRun state is ~37-50 kB)...
+    >>> bad = st.editable().set_tile(3, 2, 0x7FFFFFFF).to_bytes()   # procgen would abort
+    >>> parse_state(bad)                      # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    StateError: not a valid CoinRun state: grid tile at (x=3, y=2) is 2147483647, valid: ...
     """
     return GameState(data)
 

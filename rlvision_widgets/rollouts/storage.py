@@ -185,6 +185,25 @@ class Trajectories:
             raise bad("episode rows point outside the arrays")
         if not np.isin(ep["cause"], EPISODE_CAUSES).all():
             raise bad(f"unknown episode causes {sorted(set(ep['cause']) - set(EPISODE_CAUSES))}")
+        # actions and level-start states reach the engine on every re-render: validate them
+        # here, before any engine call (an out-of-range field aborts the process there)
+        acts = self.actions
+        if acts.dtype.kind not in "iu" or (
+            acts.size and (int(acts.min()) < 0 or int(acts.max()) >= NUM_ACTIONS)
+        ):
+            raise bad(
+                f"actions must be integers in [0, {NUM_ACTIONS}), got dtype {acts.dtype} "
+                f"with range [{acts.min() if acts.size else '-'}, "
+                f"{acts.max() if acts.size else '-'}]"
+            )
+        for k, state in enumerate(self.start_states):
+            try:
+                parse_state(state)
+            except StateError as e:
+                raise TrajectoryFileError(
+                    f"the level-start state of episode {k} (env {int(ep['env'][k])}, steps "
+                    f"{int(ep['start'][k])}-{int(ep['stop'][k])}) is corrupted or crafted: {e}"
+                ) from None
 
     # -- shape ---------------------------------------------------------------------------------
     @property
@@ -400,7 +419,8 @@ class Trajectories:
         offsets, data = arrays["states_offsets"], arrays["states_data"]
         n_ep = len(arrays["ep_env"])
         if (
-            offsets.ndim != 1
+            offsets.dtype.kind not in "iu"
+            or offsets.ndim != 1
             or len(offsets) != n_ep + 1
             or (len(offsets) and offsets[0] != 0)
             or (np.diff(offsets) <= 0).any()
@@ -410,15 +430,10 @@ class Trajectories:
                 f"{where}: state offsets do not match the state data "
                 f"({n_ep} episodes, {len(data)} bytes)"
             )
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise TrajectoryFileError(f"{where}: states_data must be 1-d uint8, got {data.dtype}")
         raw = data.tobytes()
         states = [raw[offsets[k] : offsets[k + 1]] for k in range(n_ep)]
-        for k, s in enumerate(states):
-            try:
-                parse_state(s)
-            except StateError as e:
-                raise TrajectoryFileError(
-                    f"{where}: the level-start state of episode {k} is corrupted: {e}"
-                ) from None
         codes = arrays["ep_cause"].astype(np.int64)
         if len(codes) and (codes.min() < 0 or codes.max() >= len(EPISODE_CAUSES)):
             raise TrajectoryFileError(f"{where}: episode cause codes out of range")

@@ -10,11 +10,13 @@ Pipeline (:func:`run_blindness_experiments`; each step has its module in this pa
    (:mod:`.choice`). A class whose best feature scores below ``min_score`` is reported as
    *not identified*, and its edit is skipped (``unidentified="skip"``) rather than faked with
    an unrelated feature.
-2. **Edits.** Project the feature's NMF direction out of the layer
-   (:class:`~rlvision_widgets.agents.editing.EditedAgent`; the article's weight edit of the
-   next conv kernel by default). A *control* edit projects out a non-hazard feature of similar
-   mass, to show that an edit of the same kind does not raise hazard failures by itself. On
-   the corpus, :mod:`.removal` checks frame by frame that the edit acts like hiding the object.
+2. **Edits.** Project the feature's NMF direction out of the layer, on a copy of the agent
+   (:func:`~rlvision_widgets.agents.editing.apply_edit`, the one editing mechanism; the
+   article's weight edit of the next conv kernel by default). The every-saw-feature edit
+   projects out the subspace all saw features span, in one edit. A *control* edit projects
+   out a non-hazard feature of similar mass, to show that an edit of the same kind does not
+   raise hazard failures by itself. On the corpus, :mod:`.removal` checks frame by frame that
+   the edit acts like hiding the object.
 3. **Evaluation.** Every model plays the same levels (``start_level ...``), one episode each,
    actions sampled with the same seed; failures are labelled by the engine
    (:func:`~rlvision_widgets.rollouts.evaluate.evaluate`). The invisible-saws control is
@@ -43,7 +45,7 @@ import numpy as np
 from torch import nn
 
 from .._compat import moved_names
-from ..agents.editing import EditedAgent
+from ..agents.editing import Edit, EditedAgent, apply_edit
 from ..analysis.features import (
     FeatureIdentification,
     identify_features,
@@ -81,23 +83,23 @@ def agent_env_options(agent: nn.Module) -> EnvOptions:
 
 def blind_agent(
     agent: nn.Module,
-    direction: Sequence[float] | np.ndarray,
+    direction: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
     layer: str,
     mode: str = "weight",
     strength: float = 1.0,
     label: str = "",
-) -> nn.Module:
-    """An :class:`~rlvision_widgets.agents.editing.EditedAgent` with ``direction`` projected
-    out of ``layer`` (the original agent is not modified); a 2-D ``direction`` (k, C)
-    projects out each row in turn.
+) -> EditedAgent:
+    """``agent`` edited to be blind to ``direction`` at ``layer``: one
+    :class:`~rlvision_widgets.agents.editing.Edit` applied by
+    :func:`~rlvision_widgets.agents.editing.apply_edit` (a copy; the original is not modified).
+    A 2-D ``direction`` (K, C) projects out the subspace its rows span, together.
 
-    >>> saw_blind = blind_agent(agent, ident.direction("saw"), "2b")          # doctest: +SKIP
+    >>> from rlvision_widgets.agents import build_network
+    >>> blind = blind_agent(build_network("compact"), np.eye(32)[[2, 9]], "2b")
+    >>> [(e.layer, e.num_directions, e.mode) for e in blind.edits]
+    [('2b', 2, 'weight')]
     """
-    dirs = np.asarray(direction, np.float32)
-    edited = EditedAgent(agent)
-    for v in dirs if dirs.ndim == 2 else dirs[None]:
-        edited.add(layer, v, strength=strength, mode=mode, label=label)
-    return edited
+    return apply_edit(agent, Edit(layer, direction, strength, mode, label))
 
 
 def prepare_edit(
@@ -113,8 +115,9 @@ def prepare_edit(
     corpus_seed: int = 0,
     min_score: float = 0.05,
     progress: bool = False,
-) -> tuple[nn.Module, EditChoice, FeatureIdentification | None]:
-    """An edited agent blind to one NMF feature, given by index or object-class name.
+) -> tuple[EditedAgent, EditChoice, FeatureIdentification | None]:
+    """An edited agent (:func:`blind_agent`) blind to one NMF feature, given by index or
+    object-class name.
 
     ``nmf``: an :class:`~rlvision_widgets.analysis.nmf.AttributionNMF` (or the path it was
     saved to) to take the directions from; without it (or to score features for a class
@@ -290,7 +293,7 @@ def run_blindness_experiments(
         choices["control"] = choose_control(identification, ref.feature if ref else None, exclude)
         say(choices["control"].note)
 
-    models: dict[str, tuple[nn.Module, bool]] = {"original": (agent, False)}
+    models: dict[str, tuple[Any, bool]] = {"original": (agent, False)}
     for cond in conditions:
         if cond in EDIT_TARGETS or cond == "control":
             ch = choices[cond]
@@ -313,45 +316,37 @@ def run_blindness_experiments(
     diagnostics: dict[str, dict[str, Any]] = {}
     if traj is not None and diagnose:
         t0 = time.perf_counter()
-        # (name, model, class, edit mode, features); variants are checked at frame level only
-        variants: list[tuple[str, nn.Module, str, str, list[int]]] = []
+        # (name, edited model, class, features); variants are checked at frame level only
+        variants: list[tuple[str, EditedAgent, str, list[int]]] = []
         for cond in models:
             if cond in EDIT_TARGETS or cond == "control":
+                ch = choices[cond]
                 variants.append(
                     (
                         cond,
                         models[cond][0],
                         EDIT_TARGETS.get(cond, "saw"),
-                        mode,
-                        choices[cond].features or [choices[cond].feature],
+                        ch.features or [ch.feature],
                     )
                 )
         for cond, cls in EDIT_TARGETS.items():
             ch = choices.get(cond)
             if cond not in models or ch is None or ch.feature is None or ch.features:
                 continue
-            other = "activation" if mode == "weight" else "weight"
-            variants.append(
-                (
-                    f"{cond}:{other}",
-                    blind_agent(agent, ch.direction, layer, other, strength),
-                    cls,
-                    other,
-                    [ch.feature],
-                )
-            )
+            used = models[cond][0].edits[0].mode
+            other = "activation" if used == "weight" else "weight"
+            variant = blind_agent(agent, ch.direction, layer, other, strength)
+            if variant.edits[0].mode != used:  # no weight variant where the weight edit fell back
+                variants.append((f"{cond}:{other}", variant, cls, [ch.feature]))
             same = [k for k, (c, _) in enumerate(identification.scores.best_classes()) if c == cls]
             if len(same) > 1 and f"{cond}_all" not in models:
-                edited = blind_agent(
-                    agent, identification.direction(same[0]), layer, mode, strength
-                )
-                for k in same[1:]:
-                    edited.add(layer, identification.direction(k), strength=strength, mode=mode)
-                variants.append((f"{cond}:all_features", edited, cls, mode, same))
-        for name, model, cls, how, feats in variants:
+                dirs = np.stack([identification.direction(k) for k in same])
+                edited = blind_agent(agent, dirs, layer, mode, strength)
+                variants.append((f"{cond}:all_features", edited, cls, same))
+        for name, model, cls, feats in variants:
             say(f"frame-level check of {name}: hiding vs editing out {cls} ...")
             diagnostics[name] = {
-                "mode": how,
+                "mode": model.edits[0].mode,
                 "features": feats,
                 **removal_effects(agent, model, traj, cls, seed=corpus_seed),
             }
@@ -390,6 +385,9 @@ def run_blindness_experiments(
         "layer": layer,
         "rank": int(rank),
         "mode": mode,
+        "modes_used": {
+            c: m.edits[0].mode for c, (m, _) in models.items() if isinstance(m, EditedAgent)
+        },
         "strength": float(strength),
         "conditions": list(conditions),
         "corpus": {"num_envs": corpus_envs, "num_steps": corpus_steps, "seed": corpus_seed},

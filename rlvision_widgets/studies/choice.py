@@ -31,7 +31,7 @@ class EditChoice:
     (None if not identified), its ``score`` for ``cls``, the feature's own ``best_class``,
     ``identified`` (score >= min_score and the class visible in the corpus), the unit
     ``direction`` and a human ``note``; for an edit of several features, ``features`` and
-    their ``directions`` (projected out one after the other).
+    their ``directions`` (projected out together: the subspace they span, one edit).
 
     >>> c = EditChoice("saw_blind", "saw", 3, 0.4, "saw", True, [1.0, 0.0], "by hand")
     >>> c.all_directions, c.to_json()["score"]
@@ -138,7 +138,7 @@ def choose_all_features(
         True,
         ident.direction(same[0]).tolist(),
         f"features {', '.join(map(str, same))} (every feature whose best match is "
-        f"{label(cls)}), projected out one after the other",
+        f"{label(cls)}), projected out together",
         features=same,
         directions=[ident.direction(k).tolist() for k in same],
     )

@@ -2,20 +2,24 @@
 
 Where :func:`~rlvision_widgets.studies.blindness.run_blindness_experiments` counts failures
 over whole levels, :func:`removal_effects` compares, frame by frame, the agent's response to an
-object hidden by the engine with its response to the edit.
+object hidden by the engine with its response to the edit. The edit is an edited agent or an
+:class:`~rlvision_widgets.agents.editing.Edit` (applied to a copy by
+:func:`~rlvision_widgets.agents.editing.apply_edit`, the one editing mechanism).
 
->>> removal_effects(agent, blind_agent(agent, v, "2b"), traj, "saw")      # doctest: +SKIP
+>>> removal_effects(agent, Edit("2b", v), traj, "saw")                   # doctest: +SKIP
 {'frames': 512, 'value_hidden': 0.61, 'value_edit': 0.35, 'value_blindness': 0.57, ...}
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..agents.editing import Edit, apply_edit
 from ..analysis.features import resolve_class
 from ..environment.render import hidden_variant, object_boxes
 from ..environment.state import parse_state
@@ -25,13 +29,15 @@ __all__ = ["removal_effects"]
 
 def removal_effects(
     agent: nn.Module,
-    edited: nn.Module,
+    edited: nn.Module | Edit | Sequence[Edit],
     traj: Any,
     cls: str = "saw",
     max_frames: int = 512,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Frame-level check of an edit: does it do to the network what hiding the object does?
+
+    ``edited``: the edited agent, or the edit(s) to apply to ``agent`` (:func:`apply_edit`).
 
     On corpus frames where ``cls`` is in view, each frame is re-rendered with that class not
     drawn (the engine's own invisible-saws mechanism). Compared on those frames:
@@ -51,6 +57,8 @@ def removal_effects(
     >>> removal_effects(agent, blind_agent(agent, v, "2b"), traj, "saw")      # doctest: +SKIP
     {'frames': 512, 'value_hidden': 0.61, 'value_edit': 0.35, 'value_blindness': 0.57, ...}
     """
+    if not isinstance(edited, nn.Module):
+        edited = apply_edit(agent, edited)
     cls = resolve_class(cls)
     frames = [(e, t) for e in range(traj.num_envs) for t in range(traj.num_steps)]
     rng = np.random.default_rng(seed)

@@ -20,11 +20,34 @@ IMPALA_EASY_TEST = ((1_000_000, 0.74), (5_000_000, 0.81), (25_000_000, 0.87))
 
 
 def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The JSON-lines training log of a run (one record per PPO update)."""
+    """The JSON-lines training log of a run (one record per PPO update); a line that is not
+    a JSON object with integer ``steps`` is a ValueError naming it.
+
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "log.jsonl").write_text(json.dumps({"steps": 64}) + "\\n")
+    >>> read_log(d)
+    [{'steps': 64}]
+    """
     path = Path(run_dir) / "log.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {run_dir} a training run folder?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}, line {i} is not JSON ({exc.msg}); remove the line") from None
+        if (
+            not isinstance(rec, dict)
+            or isinstance(rec.get("steps"), bool)
+            or not isinstance(rec.get("steps"), int)
+        ):
+            raise ValueError(f"{path}, line {i}: a record must be an object with integer 'steps'")
+        records.append(rec)
+    return records
 
 
 def plot_learning_curve(

@@ -3,11 +3,9 @@ AttributionNMF, featureviz, bookmarks, editing); works with any agent module."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 
@@ -44,15 +42,16 @@ def collect(
 def fit_nmf(attr: np.ndarray | None, rank: int, seed: int = 0, previous: Any = None) -> Any:
     """AttributionNMF of ``attr`` (N, H, W, C) at ``rank``; refits from ``previous``'s coreset
     when given (interactive rank)."""
-    from ..analysis.nmf import AttributionNMF
+    from ..analysis.settings import make_nmf
 
     if previous is not None:
         return previous.refit(rank)
-    # a smaller coreset and iteration cap than the engine's defaults keep rank changes
-    # interactive (about a second on 2 busy cores) at a few per mille of extra error
-    return AttributionNMF(
-        n_components=rank, seed=seed, coreset_size=8192, max_iter=200, tol=1e-4
-    ).fit(attr)
+    # the package's one NMF_SETTINGS (as analyze and identify_features): chosen so a rank
+    # change refits well under a second within 1% of a full fit's error (docs/analysis.md).
+    # One thread: the explorer's choice. The coreset matrices are small; on a busy machine a
+    # refit took at most 0.04 s with one thread and up to 1.98 s with torch's default two
+    # (benchmarks/bench_nmf_settings.py, docs/analysis.md)
+    return make_nmf(rank, seed, n_threads=1).fit(attr)
 
 
 def reduce(nmf: Any, attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,19 +138,19 @@ def bookmarks(
     return out
 
 
-def edit_fn(
-    directions: np.ndarray, strengths: np.ndarray
-) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The activation edit (NCHW -> NCHW) projecting out each direction with its strength,
-    P = prod_k (I - s_k v_k v_k^T / |v_k|^2); None when no strength is positive."""
-    from ..agents.editing import projection
+def edits_for(layer: str, directions: np.ndarray, strengths: np.ndarray) -> list[Any]:
+    """The explorer's edit settings as values of the one editing mechanism
+    (:func:`rlvision_widgets.agents.editing.apply_edit`): the features switched off (strength 1)
+    projected out together as one subspace, each partial feature as its own edit. Empty when
+    nothing is edited. The mode is the mechanism's default (the article's weight edit where the
+    next layer is a convolution, the activation edit elsewhere)."""
+    from ..agents.editing import Edit
 
-    P = None
-    for v, s in zip(directions, strengths):
-        if s <= 0:
-            continue
-        Pk = projection(v, float(min(1.0, s)))
-        P = Pk if P is None else Pk @ P
-    if P is None:
-        return None
-    return lambda a, P=P: torch.einsum("nchw,dc->ndhw", a, P.to(a.dtype))
+    off = [k for k, s in enumerate(strengths) if s >= 1]
+    edits = [Edit(layer, np.asarray(directions)[off], 1.0, label="off")] if off else []
+    edits += [
+        Edit(layer, np.asarray(directions)[k], float(s), label=f"feature {k + 1}")
+        for k, s in enumerate(strengths)
+        if 0 < s < 1
+    ]
+    return edits

@@ -502,10 +502,28 @@ class Explorer(
         )
 
     # ----------------------------------------------------------------------------- helpers
-    def _forward(self, obs: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    def _edited_access(self, edits: list[Any]) -> Any:
+        """LayerAccess on a copy of the agent with ``edits`` applied by the one editing mechanism
+        (``apply_edit``); the last few edited copies are kept."""
+        from ..agents.editing import apply_edit
+        from ..analysis.layers import LayerAccess
+
+        key = tuple(edits)
+        cache = self.__dict__.setdefault("_edited_cache", OrderedDict())
+        if key not in cache:
+            cache[key] = LayerAccess(apply_edit(self._agent, edits))
+            while len(cache) > 4:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        return cache[key]
+
+    def _forward(
+        self, obs: np.ndarray, access: Any = None, batch: int = 512
+    ) -> tuple[np.ndarray, np.ndarray]:
+        access = self._access if access is None else access
         logits, values = [], []
         for s in range(0, len(obs), batch):
-            lg, v = self._access.outputs(obs[s : s + batch])
+            lg, v = access.outputs(obs[s : s + batch])
             logits.append(lg.float().numpy())
             values.append(v.float().numpy())
         return np.concatenate(logits), np.concatenate(values)
@@ -722,8 +740,8 @@ class Explorer(
             return
         layer, output, nmf = self._current["layer"], self._current["output"], self._current["nmf"]
         s = self._edit_strengths()
-        fn = eng.edit_fn(directions, s)
-        if fn is None:
+        edits = eng.edits_for(layer, directions, s)
+        if not edits:
             was_edited = self.edited_trajectory >= 0
             self._clear_edited()
             # nothing was shown edited (e.g. a stale request): keep the analysis summary
@@ -734,36 +752,41 @@ class Explorer(
         T = obs.shape[0]
         from ..analysis.integrated_gradients import integrated_gradients
 
-        with self._access.edited({layer: fn}):
-            report(0.05, "edited agent: value and policy…")
-            logits, values = self._forward(obs)
-            H, W = self._current["features"].shape[2:4]
-            K = directions.shape[0]
-            maps = np.zeros((T, H, W, K + 1), np.float32)
-            payload = enc.AttributionPayload(1, T, H, W, K + 1)
-            with self.hold_sync():
-                self.edited_trajectory = e
-                self.edited_values = enc.f32(values)
-                self.edited_logits = enc.f32(logits)
-                for k, v in payload.traits("edited_").items():  # nothing ready yet
-                    setattr(self, k, v)
-            done: list[int] = []
-            t0 = int(self.frame)
-            order = sorted(range(T), key=lambda u: (abs(u - t0), u))
-            chunks = [order[:8]] + [order[i : i + 128] for i in range(8, T, 128)]
-            for i, idx in enumerate(chunks):
-                report(0.1 + 0.9 * i / len(chunks), f"edited attribution: {len(done)}/{T} frames")
-                idx = sorted(idx)
-                attr = integrated_gradients(
-                    self._access, obs[idx], layer, output=output, steps=self._ig_steps
-                ).attributions
-                f, r = eng.reduce(nmf, attr)
-                maps[idx] = enc.stack_features(f, r)
-                done.extend(idx)
-                payload.set(0, maps, frames=done)
-                self._push_attr(payload, "edited_")
+        access = self._edited_access(edits)
+        # the edited copy of the agent (apply_edit): the caller's module is never touched
+        report(0.05, "edited agent: value and policy…")
+        logits, values = self._forward(obs, access)
+        H, W = self._current["features"].shape[2:4]
+        K = directions.shape[0]
+        maps = np.zeros((T, H, W, K + 1), np.float32)
+        payload = enc.AttributionPayload(1, T, H, W, K + 1)
+        with self.hold_sync():
+            self.edited_trajectory = e
+            self.edited_values = enc.f32(values)
+            self.edited_logits = enc.f32(logits)
+            for k, v in payload.traits("edited_").items():  # nothing ready yet
+                setattr(self, k, v)
+        done: list[int] = []
+        t0 = int(self.frame)
+        order = sorted(range(T), key=lambda u: (abs(u - t0), u))
+        chunks = [order[:8]] + [order[i : i + 128] for i in range(8, T, 128)]
+        for i, idx in enumerate(chunks):
+            report(0.1 + 0.9 * i / len(chunks), f"edited attribution: {len(done)}/{T} frames")
+            idx = sorted(idx)
+            attr = integrated_gradients(
+                access, obs[idx], layer, output=output, steps=self._ig_steps
+            ).attributions
+            f, r = eng.reduce(nmf, attr)
+            maps[idx] = enc.stack_features(f, r)
+            done.extend(idx)
+            payload.set(0, maps, frames=done)
+            self._push_attr(payload, "edited_")
         n_off = int((s >= 1).sum())
-        msg = f"edited agent: {n_off} feature(s) off, {int(((s > 0) & (s < 1)).sum())} partial"
+        modes = sorted({edit.mode for edit in access.model.edits})
+        msg = (
+            f"edited agent ({'/'.join(modes)} edit): {n_off} feature(s) off, "
+            f"{int(((s > 0) & (s < 1)).sum())} partial"
+        )
         report(1.0, f"{summary} · {msg}" if summary else msg)
 
     def _job_grid(self, report: Callable) -> None:
@@ -802,19 +825,15 @@ class Explorer(
         opts.update(num_envs=1, num_levels=1, start_level=seed)
         options = EnvOptions.from_dict(opts)
         s = self._edit_strengths()
-        fn = eng.edit_fn(directions, s)
+        layer = self._current["layer"]
+        edits = eng.edits_for(layer, directions, s)
+        fn = bool(edits)
         report(0.1, f"re-running the {'edited' if fn else 'unedited'} agent on level {seed}…")
         self.rerun_info = {"message": "Re-running…"}
-        layer = self._current["layer"]
-        if fn is not None:
-            with self._access.edited({layer: fn}):
-                new = collect_trajectories(
-                    self._agent, 1, steps, seed=self._seed + 1, env_options=options, progress=False
-                )
-        else:
-            new = collect_trajectories(
-                self._agent, 1, steps, seed=self._seed + 1, env_options=options, progress=False
-            )
+        agent = self._edited_access(edits).model if edits else self._agent
+        new = collect_trajectories(
+            agent, 1, steps, seed=self._seed + 1, env_options=options, progress=False
+        )
 
         def outcome(episodes: np.ndarray, env: int, after: int) -> str:
             rows = episodes[(episodes["env"] == env) & (episodes["start"] >= after)]

@@ -5,6 +5,7 @@ import torch
 
 from rlvision_widgets.agents.networks import (
     ConvAgent,
+    L2Pool,
     NetworkConfig,
     article_config,
     build_network,
@@ -75,3 +76,45 @@ def test_bad_inputs_give_clear_errors():
         net.forward_to(torch.zeros(1, 64, 64, 3, dtype=torch.uint8), "5a")
     with pytest.raises(ValueError, match="unknown network"):
         build_network("resnet")
+
+
+@pytest.mark.parametrize(
+    "size,shape,channels_last",
+    [(2, (3, 8, 16, 16), True), (2, (3, 8, 16, 16), False), (3, (2, 4, 7, 7), True)],
+)
+def test_fused_l2pool_matches_plain_autograd(size, shape, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(*shape)
+    x[0, :, :3, :3] = 0  # an all-zero window: eps keeps the gradient finite
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(L2Pool(size)(x))
+    grads, outs = [], []
+    for fused in (True, False):
+        xi = x.clone().requires_grad_(True)
+        y = L2Pool(size, fused=fused)(xi)
+        (gx,) = torch.autograd.grad((y * g).sum(), xi)
+        grads.append(gx)
+        outs.append(y.detach())
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-7)
+    if size == 2:  # powers of two: the same float arithmetic, bit for bit
+        assert torch.equal(grads[0], grads[1])
+
+
+def test_fused_l2pool_option_on_the_network():
+    torch.manual_seed(0)
+    net = build_network("compact")
+    assert net.fused_l2pool
+    plain = ConvAgent(net.config, fused_l2pool=False)
+    plain.load_state_dict(net.state_dict())
+    assert not plain.fused_l2pool
+    act = net.forward_to(torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8), "2b")
+    grads = []
+    for model in (net, plain):
+        a = act.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(model.forward_from("2b", a)[1].sum(), a)
+        grads.append(g)
+    assert torch.equal(grads[0], grads[1])
+    net.fused_l2pool = False
+    assert not any(m.fused for m in net.modules() if isinstance(m, L2Pool))

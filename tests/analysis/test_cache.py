@@ -113,3 +113,95 @@ def test_collect_corpus_spacing():
     assert len(d) == 4 and d.meta["policy"] == "ConvAgent"
     with pytest.raises(ValueError, match="interval"):
         collect_corpus(None, num_obs=4, interval=0)
+
+
+# -- damaged or crafted entries are a miss: recomputed with a warning, never a crash ----------
+def _damage(kind: str, stem):
+    npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    if kind == "empty npz":
+        npz.write_bytes(b"")
+    elif kind == "truncated npz":
+        npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    elif kind == "single npy":
+        np.save(open(npz, "wb"), np.zeros(3))
+    elif kind == "list json":
+        js.write_text("[1, 2, 3]")
+    elif kind == "garbage json":
+        js.write_bytes(b"\xff\xfe{not json")
+    elif kind == "meta not a dict":
+        doc = json.loads(js.read_text())
+        js.write_text(json.dumps({**doc, "meta": [1]}))
+    elif kind == "missing array":
+        doc = json.loads(js.read_text())
+        js.write_text(json.dumps({**doc, "arrays": doc["arrays"] + ["ghost"]}))
+    elif kind == "wrong shape":
+        np.savez(open(npz, "wb"), x=np.zeros((7, 7), np.float32))
+    elif kind == "wrong dtype":
+        np.savez(open(npz, "wb"), x=np.zeros((2, 3), np.int64))
+    elif kind == "deep json":
+        js.write_text("[" * 100000 + "]" * 100000)
+
+
+DAMAGE = [
+    "empty npz",
+    "truncated npz",
+    "single npy",
+    "list json",
+    "garbage json",
+    "meta not a dict",
+    "missing array",
+    "wrong shape",
+    "wrong dtype",
+    "deep json",
+]
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_entries_are_recomputed(tmp_path, kind, caplog):
+    cache = AnalysisCache(tmp_path)
+    calls = []
+    x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
+
+    def compute():
+        calls.append(1)
+        return {"x": x}, {"note": "hi"}
+
+    expect = {"x": ("f", (2, 3))}
+    cache.get_or_compute("k", compute, expect)
+    _damage(kind, cache.path("k"))
+    with caplog.at_level("WARNING", logger="rlvision_widgets.analysis.cache"):
+        arrays, meta = cache.get_or_compute("k", compute, expect)
+    assert len(calls) == 2, "a damaged entry must be recomputed"
+    np.testing.assert_array_equal(arrays["x"], x)
+    assert meta == {"note": "hi"}
+    assert "recomputing" in caplog.text
+    # the entry was overwritten with a sound one: the next call reads it
+    arrays, _ = cache.get_or_compute("k", compute, expect)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(arrays["x"], x)
+
+
+def test_load_reports_the_defect(tmp_path):
+    from rlvision_widgets.analysis.cache import CacheEntryError
+
+    cache = AnalysisCache(tmp_path)
+    cache.save("k", {"x": np.zeros((2, 3), np.float32)}, {})
+    with pytest.raises(CacheEntryError, match=r"'x' has shape \(2, 3\), expected \(4, None\)"):
+        cache.load("k", expect={"x": ("f", (4, None))})
+    with pytest.raises(FileNotFoundError):
+        cache.load("absent")
+
+
+def test_cached_attribution_recomputes_a_stale_shape(tmp_path):
+    torch.manual_seed(0)
+    net = build_network("compact").eval()
+    obs = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    a = cached_attribution(tmp_path, net, obs, "3a", "value", steps=4)
+    npz = next(tmp_path.glob("*.npz"))
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["attributions"] = arrays["attributions"][:2]  # wrong number of frames
+    np.savez(open(npz, "wb"), **arrays)
+    b = cached_attribution(tmp_path, net, obs, "3a", "value", steps=4)
+    np.testing.assert_array_equal(a.attributions, b.attributions)
+    assert b.attributions.shape[0] == 3

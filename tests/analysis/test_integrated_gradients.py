@@ -161,24 +161,14 @@ def _float64_ig(net: nn.Module, obs: np.ndarray, layer: str, steps: int = 10) ->
     return (total * a / steps).permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("layer", ["1a", "2a"])
-def test_shared_next_conv_path_is_exact_maths(net, layer):
-    obs = _obs(3, seed=7)
-    fast = integrated_gradients(net, obs, layer, share_next_conv=True)
-    plain = integrated_gradients(net, obs, layer)
-    assert fast.meta["shared_next_conv"] and not plain.meta["shared_next_conv"]
-    truth = _float64_ig(net, obs, layer)
-    # both float32 paths sit within float32 conditioning of the float64 reference
-    assert _rel(fast.attributions, truth) < 2e-3
+def test_share_next_conv_is_no_longer_applied(net):
+    obs = _obs(2, seed=7)
+    with pytest.warns(FutureWarning, match="share_next_conv"):
+        r = integrated_gradients(net, obs, "2a", share_next_conv=True)
+    plain = integrated_gradients(net, obs, "2a")
+    np.testing.assert_array_equal(r.attributions, plain.attributions)
+    truth = _float64_ig(net, obs, "2a")
     assert _rel(plain.attributions, truth) < 2e-3
-    np.testing.assert_allclose(fast.outputs, plain.outputs, rtol=1e-5, atol=1e-6)
-
-
-def test_shared_path_skipped_with_edit_on_next_block(net):
-    access = LayerAccess(net)
-    with access.add_edit("2b", lambda a: a * 0.5):
-        r = integrated_gradients(access, _obs(2), "2a", share_next_conv=True)
-    assert not r.meta["shared_next_conv"]
 
 
 class Wrapped(nn.Module):
@@ -208,10 +198,8 @@ def test_input_gradients_match_autograd(net):
     g = input_gradients(net, obs, "value")
     assert g.shape == (2, 64, 64, 3) and g.dtype == np.float32
     x = torch.from_numpy(obs).permute(0, 3, 1, 2).float().div(255).requires_grad_(True)
-    h = x.contiguous(memory_format=torch.channels_last)
-    for name in net._order:
-        h = getattr(net, name)(h)
-    v = net.value(net.dense(h)).squeeze(-1)
+    h = net.get_submodule("1a")(x.contiguous(memory_format=torch.channels_last))
+    v = net.forward_from("1a", h)[1]
     (ref,) = torch.autograd.grad(v.sum(), x)
     assert _rel(g, ref.permute(0, 2, 3, 1).numpy()) < 1e-5
 
@@ -242,19 +230,139 @@ def test_input_gradients_on_wrapped_agent(net):
 
 
 @pytest.mark.parametrize("name,layer", [("compact", "2b"), ("compact", "1a"), ("article", "2b")])
-def test_fused_l2pool_backward_is_bit_identical(name, layer):
-    import sys
-
-    ig_module = sys.modules["rlvision_widgets.analysis.integrated_gradients"]
-    net = _random_net(2, name)
+def test_fused_l2pool_gives_the_same_attributions(name, layer):
+    fused = _random_net(2, name)
+    plain = copy.deepcopy(fused)
+    plain.fused_l2pool = False
+    assert fused.fused_l2pool and not plain.fused_l2pool
     obs = _obs(2, seed=11)
-    fused = integrated_gradients(net, obs, layer, "group:right")
-    assert fused.meta["fused_l2pool"]
-    ig_module.FUSED_L2POOL = False
-    try:
-        plain = integrated_gradients(net, obs, layer, "group:right")
-    finally:
-        ig_module.FUSED_L2POOL = True
-    assert not plain.meta["fused_l2pool"]
-    np.testing.assert_array_equal(fused.attributions, plain.attributions)
-    np.testing.assert_array_equal(fused.outputs, plain.outputs)
+    a = integrated_gradients(fused, obs, layer, "group:right")
+    b = integrated_gradients(plain, obs, layer, "group:right")
+    # pool size 2: the fused backward is the same float arithmetic as autograd's chain
+    np.testing.assert_array_equal(a.attributions, b.attributions)
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+
+
+# ---------------------------------------------------------------- generic modules (hooks)
+class ToFloat(nn.Module):
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.permute(0, 3, 1, 2).float() / 255
+
+
+class Heads(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.policy, self.value = nn.Linear(d, 15), nn.Linear(d, 1)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.policy(h), self.value(h).squeeze(-1)
+
+
+def _sequential(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        ToFloat(),
+        nn.Conv2d(3, 8, 4, 4),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.Tanh(),
+        nn.Flatten(),
+        Heads(8 * 16 * 16),
+    ).eval()
+
+
+class Custom(nn.Module):
+    """Nested submodules, reached by dotted names such as "body.mid"."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.body = nn.ModuleDict(
+            {
+                "stem": nn.Sequential(nn.Conv2d(3, 8, 4, 4), nn.ReLU()),
+                "mid": nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Softplus()),
+            }
+        )
+        self.pool = nn.AvgPool2d(2)
+        self.heads = Heads(8 * 8 * 8)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = obs.permute(0, 3, 1, 2).float() / 255
+        x = self.body["mid"](self.body["stem"](x))
+        return self.heads(self.pool(x).flatten(1))
+
+
+def _all_hooks(model: nn.Module) -> list:
+    return [
+        (name, d)
+        for name, m in model.named_modules()
+        for d in (m._forward_hooks, m._forward_pre_hooks)
+        if len(d)
+    ]
+
+
+@pytest.mark.parametrize(
+    "make,layer",
+    [(_sequential, "2"), (_sequential, "4"), (Custom, "body.mid"), (Custom, "body.stem.1")],
+)
+def test_generic_module_via_hooks(make, layer):
+    model = make()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    obs = _obs(3, seed=12)
+    access = LayerAccess(model)
+    assert not access.uses_network_paths(layer)
+    r = integrated_gradients(model, obs, layer, "value", steps=256)
+    # the user's module is left as it was: no hooks, same parameters
+    assert _all_hooks(model) == []
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # completeness: attributions sum to F(x) - F(baseline), both computed independently
+    with torch.no_grad():
+        _, value = model(torch.from_numpy(obs))
+    np.testing.assert_allclose(r.outputs, value.numpy(), rtol=1e-5, atol=1e-6)
+    zero = torch.zeros(1, *r.activations.shape[1:]).permute(0, 3, 1, 2)
+    f0 = float(access.forward_from(layer, zero)[1][0].detach())
+    gap = value.numpy() - f0
+    assert np.abs(r.attributions.sum((1, 2, 3)) - gap).max() < 0.01 * np.abs(gap).max()
+    # agreement with Captum on the same forward-from-layer function
+    captum = pytest.importorskip("captum.attr")
+    a = access.activations_nchw(obs, layer)
+    ig = captum.IntegratedGradients(lambda z: access.forward_from(layer, z)[1])
+    ref = ig.attribute(a, baselines=0.0, n_steps=10, method="riemann_right")
+    ours = integrated_gradients(model, obs, layer, "value", steps=10).attributions
+    assert _rel(ours, ref.permute(0, 2, 3, 1).detach().numpy()) < 1e-5
+    assert _all_hooks(model) == []
+
+
+def test_hooks_removed_when_the_forward_pass_fails():
+    model = _sequential()
+    obs = _obs(1)
+    with pytest.raises(ValueError, match="valid outputs"):
+        integrated_gradients(model, obs, "2", output="reward")
+
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model[5] = Boom()
+    with pytest.raises(RuntimeError, match="boom"):
+        integrated_gradients(model, obs, "2")
+    assert _all_hooks(model) == []
+
+
+def test_convagent_fast_path_completeness_and_no_hooks(net):
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    obs = _obs(3, seed=13)
+    assert LayerAccess(net).uses_network_paths("2b")
+    r = integrated_gradients(net, obs, "2b", "value", steps=256)
+    with torch.no_grad():
+        _, value = net(torch.from_numpy(obs))
+        f0 = float(net.forward_from("2b", torch.zeros(1, 32, 16, 16))[1][0])
+    gap = value.numpy() - f0
+    assert np.abs(r.attributions.sum((1, 2, 3)) - gap).max() < 0.01 * np.abs(gap).max()
+    assert _all_hooks(net) == []
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_agent_must_be_a_module():
+    with pytest.raises(TypeError, match="nn.Module"):
+        integrated_gradients(lambda x: x, _obs(1), "2b")

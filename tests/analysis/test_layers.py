@@ -147,3 +147,31 @@ def test_edited_agent_wrapper_is_supported(net):
     assert np.abs(a @ direction).max() < 1e-4
     with acc.add_edit("2b.1", lambda t: t * 0):  # dotted names reach the inner agent
         assert float(acc.activations(obs, "2b.1").abs().sum()) == 0.0
+
+
+def test_network_paths_and_hook_paths(net):
+    acc = LayerAccess(net)
+    assert acc.uses_network_paths("2b") and not acc.uses_network_paths("2b.0")
+    obs = _obs(2)
+    a = acc.activations_nchw(obs, "2b.1")  # hook path: the same tensor as forward_to
+    torch.testing.assert_close(a, net.forward_to(torch.from_numpy(obs), "2b"))
+    l1, v1 = acc.forward_from("2b.1", a)
+    l2, v2 = net(torch.from_numpy(obs))
+    torch.testing.assert_close(v1, v2)
+    hooks = [len(m._forward_hooks) for m in net.modules()]
+    assert sum(hooks) == 0
+
+
+def test_forward_from_a_module_the_forward_pass_skips():
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(3, 2), nn.Linear(2, 2)
+
+        def forward(self, obs):
+            h = self.used(obs.float().mean((1, 2)))
+            return h, h[:, 0]
+
+    acc = LayerAccess(Skips())
+    with pytest.raises(RuntimeError, match="'unused' was not called"):
+        acc.forward_from("unused", torch.zeros(1, 2))

@@ -185,3 +185,76 @@ def test_thread_count_is_the_callers_choice(attr, monkeypatch):
     assert AttributionNMF.from_arrays(*nmf.to_arrays()).n_threads == 1
     with pytest.raises(ValueError, match="n_threads"):
         AttributionNMF(3, n_threads=0).fit(attr)
+
+
+# -- untrusted input: non-finite data and crafted saved files ---------------------------------
+@pytest.mark.parametrize("bad,label", [(np.nan, "2 NaN and 0 infinite"), (np.inf, "0 NaN and 2")])
+def test_non_finite_input_is_refused_like_sklearn(bad, label):
+    from sklearn.utils import check_array
+
+    x = np.abs(np.random.default_rng(0).normal(size=(20, 6))).astype(np.float32)
+    x[3, 2] = x[7, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):  # scikit-learn refuses it too
+        check_array(x)
+    with pytest.raises(ValueError, match=f"input contains {label}"):
+        AttributionNMF(2, source="activation").fit(x)
+    fitted = AttributionNMF(2, source="activation").fit(np.nan_to_num(x, posinf=0.0))
+    with pytest.raises(ValueError, match=f"input contains {label}"):
+        fitted.transform(x)
+
+
+def _saved(tmp_path):
+    from rlvision_widgets.files import load_arrays
+
+    x = np.abs(np.random.default_rng(1).normal(size=(40, 5))).astype(np.float32)
+    stem = AttributionNMF(2, source="activation").fit(x).save(tmp_path / "nmf")
+    return stem, *load_arrays(stem)
+
+
+CRAFTED = {
+    "nan component": lambda a, m: ({**a, "components": a["components"] * np.nan}, m),
+    "negative component": lambda a, m: ({**a, "components": -a["components"]}, m),
+    "1-d components": lambda a, m: ({**a, "components": a["components"][0]}, m),
+    "mass length": lambda a, m: ({**a, "component_mass": np.ones(5)}, m),
+    "rank mismatch": lambda a, m: (a, {**m, "params": {**m["params"], "n_components": 4}}),
+    "params list": lambda a, m: (a, {**m, "params": [1, 2]}),
+    "unknown param": lambda a, m: (a, {**m, "params": {**m["params"], "evil": 1}}),
+    "missing number": lambda a, m: (a, {k: v for k, v in m.items() if k != "n_iter"}),
+    "string number": lambda a, m: (a, {**m, "x_norm": "big"}),
+    "missing array": lambda a, m: ({"components": a["components"]}, m),
+}
+
+
+@pytest.mark.parametrize("kind", list(CRAFTED))
+def test_crafted_saved_nmf_raises_one_clear_error(tmp_path, kind):
+    from rlvision_widgets.analysis.nmf import NMFFileError
+    from rlvision_widgets.files import save_arrays
+
+    stem, arrays, meta = _saved(tmp_path)
+    AttributionNMF.load(stem)  # the untouched file loads
+    arrays, meta = CRAFTED[kind](arrays, meta)
+    bad = save_arrays(tmp_path / "bad", arrays, meta)
+    with pytest.raises(NMFFileError, match="not a saved AttributionNMF"):
+        AttributionNMF.load(bad)
+
+
+@pytest.mark.parametrize("damage", ["empty npz", "list json", "json meta list", "truncated"])
+def test_damaged_saved_nmf_raises_one_clear_error(tmp_path, damage):
+    import json
+
+    from rlvision_widgets.analysis.nmf import NMFFileError
+
+    stem, _, _ = _saved(tmp_path)
+    npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    if damage == "empty npz":
+        npz.write_bytes(b"")
+    elif damage == "list json":
+        js.write_text("[]")
+    elif damage == "json meta list":
+        js.write_text(json.dumps({**json.loads(js.read_text()), "meta": [1]}))
+    else:
+        npz.write_bytes(npz.read_bytes()[:100])
+    with pytest.raises(NMFFileError):
+        AttributionNMF.load(stem)
+    with pytest.raises(FileNotFoundError):
+        AttributionNMF.load(tmp_path / "absent")

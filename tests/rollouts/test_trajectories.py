@@ -153,7 +153,10 @@ def test_bad_trajectory_files_give_clear_errors(small, tmp_path):
     data[arrays["states_offsets"][1] - 1] ^= 0xFF  # break episode 0's trailer
     bad_state["states_data"] = data
     np.savez_compressed(tmp_path / "bad_state.npz", **bad_state)
-    with pytest.raises(TrajectoryFileError, match="level-start state of episode 0 is corrupted"):
+    with pytest.raises(
+        TrajectoryFileError,
+        match=r"level-start state of episode 0 \(env 0, steps 0-\d+\) is corrupted",
+    ):
         Trajectories.load(tmp_path / "bad_state.npz")
     wrong = dict(arrays)
     wrong["metadata"] = np.array([json.dumps({"format": "something-else"})])

@@ -34,6 +34,7 @@ def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identificat
         assert r.successes + sum(r.failures.values()) == 3
         assert sum(table_counts(r).values()) == sum(r.failures.values())
     assert rep.choices["saw_blind"].feature == 1
+    assert rep.settings["modes_used"] == {"saw_blind": "weight"}  # the one default
     assert rep.verdict()["left_enemy_blind"]["evaluated"] is False
     json.dumps(rep.to_json(), allow_nan=False)
 
@@ -101,9 +102,7 @@ def test_cli_edit_unknown_class_lists_the_valid_ones(random_net, tmp_path, capsy
     assert "unknown object class 'dragon'" in err and "valid classes: agent, saw" in err
 
 
-def test_every_saw_feature_edit_projects_out_each_direction(random_net, planted_identification):
-    from rlvision_widgets.agents.editing import projection
-
+def test_every_saw_feature_edit_projects_out_their_span(random_net, planted_identification):
     ident = planted_identification()
     one = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert one.feature is None and "only 1 feature" in one.note
@@ -111,9 +110,33 @@ def test_every_saw_feature_edit_projects_out_each_direction(random_net, planted_
     two = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
     assert two.features == [1, 2] and len(two.all_directions) == 2
     edited = blind_agent(random_net, two.all_directions, "2b", mode="activation")
-    assert len(edited.edits) == 2
+    assert len(edited.edits) == 1 and edited.edits[0].num_directions == 2
     obs = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)
     a = random_net.forward_to(obs, "2b")
-    P = projection(two.all_directions[1]) @ projection(two.all_directions[0])
+    V = np.asarray(two.all_directions, np.float64)
+    P = torch.from_numpy(np.eye(32) - V.T @ np.linalg.solve(V @ V.T, V)).float()
     expected = random_net.forward_from("2b", torch.einsum("nchw,dc->ndhw", a, P))
     torch.testing.assert_close(edited(obs), expected, rtol=1e-4, atol=1e-5)
+    # the default weight edit: 3a's kernel no longer reads either direction of the pooled 2b
+    w = blind_agent(random_net, two.all_directions, "2b")
+    assert w.edits[0].mode == "weight"
+    kernel = w.agent.get_submodule("3a").conv.weight.detach().double()
+    assert torch.einsum("dcij,kc->dkij", kernel, torch.from_numpy(V)).abs().max() < 1e-4
+    assert _hooks(random_net) == 0
+
+
+def _hooks(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_prepare_edit_edits_a_copy_with_the_weight_edit(random_net, tmp_path):
+    rng = np.random.default_rng(1)
+    nmf = AttributionNMF(3, source="activation").fit(rng.random((100, 32)).astype(np.float32))
+    before = {k: t.clone() for k, t in random_net.state_dict().items()}
+    edited, choice, ident = prepare_edit(random_net, 1, nmf=nmf)
+    assert ident is None and choice.feature == 1
+    (e,) = edited.edits
+    assert (e.layer, e.mode, e.num_directions) == ("2b", "weight", 1)
+    np.testing.assert_allclose(e.direction, nmf.components_[1], rtol=1e-6)
+    assert all(torch.equal(t, before[k]) for k, t in random_net.state_dict().items())
+    assert _hooks(random_net) == 0

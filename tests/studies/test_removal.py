@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rlvision_widgets.agents.editing import Edit
 from rlvision_widgets.rollouts import collect_trajectories
 from rlvision_widgets.studies.blindness import blind_agent
 from rlvision_widgets.studies.removal import removal_effects
@@ -17,4 +18,7 @@ def test_removal_effects_compare_hiding_with_editing(random_net):
     eff = removal_effects(random_net, edited, traj, "wall", max_frames=12)
     assert eff["value_edit"] != 0 and eff["policy_kl_edit"] > 0
     assert eff["value_blindness"] == pytest.approx(eff["value_edit"] / eff["value_hidden"])
+    # an Edit value is applied to a copy of the agent by the one editing function
+    as_value = removal_effects(random_net, Edit("2b", np.ones(32)), traj, "wall", max_frames=12)
+    assert as_value == eff
     traj.close()

@@ -135,9 +135,12 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     log_steps = [json.loads(l)["steps"] for l in (run / "log.jsonl").read_text().splitlines()]
     assert max(log_steps) - saved <= 64  # at most the update since the last checkpoint is lost
     assert len(list(run.glob("ckpt-*"))) <= 2  # older checkpoints are pruned
-    t = Trainer(run, PPOConfig(total_steps=saved + 64), resume=True, progress=False)
+    t = Trainer(run, {"total_steps": saved + 64}, resume=True, progress=False)
     assert t.steps == saved
     assert t.run()["steps"] == saved + 64
+    log_steps = [json.loads(l)["steps"] for l in (run / "log.jsonl").read_text().splitlines()]
+    assert log_steps == sorted(set(log_steps))  # lines past the checkpoint were dropped
+    assert log_steps[-1] == saved + 64
 
 
 def test_corrupted_and_mismatched_checkpoints_are_rejected(tmp_path):
@@ -189,15 +192,15 @@ def test_one_trainer_per_run_folder_and_clear_resume_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no latest.json"):
         Trainer(tmp_path / "missing", resume=True, progress=False)
     assert not (tmp_path / "missing").exists()
+    with pytest.raises(ValueError, match=r"lr: the run has 0\.0005, asked for 1\.0"):
+        Trainer(tmp_path / "run", {"total_steps": 64, "lr": 1.0}, resume=True, progress=False)
     resumed = Trainer(
         tmp_path / "run",
-        PPOConfig(total_steps=64, checkpoint_every_s=123.0, lr=1.0),
+        {"total_steps": 64, "checkpoint_every_s": 123.0},
         resume=True,
         progress=False,
     )
-    assert (
-        resumed.config.checkpoint_every_s == 123.0 and resumed.config.lr == 5e-4
-    )  # run settings only
+    assert resumed.config.checkpoint_every_s == 123.0 and resumed.config.lr == 5e-4
 
 
 def test_rollout_samples_with_the_one_sampler_and_stores_its_log_probs(tmp_path):
@@ -235,7 +238,7 @@ def test_thread_count_is_the_callers_choice(tmp_path):
         assert t.config.num_threads == 0 and torch.get_num_threads() == 3
         t.env.close()
         t._lock.close()
-        t = Trainer(run, PPOConfig(total_steps=128, num_threads=2), resume=True, progress=False)
+        t = Trainer(run, {"total_steps": 128, "num_threads": 2}, resume=True, progress=False)
         assert t.config.num_threads == 2 and torch.get_num_threads() == 2
         t.env.close()
         t._lock.close()

@@ -346,3 +346,31 @@ def test_explorer_leaves_torch_threads_to_the_caller(explorer):
         assert seen == [want] and torch.get_num_threads() == want
     finally:
         torch.set_num_threads(old)
+
+
+def test_explorer_edit_is_the_one_editing_mechanism(explorer):
+    """Issue 11, requirement 3: the explorer's edit is ``apply_edit`` (the weight edit by
+    default, as ``rlvision evaluate --edit`` and the blindness study), on a copy: the caller's
+    module keeps its weights and no hooks."""
+    import torch
+
+    from rlvision_widgets.agents.editing import Edit, apply_edit
+
+    ex = explorer
+    before = {k: v.clone() for k, v in ex._agent.state_dict().items()}
+    ex.rank = 3
+    directions = ex._current["directions"]
+    ex.edit_off = [True, True, False]
+    try:
+        shown = np.frombuffer(ex.edited_values, "<f4")
+        same = apply_edit(ex._agent, Edit("2b", directions[[0, 1]]))
+        assert [e.mode for e in same.edits] == ["weight"]
+        with torch.no_grad():
+            _, values = same(torch.from_numpy(ex._arrays["obs"][ex.edited_trajectory]))
+        np.testing.assert_allclose(shown, values.numpy(), atol=1e-4)
+        assert "weight edit" in ex.status
+    finally:
+        ex.edit_off = [False, False, False]
+    for name, value in ex._agent.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in ex._agent.modules())
