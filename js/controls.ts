@@ -2,7 +2,7 @@
 // are applied in the browser (residual, gain, blur, scale, overlay mode, grey underlay, full-res);
 // the bookmarks list that moves the timeline; a status line with progress for long Python work.
 import { ARTICLE_BLUR_RADIUS, blurRadius, effectiveBlur } from "./display";
-import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
+import { Ctx, ensureStyle, h, ModelState, OutputOption, panel, scheduler, widgetEntry } from "./model";
 
 const BOOKMARK_KINDS: [string, string, string][] = [
   ["high", "High advantage", "Frames with the highest advantage (at most one per episode): better than expected"],
@@ -88,14 +88,14 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     e.preventDefault();
     ctx.set("blur", null);
   });
-  ctx.dom(scale, "change", () => ctx.set("scale_mode", scale.value));
-  ctx.dom(mode, "change", () => ctx.set("overlay_mode", mode.value));
+  ctx.dom(scale, "change", () => ctx.set("scale_mode", scale.value as ModelState["scale_mode"]));
+  ctx.dom(mode, "change", () => ctx.set("overlay_mode", mode.value as ModelState["overlay_mode"]));
   ctx.dom(grey, "change", () => ctx.set("grey_underlay", grey.checked));
   ctx.dom(full, "change", () => ctx.set("full_res", full.checked));
 
   let bmKey = "";
   const drawBookmarks = () => {
-    const bms = ((model.get("bookmarks") as any[]) ?? []);
+    const bms = model.get("bookmarks") ?? [];
     const key = JSON.stringify(bms);
     if (key !== bmKey) {
       bmKey = key;
@@ -138,7 +138,7 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     }
   };
 
-  const fill = (sel: HTMLSelectElement, opts: any[], key: string) => {
+  const fill = (sel: HTMLSelectElement, opts: OutputOption[], key: string) => {
     const k = JSON.stringify(opts);
     if (sel.dataset.key === k) return;
     sel.dataset.key = k;
@@ -162,9 +162,9 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
   const draw = () => {
     const busy = !!model.get("busy");
     const stat = ctx.isStatic;
-    fill(layer, (model.get("layers") as any[]) ?? [], "layers");
+    fill(layer, model.get("layers") ?? [], "layers");
     layer.value = (model.get("layer") as string) ?? "";
-    fill(output, (model.get("outputs") as any[]) ?? [], "outputs");
+    fill(output, model.get("outputs") ?? [], "outputs");
     output.value = (model.get("output") as string) ?? "value";
     rank.max = String(model.get("rank_max") ?? 16);
     rank.value = String(model.get("rank") ?? 8);

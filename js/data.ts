@@ -10,7 +10,7 @@
 //   attr_scales     float32 (E·T·(K+1));  attr_shape [E, T, H, W, K+1]
 //   edited_*        the same for the shown trajectory under the current edits (E = 1)
 //   rerun_*         a trajectory re-collected with the edited agent
-import { AnyModel, Ctx } from "./model";
+import { AnyModel, Ctx, Message, RerunInfo, TraitName } from "./model";
 import { bytesOf, decodePNG, f32, i32, inflate, RGBAImage, split } from "./decode";
 import { frameScale, outputOf, trajectoryScale } from "./display";
 
@@ -52,7 +52,7 @@ export interface Rerun {
   actions: Uint8Array;
   rewards: Float32Array;
   firsts: Uint8Array;
-  info: Record<string, any>;
+  info: RerunInfo;
 }
 
 export interface Grid {
@@ -63,7 +63,7 @@ export interface Grid {
   sources: Int32Array; // rows·cols·2: (trajectory, frame) of each cell, -1 for none
 }
 
-function decodeAttr(model: AnyModel, prefix: string): Attr | null {
+function decodeAttr(model: AnyModel, prefix: "" | "edited_"): Attr | null {
   const shape = model.get(`${prefix}attr_shape`) as number[] | undefined;
   const bytes = bytesOf(model.get(`${prefix}attr_maps`));
   const offsets = (model.get(`${prefix}attr_offsets`) as number[] | undefined) ?? [];
@@ -103,7 +103,7 @@ export class DataStore {
   private fullPending = new Set<string>();
 
   constructor(private ctx: Ctx) {
-    const deps: Record<string, string[]> = {
+    const deps: Record<string, TraitName[]> = {
       steps: ["values", "advantages", "rewards", "actions", "firsts", "logits", "n_trajectories", "n_steps"],
       obs: ["obs_png", "obs_offsets", "obs_size"],
       attr: ["attr_maps", "attr_scales", "attr_shape", "attr_offsets", "attr_ready"],
@@ -119,9 +119,9 @@ export class DataStore {
       });
     }
     ctx.watch(["obs_png"], () => this.fullRes.clear());
-    const onMsg = (msg: any, buffers: any[]) => {
+    const onMsg = (msg: Message | null, buffers?: ArrayBufferView[]) => {
       if (msg?.type === "full_frame" && buffers?.length) {
-        const key = `${msg.trajectory}:${msg.frame}`;
+        const key = `${msg.trajectory as number}:${msg.frame as number}`;
         this.fullPending.delete(key);
         try {
           this.fullRes.set(key, decodePNG(bytesOf(buffers[0])));

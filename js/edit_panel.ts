@@ -144,7 +144,7 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
     rerun.disabled = ctx.isStatic || !!model.get("busy");
     reset.disabled = ctx.isStatic;
     const active = o.some((x) => x) || s.some((x) => x > 0);
-    const info = (model.get("rerun_info") as any) ?? {};
+    const info = model.get("rerun_info") ?? {};
     note.textContent = ctx.isStatic ? "Editing needs a live kernel (static export)." :
       info.message ? String(info.message) : active ? "Edits active: value, policy and attribution show the edited agent." : "";
     root.classList.toggle("rlv-edits-active", active);

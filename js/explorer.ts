@@ -33,7 +33,7 @@ export function mountExplorer(ctx: Ctx, el: HTMLElement): Record<string, { redra
   ctx.watch(["title"], drawTitle);
   drawTitle();
   const api = { viewer, legend, grid, controls, edit };
-  (el as any).rlv = api;
+  (el as HTMLElement & { rlv?: typeof api }).rlv = api;
   return api;
 }
 

@@ -1,17 +1,24 @@
 // The widget model interface shared by every component, and the per-view context that ties a
 // model to local (never synced) UI state such as the hovered legend entry.
 import css from "./style.css";
+import type { Message, ModelState, TraitName } from "./model_state";
 
+export type { Binary, Bookmark, Message, ModelState, OutputOption, RerunInfo, TraitName } from "./model_state";
+
+/** An event callback (Backbone-style events carry event-specific arguments). */
 export type Handler = (...args: any[]) => void;
 
-/** The subset of anywidget's AnyModel the components use (also implemented by static_model.ts). */
+/**
+ * The subset of anywidget's AnyModel the components use (also implemented by static_model.ts),
+ * typed by ModelState: `get("frame")` is a number (or undefined where the trait is absent).
+ */
 export interface AnyModel {
-  get(name: string): any;
-  set(name: string, value: any): void;
+  get<K extends TraitName>(name: K): ModelState[K] | undefined;
+  set<K extends TraitName>(name: K, value: ModelState[K]): void;
   save_changes(): void;
   on(event: string, cb: Handler): void;
   off(event?: string | null, cb?: Handler | null): void;
-  send(content: any, callbacks?: any, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+  send(content: Message, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
 }
 
 export interface RenderProps {
@@ -55,12 +62,12 @@ export class Ctx {
     return !!this.model.get("_static");
   }
 
-  has(name: string): boolean {
+  has(name: TraitName): boolean {
     return this.model.get(name) !== undefined;
   }
 
   /** Listen to changes of any of `names` (model traits); removed on dispose. */
-  watch(names: string[], cb: Handler): void {
+  watch(names: TraitName[], cb: Handler): void {
     for (const n of names) {
       const ev = `change:${n}`;
       this.model.on(ev, cb);
@@ -86,7 +93,7 @@ export class Ctx {
   }
 
   /** Set a trait locally (listeners fire now) and sync it to Python, throttled to `ms`. */
-  set(name: string, value: any, ms = 0): void {
+  set<K extends TraitName>(name: K, value: ModelState[K], ms = 0): void {
     this.model.set(name, value);
     if (ms <= 0) {
       this.model.save_changes();

@@ -7,8 +7,9 @@ import feature_grid from "./feature_grid";
 import controls from "./controls";
 import edit_panel from "./edit_panel";
 import { StaticModel, StaticPayload } from "./static_model";
+import type { RenderProps } from "./model";
 
-const components: Record<string, { render: (p: { model: any; el: HTMLElement }) => () => void }> = {
+const components: Record<string, { render: (p: RenderProps) => () => void }> = {
   explorer, trajectory_viewer, legend, feature_grid, controls, edit_panel,
 };
 

@@ -1,20 +1,20 @@
 // A kernel-less model for static HTML exports: holds the widget state in memory, fires the same
 // change events as a live model, and drops messages to Python (controls that need the kernel are
 // disabled because `_static` is true).
-import { AnyModel, Handler } from "./model";
+import { AnyModel, Handler, ModelState, TraitName } from "./model";
 import { fromBase64 } from "./decode";
 
 export interface StaticPayload {
-  state: Record<string, any>;
+  state: Record<string, unknown>; // the widget state as JSON (binary traits as placeholders)
   buffers: { path: (string | number)[]; data: string }[]; // base64
 }
 
 export class StaticModel implements AnyModel {
   private handlers = new Map<string, Set<Handler>>();
-  constructor(private state: Record<string, any>) {}
+  constructor(private state: Partial<ModelState>) {}
 
   static fromPayload(p: StaticPayload): StaticModel {
-    const state = { ...p.state, _static: true };
+    const state: Record<string, unknown> = { ...p.state, _static: true };
     for (const b of p.buffers ?? []) {
       const bytes = fromBase64(b.data);
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -22,14 +22,14 @@ export class StaticModel implements AnyModel {
       for (let i = 0; i < b.path.length - 1; i++) obj = obj[b.path[i]];
       obj[b.path[b.path.length - 1]] = view;
     }
-    return new StaticModel(state);
+    return new StaticModel(state as Partial<ModelState>);
   }
 
-  get(name: string): any {
+  get<K extends TraitName>(name: K): ModelState[K] | undefined {
     return this.state[name];
   }
 
-  set(name: string, value: any): void {
+  set<K extends TraitName>(name: K, value: ModelState[K]): void {
     const old = this.state[name];
     this.state[name] = value;
     if (old !== value) {
@@ -60,7 +60,7 @@ export class StaticModel implements AnyModel {
 
   send(): void {}
 
-  private emit(ev: string, ...args: any[]): void {
+  private emit(ev: string, ...args: unknown[]): void {
     for (const cb of [...(this.handlers.get(ev) ?? [])]) cb(...args);
   }
 }

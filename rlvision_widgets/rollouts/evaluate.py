@@ -232,13 +232,13 @@ def evaluate(
         with torch.no_grad():
             logits, _ = agent(torch.from_numpy(obs).to(device))
         act = np.zeros(n, np.int32)
-        for i in range(n):
-            if slot_level[i] >= 0:
-                if sample:  # the one sampler, one row at a time from the level's own stream
-                    act[i] = sample_actions(logits[i : i + 1], slot_gen[i])[0]
-                else:
-                    act[i] = int(logits[i].argmax())
-                slot_actions[i].append(int(act[i]))
+        live = [i for i in range(n) if slot_level[i] >= 0]
+        if sample:  # the one sampler; each row draws from its level's own stream
+            act[live] = sample_actions(logits[live], [slot_gen[i] for i in live])
+        else:
+            act[live] = logits[live].argmax(dim=1).cpu().numpy()
+        for i in live:
+            slot_actions[i].append(int(act[i]))
         obs, rew, first = env.step(act)
         reloaded = False
         for i in np.flatnonzero(first):

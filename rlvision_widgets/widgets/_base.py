@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import anywidget
@@ -12,6 +13,8 @@ import traitlets as t
 
 from . import _encode as enc
 from .export import STATIC, save_html
+
+log = logging.getLogger(__name__)
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
@@ -73,6 +76,56 @@ class RLVisionWidget(anywidget.AnyWidget):
         """
 
         return save_html(self, path, title=title)
+
+    # ------------------------------------------------------------------ browser -> kernel
+    def _check_field(self, name: str, value: Any) -> str | None:
+        """Why the browser's ``value`` for trait ``name`` is refused (None: valid)."""
+        from_json = self.trait_metadata(name, "from_json", self._trait_from_json)
+        try:
+            self.traits()[name]._validate(self, from_json(value, self))
+        except (t.TraitError, TypeError, ValueError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    def set_state(self, sync_data: Mapping[str, Any]) -> None:
+        """Apply a state update from the browser field by field: valid fields are applied (as
+        ipywidgets does: echoed, property-locked, notifications held), an invalid one keeps
+        its old valid value and the kernel sends that value back, so the browser's state is
+        corrected instead of silently diverging.
+
+        >>> import numpy as np
+        >>> from rlvision_widgets.widgets import TrajectoryViewer
+        >>> v = TrajectoryViewer(np.zeros((1, 4, 64, 64, 3), np.uint8))
+        >>> v.set_state({"frame": -1, "gain": 2.0})   # frame refused (and re-sent), gain applied
+        >>> v.frame, v.gain
+        (0, 2.0)
+        """
+        data = dict(sync_data)
+        refused: dict[str, str] = {}
+        for name in [k for k in data if k in self.keys]:
+            why = self._check_field(name, data[name])
+            if why is not None:
+                refused[name] = why
+                del data[name]
+        if data:
+            try:
+                super().set_state(data)  # atomically, ipywidgets' way
+            except t.TraitError:  # valid alone, not together (rolled back): one by one
+                for name, value in data.items():
+                    try:
+                        super().set_state({name: value})
+                    except t.TraitError as exc:
+                        refused[name] = str(exc)
+        if refused:
+            for name, why in refused.items():
+                log.warning(
+                    "%s: refused %s=%r from the browser: %s",
+                    type(self).__name__,
+                    name,
+                    sync_data.get(name),
+                    why,
+                )
+            self.send_state(sorted(refused))  # the kept values: the browser corrects back
 
 
 class TrajectoryDataMixin(t.HasTraits):

@@ -13,6 +13,7 @@ kernel round trip.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import pathlib
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -52,12 +54,19 @@ __all__ = ["Explorer", "explore"]
 
 
 class _Superseded(Exception):
-    """A newer request replaced the running job."""
+    """A newer request replaced the running job, or the worker was closed."""
 
 
 class _Worker:
     """Runs analysis jobs one at a time, newest request per key, in priority order; in a
-    background thread (keeps the kernel responsive) or synchronously."""
+    background thread (keeps the kernel responsive) or synchronously.
+
+    A job ``fn(report)`` calls ``report(fraction, message)`` between its steps; ``report``
+    raises :class:`_Superseded` when a newer request of the same key arrived or the worker is
+    closing, so a job stops at its next step and never publishes a stale result. A failed job
+    is shown in the ``error``/``status`` traits and leaves the worker ready for the next one
+    (synchronously its exception also reaches the caller, after the other pending jobs ran).
+    """
 
     ORDER = ("collect", "analysis", "edit", "grid", "rerun", "prefetch")
 
@@ -72,8 +81,14 @@ class _Worker:
         self._last_report = 0.0
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def submit(self, key: str, fn: Callable[[Callable[[float, str], None]], None]) -> None:
         with self._cv:
+            if self._closed:
+                return
             gen = self._gen.get(key, 0) + 1
             self._gen[key] = gen
             self._pending[key] = (gen, fn)
@@ -84,7 +99,8 @@ class _Worker:
                     )
                     self._thread.start()
                 self._cv.notify_all()
-        if not self.background and self._running is None:
+            run_now = not self.background and self._running is None
+        if run_now:
             self._drain()
 
     def _take(self) -> tuple[str, int, Callable] | None:
@@ -94,36 +110,46 @@ class _Worker:
                 return key, gen, fn
         return None
 
+    def _next(self) -> tuple[str, int, Callable] | None:
+        with self._cv:
+            job = None if self._closed else self._take()
+            self._running = None if job is None else job[0]
+            if job is None:
+                self._cv.notify_all()
+            return job
+
     def _drain(self) -> None:
-        while True:
+        """Run the pending jobs here (synchronous mode); re-raise the first failure at the end,
+        with the worker ready again."""
+        failed: BaseException | None = None
+        try:
+            while (job := self._next()) is not None:
+                exc = self._run(*job)
+                failed = failed or exc
+        finally:
             with self._cv:
-                job = self._take()
-                if job is None:
-                    self._running = None
-                    self._cv.notify_all()
-                    return
-                self._running = job[0]
-            self._run(*job)
+                self._running = None
+                self._cv.notify_all()
+        if failed is not None:
+            raise failed
 
     def _loop(self) -> None:
-        while not self._closed:
+        while True:
             with self._cv:
-                job = self._take()
+                job = self._next()
                 while job is None and not self._closed:
-                    self._running = None
-                    self._cv.notify_all()
                     self._cv.wait(timeout=1.0)
-                    job = self._take()
-                if job is None:
+                    job = self._next()
+                if job is None:  # closed
                     return
-                self._running = job[0]
             self._run(*job)
 
-    def _run(self, key: str, gen: int, fn: Callable) -> None:
+    def _run(self, key: str, gen: int, fn: Callable) -> Exception | None:
         owner = self.owner
+        quiet = key == "prefetch"
 
         def report(frac: float, msg: str = "") -> None:
-            if self._gen.get(key) != gen or self._closed or (quiet and self._pending):
+            if self._closed or self._gen.get(key) != gen or (quiet and self._pending):
                 raise _Superseded
             if quiet:
                 return
@@ -135,20 +161,23 @@ class _Worker:
                     if msg:
                         owner.status = msg
 
-        quiet = key == "prefetch"
         if not quiet:
             owner.busy = True
             owner.error = ""
+        failed: Exception | None = None
         try:
             fn(report)
         except _Superseded:
             pass
         except Exception as exc:  # shown in the widget, logged with traceback
-            owner.error = f"{key} failed: {type(exc).__name__}: {exc}"
+            failed = exc
+            msg = f"{key} failed: {type(exc).__name__}: {exc}"
             log.error("rlvision explorer job %r failed", key, exc_info=True)
-            if not self.background:
-                raise
-            traceback.print_exc(file=sys.stderr)
+            if self.background:
+                traceback.print_exc(file=sys.stderr)
+            with owner.hold_sync():
+                owner.error = msg
+                owner.status = msg
         finally:
             with self._cv:
                 idle = not (set(self._pending) - {"prefetch"})
@@ -156,14 +185,26 @@ class _Worker:
                 with owner.hold_sync():
                     owner.busy = False
                     owner.progress = 1.0
+        return failed
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until no job is pending or running; False on timeout."""
+        """Block until no job is pending or running (prefetch aside); False on timeout, or
+        when called from inside a job (which would wait for itself)."""
+        if not self.background:
+            with self._cv:
+                if self._running is not None:
+                    return False  # called from a job: it cannot finish while we wait
+                run = bool(self._pending) and not self._closed
+            if run:
+                self._drain()
+            return True
+        if self._thread is threading.current_thread():
+            return False
         end = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while {k for k in self._pending if k != "prefetch"} or self._running not in (
-                None,
-                "prefetch",
+            while not self._closed and (
+                {k for k in self._pending if k != "prefetch"}
+                or self._running not in (None, "prefetch")
             ):
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
@@ -171,11 +212,78 @@ class _Worker:
                 self._cv.wait(timeout=0.2 if left is None else min(0.2, left))
         return True
 
-    def close(self) -> None:
-        self._closed = True
+    def close(self, timeout: float | None = None) -> bool:
+        """Cancel pending work, stop the running job at its next step and join the thread;
+        False when it is still running after ``timeout`` seconds."""
         with self._cv:
+            self._closed = True
             self._pending.clear()
             self._cv.notify_all()
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+
+_LIVE: weakref.WeakSet[Explorer] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_explorers() -> None:
+    """At interpreter exit, stop and join every explorer's worker before torch and the
+    interpreter tear down (a thread left inside torch aborts the process)."""
+    live = list(_LIVE)
+    for ex in live:  # cancel all first, then join: the jobs stop in parallel
+        worker = getattr(ex, "_worker", None)
+        if worker is not None:
+            with worker._cv:
+                worker._closed = True
+                worker._pending.clear()
+                worker._cv.notify_all()
+    for ex in live:
+        try:
+            ex.close(timeout=120.0)
+        except Exception:  # never fail the exit
+            log.debug("closing an explorer at exit failed", exc_info=True)
+
+
+class _Data:
+    """One set of trajectories and the caches computed from it (attributions, activations,
+    NMF fits). ``load_trajectories`` replaces it, never clears it, so a job holding one sees
+    only its own entries; a job keeps references to what it uses, so an entry evicted from a
+    cache under a running job stays alive in that job (compute on miss, never a KeyError)."""
+
+    IG_SETS = 3  # (layer, output) attribution sets kept per trajectory
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+        self.ig: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self.acts: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.nmf: dict[tuple[str, int], Any] = {}  # (layer, rank) -> fitted NMF
+        self.lock = threading.RLock()
+
+    @property
+    def n_trajectories(self) -> int:
+        return int(self.arrays["obs"].shape[0]) if "obs" in self.arrays else 0
+
+    def get_ig(self, key: tuple[str, str, int]) -> np.ndarray | None:
+        with self.lock:
+            hit = self.ig.get(key)
+            if hit is not None:
+                self.ig.move_to_end(key)
+            return hit
+
+    def put_ig(self, key: tuple[str, str, int], attr: np.ndarray, acts: np.ndarray) -> None:
+        with self.lock:
+            self.ig[key] = attr
+            self.acts[(key[0], key[2])] = acts
+            self.acts.move_to_end((key[0], key[2]))
+            cap = self.IG_SETS * max(1, self.n_trajectories)
+            while len(self.ig) > cap:
+                self.ig.popitem(last=False)
+            while len(self.acts) > cap:
+                self.acts.popitem(last=False)
 
 
 def _in_kernel() -> bool:
@@ -268,15 +376,13 @@ class Explorer(
         self._env_options = env_options
         self._suggest = bool(suggest_labels)
         self._traj: Any = None
-        self._arrays: dict[str, np.ndarray] = {}
-        self._ig: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
-        self._acts: dict[tuple[str, int], np.ndarray] = {}
-        self._nmf: dict[tuple[str, int], Any] = {}  # (layer, rank) -> fitted NMF
-        self._current: dict[str, Any] = {}
+        self._data = _Data({})  # trajectories + caches, replaced by load_trajectories
+        self._current: dict[str, Any] = {}  # the shown analysis; replaced, never mutated
         self._summary = ""  # status line of the last finished analysis
         self._resetting_edits = False  # new features reset the edits: no edit job
         self._worker = _Worker(self, _in_kernel() if background is None else bool(background))
         self._prefetch = self._worker.background if prefetch is None else bool(prefetch)
+        _LIVE.add(self)  # closed (worker joined) at interpreter exit
 
         names = self._access.layer_names
         chosen = layer or eng.default_layer(self._agent)
@@ -295,7 +401,17 @@ class Explorer(
             self.output = spec
             self.output_label = output_label(spec)
             self.rank_max = int(min(16, self._access.layer_shape(chosen)[2]))
-            self.rank = int(max(1, min(rank, self.rank_max)))
+            if (
+                isinstance(rank, bool)
+                or not isinstance(rank, (int, np.integer))
+                or not 1 <= rank <= self.rank_max
+            ):
+                raise ValueError(
+                    f"rank must be an integer in [1, {self.rank_max}] at layer {chosen!r} "
+                    f"(the number of NMF features; at most 16 and the layer's channels), "
+                    f"got {rank!r}"
+                )
+            self.rank = int(rank)
             self.title = title or f"Understanding RL Vision · {agent_name}"
 
         self.observe(self._on_analysis_change, names=["layer", "output", "rank"])
@@ -311,8 +427,27 @@ class Explorer(
 
     # ---------------------------------------------------------------------------- public API
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until background work (analysis, edits, grid, re-runs) is done."""
+        """Block until background work (analysis, edits, grid, re-runs) is done: True, or
+        False after ``timeout`` seconds. A failed job does not block it: its message is in
+        ``error`` and ``status``, and later changes are analysed."""
         return self._worker.wait(timeout)
+
+    # cache views (the current _Data); jobs hold their own _Data for their whole run
+    @property
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return self._data.arrays
+
+    @property
+    def _ig(self) -> OrderedDict[tuple[str, str, int], np.ndarray]:
+        return self._data.ig
+
+    @property
+    def _acts(self) -> OrderedDict[tuple[str, int], np.ndarray]:
+        return self._data.acts
+
+    @property
+    def _nmf(self) -> dict[tuple[str, int], Any]:
+        return self._data.nmf
 
     @property
     def agent(self) -> nn.Module:
@@ -331,9 +466,10 @@ class Explorer(
 
     def features(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Current per-feature attribution (E, T, H, W, K) and residual (E, T, H, W)."""
-        if "features" not in self._current:
+        cur = self._current
+        if "features" not in cur:
             return None
-        return self._current["features"], self._current["residual"]
+        return cur["features"], cur["residual"]
 
     def load_trajectories(self, trajectories: Any) -> None:
         """Show new trajectories (a Trajectories object, or a dict with ``obs``, ``values``,
@@ -369,11 +505,9 @@ class Explorer(
                 last_firsts=last_firsts,
             )
             arrays["advantages"] = adv
-        self._arrays = arrays
-        self._ig.clear()
-        self._acts.clear()
-        self._nmf.clear()
-        self._current.clear()
+        # new data, new caches: a running job keeps its own (and is superseded)
+        self._data = _Data(arrays)
+        self._current = {}
         labels = []
         episodes = getattr(self._traj, "episodes", None)
         for e in range(E):
@@ -420,11 +554,13 @@ class Explorer(
         sizes["total"] = sum(sizes.values())
         return sizes
 
-    def close(self) -> None:
-        """Stop background work and close the widget."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop background work (pending jobs dropped, the running one stopped at its next
+        step), join the worker thread (at most ``timeout`` seconds) and close the widget."""
         worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.close()
+        if worker is not None and not worker.close(timeout):
+            log.warning("the explorer's worker is still running after %s s", timeout)
+        _LIVE.discard(self)
         super().close()
 
     # ----------------------------------------------------------------------- validation
@@ -449,7 +585,12 @@ class Explorer(
 
     @t.validate("rank")
     def _valid_rank(self, proposal: t.Bunch) -> int:
-        return int(max(1, min(int(proposal["value"]), self.rank_max or 16)))
+        v, hi = proposal["value"], int(self.rank_max or 16)
+        if not 1 <= v <= hi:
+            raise t.TraitError(
+                f"rank must be in [1, {hi}] (rank_max at layer {self.layer!r}), got {v}"
+            )
+        return int(v)
 
     # ------------------------------------------------------------------------ observers
     def _on_analysis_change(self, change: dict) -> None:
@@ -481,11 +622,22 @@ class Explorer(
             self._worker.submit("edit", self._job_edit)
 
     def _on_msg(self, _widget: Any, content: dict, buffers: list) -> None:
+        """Custom messages from the browser; a malformed one is refused with a status line."""
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "full_frame":
-            self._send_full_frame(int(content.get("trajectory", 0)), int(content.get("frame", 0)))
+            e, f = content.get("trajectory", 0), content.get("frame", 0)
+            ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (e, f))
+            if not ok or not (0 <= e < self.n_trajectories and 0 <= f < self.n_steps):
+                self.status = (
+                    f"full_frame refused: trajectory {e!r} / frame {f!r} must be integers in "
+                    f"[0, {self.n_trajectories - 1}] / [0, {self.n_steps - 1}]"
+                )
+                return
+            self._send_full_frame(e, f)
         elif kind == "rerun":
             self.rerun()
+        else:
+            log.warning("Explorer: unknown message from the browser: %r", kind)
 
     def _send_full_frame(self, e: int, t: int) -> None:
         if self._traj is None or not hasattr(self._traj, "render_full"):
@@ -528,38 +680,40 @@ class Explorer(
             values.append(v.float().numpy())
         return np.concatenate(logits), np.concatenate(values)
 
-    def _obs(self, e: int) -> np.ndarray:
-        return self._arrays["obs"][e]
+    def _obs(self, e: int, data: _Data | None = None) -> np.ndarray:
+        return (data or self._data).arrays["obs"][e]
 
-    def _order(self) -> list[int]:
-        E = self._arrays["obs"].shape[0]
+    def _order(self, data: _Data | None = None) -> list[int]:
+        E = (data or self._data).n_trajectories
         cur = min(self.trajectory, E - 1)
         return [cur] + [e for e in range(E) if e != cur]
 
-    def _ig_traj(self, layer: str, output: str, e: int) -> np.ndarray:
-        key = (layer, output, e)
-        if key in self._ig:
-            self._ig.move_to_end(key)
-            return self._ig[key]
+    def _ig_traj(self, layer: str, output: str, e: int, data: _Data | None = None) -> np.ndarray:
+        """Attribution of ``output`` at ``layer`` for trajectory ``e`` of ``data``: cached, or
+        computed on a miss. The caller holds the returned array (eviction cannot take it)."""
+        d = data or self._data
+        hit = d.get_ig((layer, output, e))
+        if hit is not None:
+            return hit
         from ..analysis.integrated_gradients import integrated_gradients
 
         r = integrated_gradients(
-            self._access, self._obs(e), layer, output=output, steps=self._ig_steps
+            self._access, d.arrays["obs"][e], layer, output=output, steps=self._ig_steps
         )
-        self._ig[key] = r.attributions
-        self._acts[(layer, e)] = r.activations
-        E = self._arrays["obs"].shape[0]
-        while len(self._ig) > 3 * E:  # keep about three (layer, output) sets
-            self._ig.popitem(last=False)
+        d.put_ig((layer, output, e), r.attributions, np.asarray(r.activations))
         return r.attributions
 
-    def _acts_all(self, layer: str) -> np.ndarray:
-        E = self._arrays["obs"].shape[0]
+    def _acts_all(self, layer: str, data: _Data | None = None) -> np.ndarray:
+        d = data or self._data
         out = []
-        for e in range(E):
-            if (layer, e) not in self._acts:
-                self._acts[(layer, e)] = self._access.activations(self._obs(e), layer).numpy()
-            out.append(self._acts[(layer, e)])
+        for e in range(d.n_trajectories):
+            with d.lock:
+                a = d.acts.get((layer, e))
+            if a is None:  # computed on a miss, held here
+                a = self._access.activations(d.arrays["obs"][e], layer).numpy()
+                with d.lock:
+                    d.acts[(layer, e)] = a
+            out.append(a)
         return np.stack(out)
 
     def _clear_edited(self) -> None:
@@ -586,22 +740,40 @@ class Explorer(
         self.load_trajectories(traj)
 
     def _job_analysis(self, report: Callable) -> None:
+        d = self._data  # this job's trajectories and caches, whatever loads meanwhile
         layer, output, rank = self.layer, self.output, int(self.rank)
-        E, T = self._arrays["obs"].shape[:2]
-        order = self._order()
-        need_v = [e for e in order if (layer, "value", e) not in self._ig]
-        # 1. value attributions of every frame (the NMF is fitted on them, as the article)
+
+        def publish(frac: float, msg: str = "") -> None:
+            """Newest request wins: stop before showing anything a newer request replaced."""
+            report(frac, msg)
+            if d is not self._data or (layer, output, rank) != (
+                self.layer,
+                self.output,
+                int(self.rank),
+            ):
+                raise _Superseded
+
+        obs = d.arrays["obs"]
+        E, T = obs.shape[:2]
+        order = self._order(d)
+        # 1. value attributions of every frame (the NMF is fitted on them, as the article);
+        # held by this job whatever the cache evicts meanwhile
+        values: dict[int, np.ndarray] = {}
+        need_v = [e for e in order if d.get_ig((layer, "value", e)) is None]
         for i, e in enumerate(need_v):
             report(
                 0.6 * i / max(1, len(need_v)),
                 f"integrated gradients of the value at {layer}: trajectory {i + 1}/{len(need_v)}",
             )
-            self._ig_traj(layer, "value", e)
+            values[e] = self._ig_traj(layer, "value", e, d)
+        for e in order:
+            if e not in values:
+                values[e] = self._ig_traj(layer, "value", e, d)
         report(0.6, f"NMF (rank {rank}) of the value attribution at {layer}…")
-        nmf = self._nmf_for(layer, rank)
+        nmf = self._nmf_for(layer, rank, d, values)
         directions = np.asarray(nmf.components_, np.float32)
         K = directions.shape[0]
-        H, W = self._ig[(layer, "value", order[0])].shape[1:3]
+        H, W = values[order[0]].shape[1:3]
         features = np.zeros((E, T, H, W, K), np.float32)
         residual = np.zeros((E, T, H, W), np.float32)
         payload = enc.AttributionPayload(E, T, H, W, K + 1)
@@ -609,12 +781,14 @@ class Explorer(
         # the other trajectories
         e0, t0 = order[0], min(int(self.frame), T - 1)
         window = np.arange(max(0, t0 - 16), min(T, t0 + 16))
-        attr0 = self._ig_traj(layer, output, e0)
+        attr0 = values[e0] if output == "value" else self._ig_traj(layer, output, e0, d)
         f, r = eng.reduce(nmf, attr0[window])
         features[e0, window], residual[e0, window] = f, r
         payload.set(e0, enc.stack_features(features[e0], residual[e0]), frames=window)
-        self._apply_features(layer, output, directions, K)
-        self._push_attr(payload)
+        publish(0.62)
+        with self.hold_sync():
+            self._apply_features(layer, output, directions, K)
+            self._push_attr(payload)
         last_push = time.monotonic()
         for i, e in enumerate(order):
             report(
@@ -623,14 +797,17 @@ class Explorer(
                 if output != "value"
                 else f"reducing trajectory {i + 1}/{E} onto {K} features",
             )
-            attr = self._ig_traj(layer, output, e)
+            attr = values[e] if output == "value" else self._ig_traj(layer, output, e, d)
             f, r = eng.reduce(nmf, attr)
             features[e], residual[e] = f, r
             payload.set(e, enc.stack_features(f, r))
             if i == 0 or time.monotonic() - last_push > 1.5 or i == E - 1:
+                publish(0.65 + 0.3 * (i + 1) / E)
                 self._push_attr(payload)
                 last_push = time.monotonic()
-        self._current.update(
+        del values
+        publish(0.95)
+        self._current = dict(
             layer=layer,
             output=output,
             rank=rank,
@@ -640,27 +817,31 @@ class Explorer(
             nmf=nmf,
         )
         report(0.96, "dataset-example thumbnails…")
-        acts = self._acts_all(layer)
+        acts = self._acts_all(layer, d)
         flat_acts = acts.reshape(E * T, *acts.shape[2:])
-        flat_obs = self._arrays["obs"].reshape(E * T, *self._arrays["obs"].shape[2:])
-        self.set_thumbnails(eng.thumbnails(directions, flat_acts, flat_obs))
+        flat_obs = obs.reshape(E * T, *obs.shape[2:])
+        thumbs = eng.thumbnails(directions, flat_acts, flat_obs)
+        publish(0.97)
+        self.set_thumbnails(thumbs)
         if self._suggest and self._traj is not None and hasattr(self._traj, "state_at"):
             report(0.98, "suggesting labels from ground-truth objects…")
             from ..analysis.features import suggest_labels
 
             try:
-                self.suggested_labels = suggest_labels(
+                suggested = suggest_labels(
                     features, traj=self._traj, max_frames=256, seed=self._seed
                 )
             except Exception as exc:  # optional: never block the explorer
                 log.info("label suggestion unavailable: %s", exc)
-                self.suggested_labels = []
+                suggested = []
+            publish(0.99)
+            self.suggested_labels = suggested
         summary = (
             f"{K} features at {layer} · {output_label(output)} · "
             f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}"
         )
+        publish(1.0, summary)
         self._summary = summary
-        report(1.0, summary)
         if self.grid_feature >= 0:
             self.grid_feature = min(self.grid_feature, K - 1)
             self._on_grid_change({})
@@ -669,33 +850,49 @@ class Explorer(
         if self._prefetch:
             self._worker.submit("prefetch", self._job_prefetch)
 
-    def _nmf_for(self, layer: str, rank: int) -> Any:
+    def _nmf_for(
+        self,
+        layer: str,
+        rank: int,
+        data: _Data | None = None,
+        values: dict[int, np.ndarray] | None = None,
+    ) -> Any:
         """The NMF of the value attribution at ``layer`` with ``rank`` components (fitted once
-        per layer; other ranks refit from its coreset and are cached)."""
+        per layer on ``values`` or the cached/computed value attributions; other ranks refit
+        from its coreset and are cached)."""
         import copy
 
+        d = data or self._data
         key = (layer, rank)
-        if key in self._nmf:
-            return self._nmf[key]
-        base = next((m for (l, _), m in self._nmf.items() if l == layer), None)
+        with d.lock:
+            nmf = d.nmf.get(key)
+            base = next((m for (l, _), m in d.nmf.items() if l == layer), None)
+        if nmf is not None:
+            return nmf
         if base is None:
-            E = self._arrays["obs"].shape[0]
-            v_all = np.concatenate([self._ig_traj(layer, "value", e) for e in range(E)])
+            v_all = np.concatenate(
+                [
+                    values[e] if values and e in values else self._ig_traj(layer, "value", e, d)
+                    for e in range(d.n_trajectories)
+                ]
+            )
             nmf = eng.fit_nmf(v_all, rank, self._seed)
         else:
             nmf = eng.fit_nmf(None, rank, self._seed, previous=copy.deepcopy(base))
-        self._nmf[key] = nmf
+        with d.lock:
+            d.nmf[key] = nmf
         return nmf
 
     def _job_prefetch(self, report: Callable) -> None:
         """While idle, fit the neighbouring ranks so the rank slider answers at once."""
-        layer, rank = self._current.get("layer"), self._current.get("rank")
+        d, cur = self._data, self._current
+        layer, rank = cur.get("layer"), cur.get("rank")
         if layer is None or rank is None:
             return
         for r in (rank + 1, rank - 1, rank + 2, rank - 2):
-            if 1 <= r <= self.rank_max and (layer, r) not in self._nmf:
+            if 1 <= r <= self.rank_max and (layer, r) not in d.nmf:
                 report(0.0)  # yields to any other request
-                self._nmf_for(layer, r)
+                self._nmf_for(layer, r, d)
 
     def _apply_features(self, layer: str, output: str, directions: np.ndarray, K: int) -> None:
         """New features: reset labels/edits when their meaning changed."""
@@ -735,10 +932,11 @@ class Explorer(
     def _job_edit(self, report: Callable, summary: str = "") -> None:
         """Attribute the shown trajectory under the current edits. ``summary``: the analysis
         status this job follows up (kept in front of the edit status)."""
-        directions = self._current.get("directions")
+        d, cur = self._data, self._current  # held for the whole job
+        directions = cur.get("directions")
         if directions is None:
             return
-        layer, output, nmf = self._current["layer"], self._current["output"], self._current["nmf"]
+        layer, output, nmf = cur["layer"], cur["output"], cur["nmf"]
         s = self._edit_strengths()
         edits = eng.edits_for(layer, directions, s)
         if not edits:
@@ -748,7 +946,7 @@ class Explorer(
             report(1.0, "edits cleared" if was_edited else summary or self._summary)
             return
         e = int(self.trajectory)
-        obs = self._obs(e)
+        obs = self._obs(e, d)
         T = obs.shape[0]
         from ..analysis.integrated_gradients import integrated_gradients
 
@@ -756,7 +954,7 @@ class Explorer(
         # the edited copy of the agent (apply_edit): the caller's module is never touched
         report(0.05, "edited agent: value and policy…")
         logits, values = self._forward(obs, access)
-        H, W = self._current["features"].shape[2:4]
+        H, W = cur["features"].shape[2:4]
         K = directions.shape[0]
         maps = np.zeros((T, H, W, K + 1), np.float32)
         payload = enc.AttributionPayload(1, T, H, W, K + 1)
@@ -791,16 +989,18 @@ class Explorer(
 
     def _job_grid(self, report: Callable) -> None:
         k, density = int(self.grid_feature), int(self.grid_density)
-        directions = self._current.get("directions")
+        d, cur = self._data, self._current  # held for the whole job
+        directions = cur.get("directions")
         if k < 0 or directions is None or k >= len(directions):
             self.grid_busy = False
             return
-        layer = self._current["layer"]
+        layer = cur["layer"]
         report(0.2, f"spatially-aware feature visualization of feature {k + 1}…")
-        acts = self._acts_all(layer)
+        acts = self._acts_all(layer, d)
         E, T = acts.shape[:2]
-        obs = self._arrays["obs"].reshape(E * T, *self._arrays["obs"].shape[2:])
+        obs = d.arrays["obs"].reshape(E * T, *d.arrays["obs"].shape[2:])
         img, src = eng.mosaic(directions[k], acts.reshape(E * T, *acts.shape[2:]), obs, density)
+        report(0.9)  # a newer request replaced this one: show nothing
         sources = np.stack([np.where(src >= 0, src // T, -1), np.where(src >= 0, src % T, -1)], -1)
         with self.hold_sync():
             self.set_mosaic(img, sources)
@@ -808,7 +1008,8 @@ class Explorer(
         report(1.0, f"feature {k + 1}: {density}×{density} mosaic")
 
     def _job_rerun(self, report: Callable) -> None:
-        directions = self._current.get("directions")
+        cur = self._current  # held for the whole job
+        directions = cur.get("directions")
         if self._traj is None or directions is None:
             self.rerun_info = {"message": "re-running needs recorded Trajectories (level seeds)"}
             return
@@ -825,7 +1026,7 @@ class Explorer(
         opts.update(num_envs=1, num_levels=1, start_level=seed)
         options = EnvOptions.from_dict(opts)
         s = self._edit_strengths()
-        layer = self._current["layer"]
+        layer = cur["layer"]
         edits = eng.edits_for(layer, directions, s)
         fn = bool(edits)
         report(0.1, f"re-running the {'edited' if fn else 'unedited'} agent on level {seed}…")

@@ -7,9 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import chi2_contingency
+from torch import nn
 
+import rlvision_widgets.rollouts.evaluate as evaluate_module
 from rlvision_widgets.agents.registry import load_agent
+from rlvision_widgets.agents.sampling import sample_actions
 from rlvision_widgets.environment.causes import FAILURE_CAUSES
 from rlvision_widgets.rollouts.evaluate import EvaluationResult, evaluate
 from rlvision_widgets.rollouts.stats import two_proportion_test, wilson_interval
@@ -203,3 +207,45 @@ def test_every_setting_is_recorded():
 def test_bad_evaluation_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate("random", **{"levels": 2, **kwargs, "progress": False})
+
+
+class _TiltedAgent(nn.Module):
+    """A cheap agent with clearly non-uniform, observation-dependent logits (mostly RIGHT and
+    RIGHT+UP, so levels end quickly), where a change in how rows draw would show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.weight = torch.randn(3, 15, generator=g)
+        self.bias = torch.zeros(15)
+        self.bias[[7, 8]] = 2.0
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        colour = obs.float().mean(dim=(1, 2)) / 255  # (N, 3) mean colour
+        return colour @ self.weight + self.bias, torch.zeros(len(obs))
+
+
+def test_evaluation_samples_once_per_step_with_the_levels_streams(monkeypatch):
+    """One batched sampler call per step, one stream per live row, with exactly the outcomes
+    of the earlier one-row-at-a-time loop, for any num_envs."""
+    agent = _TiltedAgent()
+    kw = dict(levels=7, start_level=30, seed=5, progress=False)
+    batched = evaluate(agent, num_envs=3, **kw)
+    calls = []
+
+    def one_row_at_a_time(logits, generators):
+        assert isinstance(generators, list) and len(generators) == len(logits) >= 1
+        calls.append(len(generators))
+        return np.array([sample_actions(logits[i : i + 1], g)[0] for i, g in enumerate(generators)])
+
+    monkeypatch.setattr(evaluate_module, "sample_actions", one_row_at_a_time)
+    looped = evaluate(agent, num_envs=3, **kw)
+    assert looped.outcomes == batched.outcomes and np.array_equal(looped.lengths, batched.lengths)
+    assert max(calls) == 3 and min(calls) < 3  # finished slots drop out of the batch
+    assert len(calls) < batched.lengths.sum()  # batched: fewer calls than level-steps
+    monkeypatch.undo()
+    single = evaluate(agent, num_envs=1, **kw)
+    assert single.outcomes == batched.outcomes and np.array_equal(single.lengths, batched.lengths)
+    assert len(set(batched.lengths.tolist())) > 1
+    greedy = evaluate(agent, num_envs=3, sample=False, **kw)
+    assert np.array_equal(greedy.lengths, evaluate(agent, num_envs=1, sample=False, **kw).lengths)

@@ -193,9 +193,12 @@ def test_explorer_rank_output_grid_edit(explorer):
     # the status ends with the analysis summary (not a follow-up "edits cleared")
     assert ex.status.startswith("3 features at 2b · value") and "residual share" in ex.status
     assert "edits cleared" not in ex.status
-    ex.rank = 99  # clamped to the valid range
-    assert ex.rank == ex.rank_max == 16
-    ex.rank = 3
+    for bad in (99, 0, -5):  # refused, never clamped: the error names the valid range
+        with pytest.raises(traitlets.TraitError, match=r"rank must be in \[1, 16\].*got"):
+            ex.rank = bad
+        assert ex.rank == 3
+    with pytest.raises(traitlets.TraitError):
+        ex.rank = 2.7
     ex.output = "logit:RIGHT"
     assert ex.output == "logit:7" and "RIGHT" in ex.output_label
     assert ex.status.startswith("3 features at 2b · logit → RIGHT") and "edits" not in ex.status
@@ -374,3 +377,82 @@ def test_explorer_edit_is_the_one_editing_mechanism(explorer):
     for name, value in ex._agent.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in ex._agent.modules())
+
+
+# ------------------------------------------------------- browser -> kernel (issue 14, item 7)
+def _browser(widget, monkeypatch):
+    """Deliver comm messages as the front end does (``_handle_msg``) and record what the
+    kernel sends back."""
+    sent: list[dict] = []
+    monkeypatch.setattr(
+        widget.comm, "send", lambda data=None, metadata=None, buffers=None: sent.append(data)
+    )
+
+    def deliver(state: dict) -> list[dict]:
+        sent.clear()
+        widget._handle_msg(
+            {
+                "content": {"data": {"method": "update", "state": state, "buffer_paths": []}},
+                "buffers": [],
+            }
+        )
+        return list(sent)
+
+    return deliver
+
+
+def _updates(msgs: list[dict]) -> dict:
+    out: dict = {}
+    for m in msgs:
+        if m["method"] == "update":
+            out.update(m["state"])
+    return out
+
+
+def test_browser_invalid_values_are_corrected_back(explorer, monkeypatch):
+    ex = explorer
+    deliver = _browser(ex, monkeypatch)
+    ex.trajectory, ex.frame = 0, 4
+    layer, rank = ex.layer, ex.rank
+    # a mixed message: the valid field is applied, the invalid one keeps its value and the
+    # kernel re-sends it so the browser's state matches
+    msgs = deliver({"frame": -1, "trajectory": 1})
+    assert ex.trajectory == 1 and ex.frame == 4
+    assert _updates(msgs) == {"frame": 4}
+    assert any(m["method"] == "echo_update" and m["state"] == {"trajectory": 1} for m in msgs)
+    for bad in ({"layer": "nope"}, {"rank": 99}, {"rank": 0}, {"frame": "x"}, {"gain": 0}):
+        msgs = deliver(bad)
+        (name,) = bad
+        assert _updates(msgs) == {name: getattr(ex, name)}, bad
+    assert (ex.layer, ex.rank, ex.frame, ex.gain) == (layer, rank, 4, 1.0)
+    # a valid value the kernel canonicalises is sent back canonical; a plain valid one is not
+    # re-sent (only echoed)
+    assert _updates(deliver({"output": "logit:RIGHT"}))["output"] == "logit:7"
+    assert ex.output == "logit:7"
+    assert "output" not in _updates(deliver({"output": "value"}))
+    assert ex.output == "value" and ex.status.startswith(f"{rank} features at {layer} · value")
+    assert _updates(deliver({"frame": 5})) == {} and ex.frame == 5
+    ex.trajectory, ex.frame = 0, 0
+
+
+def test_component_widget_corrects_invalid_browser_values(monkeypatch):
+    v = TrajectoryViewer(_obs(1, 4), values=np.zeros(4))
+    deliver = _browser(v, monkeypatch)
+    msgs = deliver({"gain": -3, "blur": 1.0, "frame": 9})
+    assert v.blur == 1.0 and v.gain == 1.0 and v.frame == 0
+    assert _updates(msgs) == {"gain": 1.0, "frame": 0}
+
+
+def test_malformed_custom_messages_are_refused(explorer, monkeypatch):
+    sent = []
+    monkeypatch.setattr(explorer, "send", lambda content, buffers=None: sent.append(content))
+    for msg in (
+        {"type": "full_frame", "trajectory": "x", "frame": 0},
+        {"type": "full_frame", "trajectory": 0, "frame": -1},
+        {"type": "full_frame", "trajectory": 7, "frame": 0},
+    ):
+        explorer._on_msg(explorer, msg, [])
+        assert explorer.status.startswith("full_frame refused")
+    explorer._on_msg(explorer, {"type": "nonsense"}, [])
+    explorer._on_msg(explorer, ["not", "a", "dict"], [])
+    assert sent == []
