@@ -63,6 +63,24 @@ class RLVisionWidget(anywidget.AnyWidget):
 
     _component: ClassVar[str] = "explorer"
 
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(k for k in kwargs if not self.has_trait(k))
+        if unknown:
+            import difflib
+
+            names = sorted(self.trait_names())
+            hints = [
+                f"{k!r} (did you mean {m[0]!r}?)"
+                if (m := difflib.get_close_matches(k, names, 1))
+                else repr(k)
+                for k in unknown
+            ]
+            raise TypeError(
+                f"{type(self).__name__}() got unknown keyword argument(s) {', '.join(hints)}; "
+                f"its settings are its traits: {', '.join(n for n in names if not n.startswith('_'))}"
+            )
+        super().__init__(**kwargs)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "_component" in cls.__dict__:  # not for ipywidgets' add_traits subclasses
             cls._esm = bundle(cls._component)  # before anywidget makes it watched FileContents

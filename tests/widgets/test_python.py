@@ -456,3 +456,18 @@ def test_malformed_custom_messages_are_refused(explorer, monkeypatch):
     explorer._on_msg(explorer, {"type": "nonsense"}, [])
     explorer._on_msg(explorer, ["not", "a", "dict"], [])
     assert sent == []
+
+
+@pytest.mark.parametrize("cls", [Controls, TrajectoryViewer, AttributionLegend, FeatureGrid])
+def test_unknown_keyword_arguments_raise_type_error(cls):
+    """Issue 11, requirement 5: a misspelt setting is an error, not silently ignored."""
+    with pytest.raises(TypeError, match=r"'framee' \(did you mean 'frame'\?\)"):
+        cls(framee=3)
+    assert cls(frame=3).frame == 3
+
+
+def test_explorer_unknown_keyword_argument_raises_type_error():
+    from rlvision_widgets.agents import build_network
+
+    with pytest.raises(TypeError, match="rnak"):
+        Explorer(build_network("compact"), None, rnak=4, background=False)
