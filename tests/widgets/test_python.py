@@ -471,3 +471,26 @@ def test_explorer_unknown_keyword_argument_raises_type_error():
 
     with pytest.raises(TypeError, match="rnak"):
         Explorer(build_network("compact"), None, rnak=4, background=False)
+
+
+def test_explorer_shows_what_the_headless_analysis_computes():
+    """Issue 11, requirement 2 (its test): for the same agent, trajectories and settings,
+    ``rv.analyze`` gives the directions and features the explorer shows."""
+    import torch
+
+    import rlvision_widgets as rv
+    from rlvision_widgets.agents import build_network
+    from rlvision_widgets.rollouts import collect_trajectories
+
+    torch.manual_seed(0)
+    agent = build_network("compact").eval()
+    traj = collect_trajectories("random", num_envs=2, num_steps=24, seed=0, progress=False)
+    ex = Explorer(agent, traj, rank=4, background=False, suggest_labels=False, prefetch=False)
+    try:
+        headless = rv.analyze(agent, traj, rank=4, seed=0, suggest_labels=False)
+        np.testing.assert_allclose(ex._current["directions"], headless.directions, atol=1e-6)
+        features, residual = ex.features()
+        np.testing.assert_allclose(features, headless.features, atol=1e-6)
+        np.testing.assert_allclose(residual, headless.residual, atol=1e-6)
+    finally:
+        ex.close()
