@@ -19,16 +19,7 @@ import pytest
 
 import rlvision_widgets
 
-SUBPACKAGES = (
-    "files",
-    "environment",
-    "agents",
-    "rollouts",
-    "training",
-    "analysis",
-    "studies",
-    "widgets",
-)
+SUBPACKAGES = sorted(rlvision_widgets._SUBPACKAGES - {"cli"})  # the package map, less the CLI
 
 
 def _public_objects() -> list[tuple[str, object]]:

@@ -370,6 +370,7 @@ class Explorer(
         model = resolve_agent(agent).eval()  # raises before any widget state exists
         super().__init__(**kwargs)
         self._agent = model
+        self._edited_cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # edits -> access
         self._access = LayerAccess(self._agent)
         self._seed = int(seed)
         self._ig_steps = int(ig_steps)
@@ -661,7 +662,7 @@ class Explorer(
         from ..analysis.layers import LayerAccess
 
         key = tuple(edits)
-        cache = self.__dict__.setdefault("_edited_cache", OrderedDict())
+        cache = self._edited_cache
         if key not in cache:
             cache[key] = LayerAccess(apply_edit(self._agent, edits))
             while len(cache) > 4:
@@ -1028,8 +1029,7 @@ class Explorer(
         s = self._edit_strengths()
         layer = cur["layer"]
         edits = eng.edits_for(layer, directions, s)
-        fn = bool(edits)
-        report(0.1, f"re-running the {'edited' if fn else 'unedited'} agent on level {seed}…")
+        report(0.1, f"re-running the {'edited' if edits else 'unedited'} agent on level {seed}…")
         self.rerun_info = {"message": "Re-running…"}
         agent = self._edited_access(edits).model if edits else self._agent
         new = collect_trajectories(
@@ -1056,7 +1056,7 @@ class Explorer(
             "outcome": outcome(new.episodes, 0, 0),
             "original_outcome": outcome(traj.episodes[k : k + 1], e, start),
             "message": f"Re-ran level {seed} from step {start} with "
-            f"{'the edits' if fn else 'no edits'} (sampled actions, new seed).",
+            f"{'the edits' if edits else 'no edits'} (sampled actions, new seed).",
         }
         with self.hold_sync():
             self.rerun_png = enc.encode_png_strip(new.obs[0])
