@@ -399,6 +399,8 @@ class Trainer:
         try:
             remove_stale_temporaries(self.run_dir)  # what killed checkpoint writes left
             self._setup(config, env_options, resume)
+            if resume:
+                self._prune_checkpoints()
         except BaseException:
             self._lock.close()
             raise
@@ -653,9 +655,16 @@ class Trainer:
         self.model.train()
         write_json_atomic(self.run_dir / "latest.json", {"checkpoint": name, "steps": self.steps})
         self._saved_steps = self.steps
-        for old in sorted(self.run_dir.glob("ckpt-*"))[:-2]:  # keep the newest two
-            shutil.rmtree(old, ignore_errors=True)
+        self._prune_checkpoints()
         return self.run_dir / name
+
+    def _prune_checkpoints(self) -> None:
+        """Keep the newest two checkpoints and the one ``latest.json`` names (a kill between
+        writing ``latest.json`` and pruning leaves a third; the next start removes it)."""
+        latest = json.loads((self.run_dir / "latest.json").read_text())["checkpoint"]
+        for old in sorted(self.run_dir.glob("ckpt-*"))[:-2]:
+            if old.name != latest:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _on_signal(self, signum, frame) -> None:
         self._stop = True

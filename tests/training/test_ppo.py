@@ -134,13 +134,31 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     saved = json.loads((run / "latest.json").read_text())["steps"]
     log_steps = [json.loads(l)["steps"] for l in (run / "log.jsonl").read_text().splitlines()]
     assert max(log_steps) - saved <= 64  # at most the update since the last checkpoint is lost
-    assert len(list(run.glob("ckpt-*"))) <= 2  # older checkpoints are pruned
+    # a kill between writing latest.json and pruning can leave one extra checkpoint ...
+    assert len(list(run.glob("ckpt-*"))) <= 3
     t = Trainer(run, {"total_steps": saved + 64}, resume=True, progress=False)
+    # ... which the resume prunes, keeping the one it starts from
+    assert len(list(run.glob("ckpt-*"))) <= 2
+    assert (run / f"ckpt-{saved:012d}").is_dir()
     assert t.steps == saved
     assert t.run()["steps"] == saved + 64
     log_steps = [json.loads(l)["steps"] for l in (run / "log.jsonl").read_text().splitlines()]
     assert log_steps == sorted(set(log_steps))  # lines past the checkpoint were dropped
     assert log_steps[-1] == saved + 64
+
+
+def test_resume_prunes_a_checkpoint_a_kill_left_unpruned(tmp_path):
+    """A kill between writing latest.json and pruning leaves three checkpoints; the resume
+    removes the oldest and keeps the one it starts from."""
+    import shutil
+
+    run = tmp_path / "run"
+    Trainer(run, PPOConfig(**TINY, total_steps=64), tiny_opts(), progress=False).run()
+    (only,) = run.glob("ckpt-*")
+    for fake in ("ckpt-000000000001", "ckpt-000000000002"):  # older than the real one
+        shutil.copytree(only, run / fake)
+    Trainer(run, PPOConfig(**TINY, total_steps=128), resume=True, progress=False)
+    assert sorted(p.name for p in run.glob("ckpt-*")) == ["ckpt-000000000002", only.name]
 
 
 def test_corrupted_and_mismatched_checkpoints_are_rejected(tmp_path):
