@@ -19,8 +19,6 @@ import json
 import math
 import os
 import tempfile
-import zipfile
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -185,7 +183,10 @@ def save_arrays(
 
 
 def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read what :func:`save_arrays` wrote (``allow_pickle=False``): (arrays, meta).
+    """Read what :func:`save_arrays` wrote (``allow_pickle=False``): (arrays, meta). The one
+    strict reader: the sidecar must be this format, its ``arrays`` exactly the archive's names,
+    every array numeric; any defect is a ``ValueError`` naming the file (a missing pair is a
+    ``FileNotFoundError``).
 
     >>> import tempfile, os
     >>> stem = save_arrays(os.path.join(tempfile.mkdtemp(), "x"), {"a": np.arange(3)})
@@ -198,30 +199,32 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
         raise FileNotFoundError(f"no saved arrays at {stem} (need {npath.name} and {jpath.name})")
     try:
         doc = json.loads(jpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ValueError(
-            f"{jpath} is not valid JSON ({e}); delete the pair and recompute"
+            f"{jpath} is not readable JSON ({e}); delete the pair and recompute"
         ) from None
     if not isinstance(doc, dict) or doc.get("format") != ARRAYS_FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{jpath} is not an rlvision array file (format {found!r})")
+    names, meta = doc.get("arrays", []), doc.get("meta", {})
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{jpath} is malformed: 'arrays' must be a list of names")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{jpath} is malformed: 'meta' must be an object")
     try:
-        z = np.load(npath, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(
-            f"{npath} cannot be read as an npz archive ({e}); delete the pair and recompute"
-        ) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{npath} holds a single array, not an npz archive; delete the pair")
-    try:
-        with z:
+        with np.load(npath, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError(f"{npath} holds a single array, not an npz archive")
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"{npath} is corrupted ({e}); delete the pair and recompute") from None
-    names = doc.get("arrays", [])
-    if not isinstance(names, list) or not isinstance(doc.get("meta", {}), dict):
-        raise ValueError(f"{jpath} is malformed: 'arrays' must be a list and 'meta' an object")
-    missing = set(names) - set(arrays)
-    if missing:
-        raise ValueError(f"{npath} is incomplete: missing arrays {sorted(missing)}")
-    return arrays, doc.get("meta", {})
+    except Exception as e:  # OSError, zipfile/zlib errors, truncated members: a damaged file
+        raise ValueError(
+            f"{npath} is damaged ({type(e).__name__}: {e}); delete the pair and recompute"
+        ) from None
+    if sorted(arrays) != sorted(names):
+        raise ValueError(
+            f"{npath} holds arrays {sorted(arrays)}, its sidecar {jpath.name} lists {sorted(names)}"
+        )
+    for k, a in arrays.items():
+        if a.dtype.hasobject or a.dtype.kind not in "biufc":
+            raise ValueError(f"{npath}: array {k!r} has dtype {a.dtype}, not numeric")
+    return arrays, meta

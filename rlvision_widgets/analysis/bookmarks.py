@@ -4,7 +4,8 @@
   episode (the original tool's bookmarks);
 * :func:`value_spikes` - single-step value jumps ranked by size; ``kind="spike"`` keeps only
   one-frame blips (the value jumps and comes straight back: the article's hallucinations);
-* :func:`failed_episodes` - failed episodes with their cause and the frames before the failure.
+* :func:`failed_episodes` - failed episodes with their cause and the frames before the failure;
+* :func:`bookmark_list` - all three as JSON-ready dicts: what the analysis and the explorer show.
 
 Arrays are (envs, steps) as in :class:`~rlvision_widgets.rollouts.Trajectories`:
 ``rewards[e, t]`` is the reward for the action at step t, ``firsts[e, t]`` marks an episode
@@ -30,6 +31,7 @@ __all__ = [
     "Bookmark",
     "FailedEpisode",
     "advantage_bookmarks",
+    "bookmark_list",
     "episode_ids",
     "failed_episodes",
     "value_spikes",
@@ -273,6 +275,75 @@ def failed_episodes(
         out.append(
             FailedEpisode(int(r["env"]), start, stop, cause, int(r.get("level_seed", -1)), frames)
         )
+    return out
+
+
+_KIND_NAMES = {"high": "high advantage", "low": "low advantage", "spike": "value spike"}
+
+
+def bookmark_list(
+    values: np.ndarray,
+    advantages: np.ndarray | None,
+    firsts: np.ndarray | None,
+    episodes: Any = None,
+    k: int = 6,
+    before_failure: int = 8,
+) -> list[dict[str, Any]]:
+    """The bookmarks of a batch, as JSON-ready dicts: the ``k`` highest and lowest advantage
+    frames (one per episode; none without ``advantages``), single-step value spikes well above
+    the typical step-to-step change (at most ``k``), and ``before_failure`` steps before each
+    failed episode's last frame (at most ``4 k``).
+
+    Each dict: ``env``, ``step`` (the frame it shows), ``score``, ``kind``, ``episode``,
+    ``label`` (short: where it goes, e.g. "T2·40" or "saw T1·31"), ``detail`` (one sentence);
+    failures add ``cause``, ``level_seed`` and ``last_step`` (the episode's last frame).
+
+    >>> values = np.array([[0.5, 0.5, 0.9, 0.5, 0.5, 0.5, 0.5]], np.float32)
+    >>> eps = [dict(env=0, start=0, stop=5, cause="saw")]
+    >>> [(b["kind"], b["step"], b["label"]) for b in bookmark_list(values, None, None, eps, k=1,
+    ...                                                          before_failure=2)]
+    [('spike', 2, 'T1·2'), ('failure', 3, 'saw T1·3')]
+    """
+    values = check_envs_steps("values", values).astype(np.float32)
+    E, T = values.shape
+    f = np.zeros((E, T), bool) if firsts is None else np.asarray(firsts).astype(bool)
+    marks: list[Bookmark] = []
+    if advantages is not None:
+        marks += advantage_bookmarks(advantages, f, k=k, sign="high")
+        marks += advantage_bookmarks(advantages, f, k=k, sign="low")
+    spikes = value_spikes(values, f, k=2 * k, kind="spike")
+    typical = float(np.median(np.abs(np.diff(values, axis=1)))) if T > 1 else 0.0
+    marks += [b for b in spikes if abs(b.score) > 3 * typical][:k]
+    out: list[dict[str, Any]] = []
+    for b in marks:
+        name = _KIND_NAMES.get(b.kind, b.kind)
+        out.append(
+            dict(
+                b.to_dict(),
+                label=f"T{b.env + 1}·{b.step}",
+                detail=f"{name} {b.score:+.3f} (trajectory {b.env + 1}, step {b.step})",
+            )
+        )
+    if episodes is not None and len(episodes):
+        for fe in failed_episodes(episodes, before=before_failure)[: 4 * k]:
+            step = int(fe.frames[0]) if len(fe.frames) else int(fe.start)
+            last = int(fe.stop) - 1
+            level = f" (level {fe.level_seed})" if fe.level_seed >= 0 else ""
+            out.append(
+                {
+                    "env": int(fe.env),
+                    "step": step,
+                    "score": 0.0,
+                    "kind": "failure",
+                    "episode": -1,
+                    "label": f"{fe.cause} T{fe.env + 1}·{step}",
+                    "detail": f"failure ({fe.cause}) at step {last} of trajectory "
+                    f"{fe.env + 1}{level}; shown from step {step}, {last - step} steps before",
+                    "cause": fe.cause,
+                    "level_seed": int(fe.level_seed),
+                    "last_step": last,
+                }
+            )
     return out
 
 

@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import ARRAYS_FORMAT, array_hash, json_safe, save_arrays
+from ..files import array_hash, json_safe, load_arrays, save_arrays
 
 __all__ = ["AnalysisCache", "CacheEntryError", "cached_attribution", "model_hash"]
 
@@ -57,38 +56,12 @@ class CacheEntryError(ValueError):
 
 
 def _read_entry(stem: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read ``stem.json`` + ``stem.npz`` strictly; any defect is a :class:`CacheEntryError`."""
-    jpath, npath = stem.with_suffix(".json"), stem.with_suffix(".npz")
+    """Read ``stem.json`` + ``stem.npz`` with the one strict reader
+    (:func:`~rlvision_widgets.files.load_arrays`); any defect is a :class:`CacheEntryError`."""
     try:
-        doc = json.loads(jpath.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise CacheEntryError(f"{jpath.name} is not readable JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != ARRAYS_FORMAT:
-        raise CacheEntryError(f"{jpath.name} is not a cache sidecar (format {ARRAYS_FORMAT!r})")
-    names, meta = doc.get("arrays"), doc.get("meta", {})
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise CacheEntryError(f"{jpath.name}: 'arrays' must be a list of names")
-    if not isinstance(meta, dict):
-        raise CacheEntryError(f"{jpath.name}: 'meta' must be an object")
-    try:
-        with np.load(npath, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise CacheEntryError(f"{npath.name} is a single array, not an archive")
-            arrays = {k: z[k] for k in z.files}
-    except CacheEntryError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
-        raise CacheEntryError(f"{npath.name} is damaged ({type(e).__name__}: {e})") from None
-    except Exception as e:  # zlib.error and other decoder failures: still just a damaged entry
-        raise CacheEntryError(f"{npath.name} is damaged ({type(e).__name__}: {e})") from None
-    if sorted(arrays) != sorted(names):
-        raise CacheEntryError(
-            f"{npath.name} holds arrays {sorted(arrays)}, its sidecar lists {sorted(names)}"
-        )
-    for k, a in arrays.items():
-        if a.dtype.hasobject or a.dtype.kind not in "biufc":
-            raise CacheEntryError(f"{npath.name}: array {k!r} has dtype {a.dtype}, not numeric")
-    return arrays, meta
+        return load_arrays(stem)
+    except (ValueError, FileNotFoundError) as e:
+        raise CacheEntryError(str(e)) from None
 
 
 def _check_expected(arrays: dict, meta: dict, expect: Expectation | None) -> None:

@@ -40,7 +40,15 @@ from torch import nn
 from ..files import array_hash, atomic_open, json_safe, sha256_file, write_json_atomic
 from .settings import IG_STEPS, NMF_SETTINGS, make_nmf
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Analysis", "AnalysisFileError", "analyze"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Analysis",
+    "AnalysisFileError",
+    "analysis_settings",
+    "analyze",
+    "assemble",
+]
 
 FORMAT = "rlvision-analysis"
 FORMAT_VERSION = 1
@@ -189,7 +197,7 @@ class Analysis:
                     else self.attributions
                 )
             )
-        return _assemble(
+        return assemble(
             nmf,
             {
                 k: getattr(self, k)
@@ -343,9 +351,7 @@ def analyze(
     >>> a.directions.shape, a.features.shape, a.residual.shape
     ((3, 32), (1, 6, 16, 16, 3), (1, 6, 16, 16))
     """
-    from .. import __version__
     from ..agents.registry import resolve_agent
-    from .cache import model_hash
     from .features import object_layer
     from .integrated_gradients import integrated_gradients
     from .layers import LayerAccess
@@ -404,7 +410,7 @@ def analyze(
     # 2. NMF
     report(0.6, f"NMF (rank {rank}) of the value attribution at {layer}…")
     nmf = make_nmf(int(rank), int(seed)).fit(_flat(value_attr))
-    # 3. attribution of the output (reduced in _assemble)
+    # 3. attribution of the output (reduced in assemble)
     if spec.name == "value":
         attr, extra = value_attr, None
     else:
@@ -416,26 +422,18 @@ def analyze(
             ).attributions
         extra = value_attr
 
-    settings = {
-        "layer": layer,
-        "output": spec.name,
-        "rank": int(rank),
-        "seed": int(seed),
-        "ig_steps": steps,
-        "ig_baseline": "zero activation at the layer, right Riemann sum",
-        "nmf": dict(NMF_SETTINGS),
-        "nmf_fitted_on": "value attributions of every frame",
-        "thumbnail_size": int(thumbnail_size),
-        "thumbnail": dict(_THUMB),
-        "suggest_labels": bool(suggest_labels),
-        "agent": type(model).__name__,
-        "agent_hash": model_hash(model),
-        "observations_hash": array_hash(obs),
-        "envs": int(E),
-        "steps": int(T),
-        "package_version": __version__,
-    }
-    return _assemble(
+    settings = analysis_settings(
+        model,
+        obs,
+        layer=layer,
+        output=spec.name,
+        rank=rank,
+        seed=seed,
+        ig_steps=steps,
+        thumbnail_size=thumbnail_size,
+        suggest_labels=suggest_labels,
+    )
+    return assemble(
         nmf,
         {
             "observations": obs,
@@ -456,26 +454,93 @@ def analyze(
 
 
 # ================================================================================ helpers
-def _assemble(
+def analysis_settings(
+    model: nn.Module,
+    observations: np.ndarray,
+    *,
+    layer: str,
+    output: str,
+    rank: int,
+    seed: int,
+    ig_steps: int,
+    thumbnail_size: int,
+    suggest_labels: bool,
+) -> dict[str, Any]:
+    """The ``settings`` an :class:`Analysis` records: everything that made it (the explorer
+    records the same for the analysis on screen).
+
+    >>> from rlvision_widgets.agents import build_network
+    >>> s = analysis_settings(build_network("compact"), np.zeros((1, 2, 64, 64, 3), np.uint8),
+    ...     layer="2b", output="value", rank=4, seed=0, ig_steps=10, thumbnail_size=64,
+    ...     suggest_labels=False)
+    >>> s["rank"], s["nmf_fitted_on"], s["envs"], s["steps"]
+    (4, 'value attributions of every frame', 1, 2)
+    """
+    from .. import __version__
+    from .cache import model_hash
+
+    E, T = observations.shape[:2]
+    return {
+        "layer": layer,
+        "output": output,
+        "rank": int(rank),
+        "seed": int(seed),
+        "ig_steps": int(ig_steps),
+        "ig_baseline": "zero activation at the layer, right Riemann sum",
+        "nmf": dict(NMF_SETTINGS),
+        "nmf_fitted_on": "value attributions of every frame",
+        "thumbnail_size": int(thumbnail_size),
+        "thumbnail": dict(_THUMB),
+        "suggest_labels": bool(suggest_labels),
+        "agent": type(model).__name__,
+        "agent_hash": model_hash(model),
+        "observations_hash": array_hash(observations),
+        "envs": int(E),
+        "steps": int(T),
+        "package_version": __version__,
+    }
+
+
+def assemble(
     nmf: Any,
     data: dict[str, np.ndarray | None],
     settings: dict[str, Any],
     trajectories: Any,
     episodes: Any,
-    report: Progress,
+    report: Progress | None = None,
     *,
     firsts: np.ndarray | None,
     bookmarks: list[dict[str, Any]] | None = None,
+    reduced: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Analysis:
-    """Steps 3-6 from a fitted NMF: reduce, dataset examples, labels, bookmarks."""
+    """Steps 3-6 from a fitted NMF: reduce the attributions onto its directions, dataset
+    examples, labels, bookmarks -> :class:`Analysis`. :func:`analyze`, :meth:`Analysis.with_rank`
+    and the explorer (which schedules the same steps itself, shown frames first, and passes
+    its ``reduced`` (features, residual) so nothing is computed twice) all end here.
+
+    ``data``: observations, values, logits, outputs, activations, attributions, advantages,
+    value_attributions (see :class:`Analysis`). ``trajectories``: recorded trajectories for
+    labels (None: no labels). ``report``: ``report(fraction, message)``.
+
+    >>> a = assemble(nmf, data, settings, None, None, firsts=None)    # doctest: +SKIP
+    """
+    report = report or _quiet
     attr = data["attributions"]
     E, T, h, w, C = attr.shape
     K = int(nmf.components_.shape[0])
     directions = np.asarray(nmf.components_, np.float32)
-    report(0.85, f"reducing {E * T} frames onto {K} features…")
-    red = nmf.reduce(_flat(attr))
-    features = red.features.reshape(E, T, h, w, K)
-    residual = red.residual.reshape(E, T, h, w)
+    if reduced is None:
+        report(0.85, f"reducing {E * T} frames onto {K} features…")
+        red = nmf.reduce(_flat(attr))
+        features = red.features.reshape(E, T, h, w, K)
+        residual = red.residual.reshape(E, T, h, w)
+    else:
+        features, residual = (np.asarray(x, np.float32) for x in reduced)
+        if features.shape != (E, T, h, w, K) or residual.shape != (E, T, h, w):
+            raise ValueError(
+                f"reduced features/residual must be {(E, T, h, w, K)} / {(E, T, h, w)}, got "
+                f"{features.shape} / {residual.shape}"
+            )
     report(0.9, "dataset examples…")
     thumbs, frames, strengths = _dataset_examples(
         directions, data["activations"], data["observations"], settings["thumbnail_size"]
@@ -489,7 +554,9 @@ def _assemble(
             suggest_labels(features, traj=trajectories, max_frames=256, seed=settings["seed"])
         )
     if bookmarks is None:
-        bookmarks = _bookmarks(data["values"], data["advantages"], firsts, episodes)
+        from .bookmarks import bookmark_list
+
+        bookmarks = bookmark_list(data["values"], data["advantages"], firsts, episodes)
     settings = dict(
         settings,
         nmf_fit={
@@ -544,47 +611,6 @@ def _dataset_examples(
         frames[k, ok, 2:] = t.positions.reshape(-1, 2)[ok]
         strengths[k] = t.activations.reshape(-1)
     return thumbs, frames, strengths
-
-
-def _bookmarks(
-    values: np.ndarray,
-    advantages: np.ndarray | None,
-    firsts: np.ndarray | None,
-    episodes: Any,
-    k: int = 6,
-    before_failure: int = 8,
-) -> list[dict[str, Any]]:
-    """Advantage extremes (one per episode), single-step value spikes well above the typical
-    step-to-step change, and the frames before each failed episode."""
-    from . import bookmarks as bm
-
-    E, T = values.shape
-    f = np.zeros((E, T), bool) if firsts is None else np.asarray(firsts).astype(bool)
-    marks = []
-    if advantages is not None:
-        marks += bm.advantage_bookmarks(advantages, f, k=k, sign="high")
-        marks += bm.advantage_bookmarks(advantages, f, k=k, sign="low")
-    spikes = bm.value_spikes(values, f, k=2 * k, kind="spike")
-    typical = float(np.median(np.abs(np.diff(values, axis=1)))) if T > 1 else 0.0
-    marks += [b for b in spikes if abs(b.score) > 3 * typical][:k]
-    out = [b.to_dict() for b in marks]
-    if episodes is not None and len(episodes):
-        for fe in bm.failed_episodes(episodes, before=before_failure)[: 4 * k]:
-            step = int(fe.frames[0]) if len(fe.frames) else int(fe.start)
-            out.append(
-                {
-                    "env": fe.env,
-                    "step": step,
-                    "score": 0.0,
-                    "kind": "failure",
-                    "episode": -1,
-                    "label": f"failure ({fe.cause}) at step {fe.stop}",
-                    "cause": fe.cause,
-                    "level_seed": fe.level_seed,
-                    "stop": fe.stop,
-                }
-            )
-    return json_safe(out)
 
 
 def _advantages(arrays: dict[str, Any], values: np.ndarray, traj: Any) -> np.ndarray | None:

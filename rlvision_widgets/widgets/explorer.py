@@ -48,6 +48,9 @@ from .controls import output_label, output_options
 from .feature_grid import GridMixin
 from .legend import LegendMixin
 
+#: legend icon size in pixels (the dataset examples' thumbnails)
+THUMBNAIL_SIZE = 64
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Explorer", "explore"]
@@ -256,8 +259,9 @@ class _Data:
 
     IG_SETS = 3  # (layer, output) attribution sets kept per trajectory
 
-    def __init__(self, arrays: dict[str, np.ndarray]):
+    def __init__(self, arrays: dict[str, np.ndarray], bookmarks: list[dict] | None = None):
         self.arrays = arrays
+        self.bookmarks = bookmarks or []  # analysis.bookmarks.bookmark_list of these arrays
         self.ig: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self.acts: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self.nmf: dict[tuple[str, int], Any] = {}  # (layer, rank) -> fitted NMF
@@ -465,6 +469,13 @@ class Explorer(
         """The current NMF directions (K, C) in the layer's channel space."""
         return self._current.get("directions")
 
+    @property
+    def analysis(self) -> Any:
+        """The :class:`~rlvision_widgets.analysis.Analysis` on screen (what ``rv.analyze`` gives
+        for the same agent, trajectories and settings), or None before the first analysis
+        finishes. ``explorer.analysis.save(path)`` keeps it."""
+        return self._current.get("analysis")
+
     def features(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Current per-feature attribution (E, T, H, W, K) and residual (E, T, H, W)."""
         cur = self._current
@@ -507,7 +518,17 @@ class Explorer(
             )
             arrays["advantages"] = adv
         # new data, new caches: a running job keeps its own (and is superseded)
-        self._data = _Data(arrays)
+        from ..analysis.bookmarks import bookmark_list
+
+        self._data = _Data(
+            arrays,
+            bookmark_list(
+                arrays["values"],
+                arrays.get("advantages"),
+                arrays.get("firsts"),
+                getattr(self._traj, "episodes", None),
+            ),
+        )
         self._current = {}
         labels = []
         episodes = getattr(self._traj, "episodes", None)
@@ -530,13 +551,9 @@ class Explorer(
             arrays.get("logits"),
             labels,
         )
-        zeros = np.zeros((E, T), np.float32)
-        self.bookmarks = eng.bookmarks(
-            arrays.get("values", zeros),
-            arrays.get("advantages", zeros),
-            arrays.get("firsts", zeros).astype(bool),
-            episodes,
-        )
+        self.bookmarks = [
+            {"trajectory": b["env"], "frame": b["step"], **b} for b in self._data.bookmarks
+        ]
         self._clear_edited()
         self._worker.submit("analysis", self._job_analysis)
 
@@ -791,6 +808,7 @@ class Explorer(
             self._apply_features(layer, output, directions, K)
             self._push_attr(payload)
         last_push = time.monotonic()
+        attrs: dict[int, np.ndarray] = {}  # the output's attributions, held for the Analysis
         for i, e in enumerate(order):
             report(
                 0.65 + 0.3 * i / E,
@@ -798,7 +816,7 @@ class Explorer(
                 if output != "value"
                 else f"reducing trajectory {i + 1}/{E} onto {K} features",
             )
-            attr = values[e] if output == "value" else self._ig_traj(layer, output, e, d)
+            attrs[e] = attr = values[e] if output == "value" else self._ig_traj(layer, output, e, d)
             f, r = eng.reduce(nmf, attr)
             features[e], residual[e] = f, r
             payload.set(e, enc.stack_features(f, r))
@@ -806,8 +824,10 @@ class Explorer(
                 publish(0.65 + 0.3 * (i + 1) / E)
                 self._push_attr(payload)
                 last_push = time.monotonic()
-        del values
         publish(0.95)
+        report(0.96, "dataset examples and labels…")
+        analysis = self._assemble(d, layer, output, rank, nmf, values, attrs, (features, residual))
+        publish(0.99)
         self._current = dict(
             layer=layer,
             output=output,
@@ -816,27 +836,11 @@ class Explorer(
             features=features,
             residual=residual,
             nmf=nmf,
+            analysis=analysis,
         )
-        report(0.96, "dataset-example thumbnails…")
-        acts = self._acts_all(layer, d)
-        flat_acts = acts.reshape(E * T, *acts.shape[2:])
-        flat_obs = obs.reshape(E * T, *obs.shape[2:])
-        thumbs = eng.thumbnails(directions, flat_acts, flat_obs)
-        publish(0.97)
-        self.set_thumbnails(thumbs)
-        if self._suggest and self._traj is not None and hasattr(self._traj, "state_at"):
-            report(0.98, "suggesting labels from ground-truth objects…")
-            from ..analysis.features import suggest_labels
-
-            try:
-                suggested = suggest_labels(
-                    features, traj=self._traj, max_frames=256, seed=self._seed
-                )
-            except Exception as exc:  # optional: never block the explorer
-                log.info("label suggestion unavailable: %s", exc)
-                suggested = []
-            publish(0.99)
-            self.suggested_labels = suggested
+        self.set_thumbnails(analysis.example_thumbnails)
+        if self._suggest:
+            self.suggested_labels = list(analysis.suggested_labels)
         summary = (
             f"{K} features at {layer} · {output_label(output)} · "
             f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}"
@@ -850,6 +854,67 @@ class Explorer(
             self._worker.submit("edit", lambda rep: self._job_edit(rep, summary))
         if self._prefetch:
             self._worker.submit("prefetch", self._job_prefetch)
+
+    def _assemble(
+        self,
+        d: _Data,
+        layer: str,
+        output: str,
+        rank: int,
+        nmf: Any,
+        values: dict[int, np.ndarray],
+        attrs: dict[int, np.ndarray],
+        reduced: tuple[np.ndarray, np.ndarray],
+    ) -> Any:
+        """The :class:`~rlvision_widgets.analysis.Analysis` on screen, by the headless
+        pipeline's own last step (:func:`~rlvision_widgets.analysis.pipeline.assemble`: dataset
+        examples, labels, bookmarks) from what this job computed (nothing computed twice)."""
+        import torch
+
+        from ..analysis.outputs import parse_output
+        from ..analysis.pipeline import analysis_settings, assemble
+
+        obs = d.arrays["obs"]
+        E = obs.shape[0]
+        logits, vals = d.arrays["logits"], d.arrays["values"]
+        spec = parse_output(output)
+        with torch.no_grad():
+            flat = torch.from_numpy(logits.reshape(-1, logits.shape[-1]))
+            outputs = spec(flat, torch.from_numpy(vals.reshape(-1))).float().reshape(-1).numpy()
+        value_attr = np.stack([values[e] for e in range(E)])
+        attr = value_attr if output == "value" else np.stack([attrs[e] for e in range(E)])
+        labelled = self._suggest and self._traj is not None and hasattr(self._traj, "state_at")
+        settings = analysis_settings(
+            self._agent,
+            obs,
+            layer=layer,
+            output=spec.name,
+            rank=rank,
+            seed=self._seed,
+            ig_steps=self._ig_steps,
+            thumbnail_size=THUMBNAIL_SIZE,
+            suggest_labels=labelled,
+        )
+        data = {
+            "observations": obs,
+            "values": vals,
+            "logits": logits,
+            "outputs": outputs.reshape(vals.shape),
+            "activations": self._acts_all(layer, d),
+            "attributions": attr,
+            "advantages": d.arrays.get("advantages"),
+            "value_attributions": None if output == "value" else value_attr,
+        }
+        args = (nmf, data, settings)
+        kw = dict(firsts=d.arrays.get("firsts"), bookmarks=d.bookmarks, reduced=reduced)
+        episodes = getattr(self._traj, "episodes", None)
+        try:
+            return assemble(*args, self._traj if labelled else None, episodes, **kw)
+        except Exception as exc:  # labels are optional: never block the explorer on them
+            if not labelled:
+                raise
+            log.info("label suggestion unavailable: %s", exc)
+            return assemble(*args, None, episodes, **kw)
 
     def _nmf_for(
         self,

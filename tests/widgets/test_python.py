@@ -488,9 +488,34 @@ def test_explorer_shows_what_the_headless_analysis_computes():
     ex = Explorer(agent, traj, rank=4, background=False, suggest_labels=False, prefetch=False)
     try:
         headless = rv.analyze(agent, traj, rank=4, seed=0, suggest_labels=False)
-        np.testing.assert_allclose(ex._current["directions"], headless.directions, atol=1e-6)
+        shown = ex.analysis
+        assert isinstance(shown, rv.Analysis)
+        np.testing.assert_allclose(shown.directions, headless.directions, atol=1e-6)
+        np.testing.assert_allclose(ex.directions, headless.directions, atol=1e-6)
         features, residual = ex.features()
         np.testing.assert_allclose(features, headless.features, atol=1e-6)
         np.testing.assert_allclose(residual, headless.residual, atol=1e-6)
+        for name in ("attributions", "activations", "values", "logits", "outputs", "advantages"):
+            np.testing.assert_allclose(getattr(shown, name), getattr(headless, name), atol=1e-5)
+        # the legend shows the analysis' dataset examples, the controls its bookmarks
+        np.testing.assert_array_equal(shown.example_thumbnails, headless.example_thumbnails)
+        np.testing.assert_array_equal(shown.example_frames, headless.example_frames)
+        import io
+
+        from PIL import Image
+
+        strip = np.asarray(Image.open(io.BytesIO(ex.thumbnails_png)))
+        K, S = shown.example_thumbnails.shape[:2]
+        np.testing.assert_array_equal(
+            strip, shown.example_thumbnails.transpose(1, 0, 2, 3).reshape(S, K * S, 4)
+        )
+        assert [(b["env"], b["step"], b["kind"]) for b in shown.bookmarks] == [
+            (b["env"], b["step"], b["kind"]) for b in headless.bookmarks
+        ]
+        assert [(b["trajectory"], b["frame"]) for b in ex.bookmarks] == [
+            (b["env"], b["step"]) for b in headless.bookmarks
+        ]
+        same = ("layer", "output", "rank", "seed", "ig_steps", "nmf", "agent_hash")
+        assert {k: shown.settings[k] for k in same} == {k: headless.settings[k] for k in same}
     finally:
         ex.close()
