@@ -159,6 +159,10 @@ class _Worker:
             now = time.monotonic()
             if now - self._last_report >= 0.1 or frac >= 1.0:
                 self._last_report = now
+                if owner._on_progress is not None:
+                    owner._on_progress(
+                        float(min(1.0, max(0.0, frac))), f"{key}: {msg}" if msg else ""
+                    )
                 with owner.hold_sync():
                     owner.progress = float(min(1.0, max(0.0, frac)))
                     if msg:
@@ -324,7 +328,8 @@ class Explorer(
     (default: inside a Jupyter kernel); :meth:`wait` blocks until it is done. ``prefetch``:
     fit the neighbouring NMF ranks while idle so the rank slider answers at once (default:
     when in the background). ``suggest_labels``: suggest legend labels from the engine's
-    ground-truth objects (needs recorded Trajectories).
+    ground-truth objects (needs recorded Trajectories). ``on_progress``: also called as
+    ``on_progress(fraction, message)`` whenever a job reports (``progress``/``status`` traits).
 
     An unknown agent name or a broken checkpoint raises (``ValueError`` / ``CheckpointError``
     from :func:`~rlvision_widgets.agents.registry.resolve_agent`); the explorer never stands in
@@ -365,12 +370,15 @@ class Explorer(
         title: str | None = None,
         suggest_labels: bool = True,
         prefetch: bool | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
         **kwargs: Any,
     ) -> None:
         from ..agents.registry import resolve_agent
         from ..analysis.layers import LayerAccess
         from ..analysis.outputs import parse_output
 
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError(f"on_progress must be callable(fraction, message), got {on_progress!r}")
         model = resolve_agent(agent).eval()  # raises before any widget state exists
         super().__init__(**kwargs)
         self._agent = model
@@ -380,6 +388,7 @@ class Explorer(
         self._ig_steps = int(ig_steps)
         self._env_options = env_options
         self._suggest = bool(suggest_labels)
+        self._on_progress = on_progress
         self._traj: Any = None
         self._data = _Data({})  # trajectories + caches, replaced by load_trajectories
         self._current: dict[str, Any] = {}  # the shown analysis; replaced, never mutated
@@ -1149,17 +1158,20 @@ def export_explorer(
     agent: Any = None,
     trajectories: Any = None,
     title: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
     **explorer_kwargs: Any,
 ) -> pathlib.Path:
     """Analyse ``agent`` (default: the shipped reference agent) synchronously and write the
     explorer as one self-contained HTML file; what ``rlvision export`` runs.
 
+    ``progress``: called as ``progress(fraction, message)`` for each job (collection, analysis,
+    feature grid; each job's fraction runs 0 to 1, its message starts with the job's name).
     ``explorer_kwargs`` go to :class:`~rlvision_widgets.widgets.Explorer` (``num_envs``,
     ``num_steps``, ``seed``, ``layer``, ``output``, ``rank``, ...).
 
     >>> export_explorer("explorer.html", num_envs=8, num_steps=256)   # doctest: +SKIP
     """
-    ex = Explorer(agent, trajectories, background=False, **explorer_kwargs)
+    ex = Explorer(agent, trajectories, background=False, on_progress=progress, **explorer_kwargs)
     try:
         return ex.save_html(path, title=title)
     finally:

@@ -519,3 +519,25 @@ def test_explorer_shows_what_the_headless_analysis_computes():
         assert {k: shown.settings[k] for k in same} == {k: headless.settings[k] for k in same}
     finally:
         ex.close()
+
+
+def test_export_reports_progress(tmp_path):
+    """``export_explorer(progress=...)`` (what ``rlvision export`` shows) hears every job."""
+    from rlvision_widgets.agents import build_network
+    from rlvision_widgets.widgets.explorer import export_explorer
+
+    seen = []
+    out = export_explorer(
+        tmp_path / "x.html",
+        build_network("compact"),
+        num_envs=1,
+        num_steps=8,
+        rank=2,
+        suggest_labels=False,
+        progress=lambda f, m: seen.append((f, m)),
+    )
+    assert out.is_file()
+    assert seen and all(0.0 <= f <= 1.0 for f, _ in seen)
+    assert any(m.startswith("analysis:") for _, m in seen) and seen[-1][0] == 1.0
+    with pytest.raises(TypeError, match="on_progress"):
+        Explorer(build_network("compact"), num_envs=1, num_steps=4, on_progress=3)
