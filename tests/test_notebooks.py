@@ -1,5 +1,7 @@
 """Execute every notebook in notebooks/ headless (nbclient), at reduced sizes, and fail on any
-error; check that the stored notebooks are clean (no outputs).
+error; check that the stored notebooks are clean (no outputs), that no output shows Gym's
+deprecation banner, and that after "Run All" the explorer is in the state the notebook's text
+describes (``END_STATE``).
 
 Sizes: the kernel gets ``RLVISION_NOTEBOOK_SMALL=1`` (every notebook's first code cell reads it),
 unless the environment already sets it, e.g. ``RLVISION_NOTEBOOK_SMALL=0`` to run at full size.
@@ -10,6 +12,7 @@ Executed copies are written to ``test-artifacts/notebooks/`` (git-ignored) for i
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -26,6 +29,21 @@ OUT_DIR = ROOT / "test-artifacts" / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 #: seconds per cell (reduced sizes take a few seconds; full sizes a few minutes at most)
 CELL_TIMEOUT = int(os.environ.get("RLVISION_NOTEBOOK_CELL_TIMEOUT", "600"))
+#: the explorer's settings after Run All, as each notebook's text describes them
+END_STATE = {
+    "01_quickstart": {"layer": "2b", "output": "value", "rank": 8},
+    "02_attribution_and_nmf": {"layer": "3a", "output": "value", "rank": 8},
+    "05_model_editing": {"layer": "2b", "output": "value", "rank": 8},
+    "06_bring_your_own_model": {"layer": "stacks.2", "output": "value", "rank": 6},
+    "07_training": {"output": "value"},
+}
+#: a cell appended to the executed copy: prints the explorer's settings as JSON
+_PROBE = (
+    "import json as _json\n"
+    "print('RLVISION_END_STATE', _json.dumps({k: getattr(explorer, k) for k in "
+    "('layer', 'output', 'rank', 'n_features')} if 'explorer' in globals() else None))"
+)
+GYM_BANNER = "Gym has been unmaintained"
 
 
 def _kernel_env() -> dict[str, str]:
@@ -83,6 +101,7 @@ def test_notebook_runs(path: Path):
         allow_errors=False,
         resources={"metadata": {"path": str(NB_DIR)}},
     )
+    nb.cells.append(nbformat.v4.new_code_cell(_PROBE))
     t0 = time.perf_counter()
     try:
         client.execute(env=_kernel_env())
@@ -92,3 +111,20 @@ def test_notebook_runs(path: Path):
         OUT_DIR.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(OUT_DIR / path.name))
     print(f"{path.name}: {time.perf_counter() - t0:.1f} s")
+    texts = [
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    ]
+    banner = [i for i, t in enumerate(texts) if GYM_BANNER in t]
+    assert not banner, f"{path.name}: an output shows Gym's deprecation banner"
+    expected = END_STATE.get(path.stem)
+    if expected is not None:
+        line = next(t for t in reversed(texts) if "RLVISION_END_STATE" in t)
+        state = json.loads(line.split("RLVISION_END_STATE", 1)[1])
+        assert state is not None, f"{path.name}: no explorer at the end"
+        got = {k: state[k] for k in expected}
+        assert got == expected, f"{path.name}: after Run All the explorer is at {got}"
+        if "rank" in expected:
+            assert state["n_features"] == expected["rank"], state

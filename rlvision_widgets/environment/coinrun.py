@@ -9,6 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -111,11 +114,48 @@ class EnvOptions:
         return kw
 
 
+def _gym_notice() -> str | None:
+    """The deprecation notice the imported ``gym`` printed for its version, if any (never
+    imports gym itself: that would print it)."""
+    gym = sys.modules.get("gym")
+    notices = sys.modules.get("gym_notices.notices")
+    if gym is None or notices is None:
+        return None
+    table = getattr(notices, "notices", None)
+    if not isinstance(table, dict):
+        return None
+    return table.get(getattr(gym, "__version__", None)) or None
+
+
+def _import_procgen() -> Any:
+    """Import procgen without gym's deprecation banner.
+
+    procgen registers gym environments, so ``import procgen`` imports ``gym``, whose
+    ``__init__`` *prints* (it is not a warning) the notice from ``gym_notices`` to stderr. That
+    exact text is dropped; anything else written to stderr during the import is passed on, and
+    warnings keep their usual filters (only procgen's unclosed ``version.txt`` ResourceWarning is
+    ignored).
+    """
+    if "procgen" in sys.modules:
+        return sys.modules["procgen"]
+    captured = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+        warnings.filterwarnings(
+            "ignore", message=r"unclosed file .*procgen.*version\.txt", category=ResourceWarning
+        )
+        import procgen
+    text = captured.getvalue()
+    notice = _gym_notice()
+    if notice:
+        text = text.replace(notice + "\n", "", 1)
+    if text:
+        sys.stderr.write(text)
+    return procgen
+
+
 def make_procgen(options: EnvOptions, num: int | None = None, **extra: Any):
-    """Create the raw ``ProcgenGym3Env`` for ``options`` (gym's deprecation banner silenced)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from procgen import ProcgenGym3Env
+    """Create the raw ``ProcgenGym3Env`` for ``options`` (gym's deprecation banner dropped)."""
+    ProcgenGym3Env = _import_procgen().ProcgenGym3Env
     env = ProcgenGym3Env(
         num=num or options.num_envs, env_name="coinrun", **options.procgen_kwargs(), **extra
     )
