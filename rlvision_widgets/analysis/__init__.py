@@ -31,6 +31,7 @@ from .bookmarks import (
     value_spikes,
 )
 from .cache import AnalysisCache, CacheEntryError, cached_attribution, model_hash
+from .counterfactual import Comparison, Rollout, compare, policy_kl, rollout
 from .display import (
     attribution_to_rgba,
     blur_disc,
@@ -74,6 +75,8 @@ __all__ = [
     "AttributionNMF",
     "CacheEntryError",
     "Bookmark",
+    "Comparison",
+    "Rollout",
     "EditHandle",
     "FailedEpisode",
     "FeatureVisualizer",
@@ -91,6 +94,9 @@ __all__ = [
     "blur_gaussian",
     "brightness_to_opacity",
     "cached_attribution",
+    "compare",
+    "policy_kl",
+    "rollout",
     "episode_ids",
     "failed_episodes",
     "feature_colors",
