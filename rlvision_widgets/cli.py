@@ -275,35 +275,48 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         corpus_seed=a.corpus_seed,
         progress=False,
     )
+    feats = choice.features or [choice.feature]
+    print(f"rlvision: editing out feature(s) {feats}: {choice.note}", file=sys.stderr)
     if not choice.identified:
         print(f"rlvision: warning: {choice.note}", file=sys.stderr)
     base = evaluate(agent, **kwargs)
     result = evaluate(edited, **kwargs)
     out = result.to_json(per_level=a.per_level)
-    out["agent"] = f"{a.agent} (edited: feature {choice.feature})"
+    out["agent"] = f"{a.agent} (edited: feature {', '.join(map(str, feats))})"
     edit = edited.edits[0]
     out["edit"] = {
         "feature": choice.feature,
+        "features": feats,
         "class": choice.cls,
-        "score": choice.score,
+        "share": choice.score,
         "identified": choice.identified,
         "note": choice.note,
+        "evidence": choice.evidence,
         "layer": edit.layer,
         "rank": a.rank if a.nmf is None else None,
         "mode": edit.mode,
         "strength": edit.strength,
         "direction": list(choice.direction),
+        "directions": [list(d) for d in choice.all_directions],
     }
     out["base"] = base.to_json(per_level=a.per_level)
     out["base"]["agent"] = str(a.agent)
     out["comparison"] = compare_results(base, result)
     if ident is not None:
         out["features"] = ident.summary()
+        if ident.labels is not None:
+            out["identification"] = ident.labels.settings
     out = json_safe(out)
     if a.json:
         print(json.dumps(out), flush=True)
     else:
         print(f"edit: {choice.note} ({edit.mode} edit at {edit.layer})")
+        for ev in choice.evidence:
+            print(
+                f"  feature {ev['feature']}: {ev['status']}, {ev['best_class']} "
+                f"share {ev['share']} (base rate {ev['base_rate']}, lift {ev['lift']}, "
+                f"p {ev['p_value']})"
+            )
         _print_result(out["base"]["agent"], out["base"])
         _print_result(out["agent"], out)
         print("  two-proportion tests (edited vs original, same levels):")
@@ -333,7 +346,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         plot_failures(
             {
                 str(a.agent): base,
-                f"edited (feature {choice.feature}"
+                f"edited (feature {', '.join(map(str, feats))}"
                 + (f", {choice.cls})" if choice.cls else ")"): result,
             },
             a.chart,
@@ -363,6 +376,49 @@ def _print_result(name: str, out: dict) -> None:
 
 
 # -- export, explore -----------------------------------------------------------------------------
+class _StderrProgress:
+    """``progress(fraction, message)`` for the command line: a stderr line when a job starts
+    (the message's first word changes), every 5% of it, at most one a second for other new
+    messages, and at the end (one rewritten line on a terminal).
+
+    >>> import io, contextlib
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     p = _StderrProgress("export"); p(0.1, "fitting"); p(0.11, "fitting"); p(0.5, "x")
+    >>> err.getvalue().splitlines()
+    ['rlvision export:  10% fitting', 'rlvision export:  50% x']
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.last: tuple[float, str, float] | None = None
+        self.tty = sys.stderr.isatty()
+
+    @staticmethod
+    def _job(message: str) -> str:
+        words = message.split(":")[0].split()
+        return words[0] if words else ""
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        import time
+
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        now = time.monotonic()
+        if self.last is not None and fraction < 1.0:
+            f0, m0, t0 = self.last
+            new_job = self._job(message) != self._job(m0) or fraction < f0
+            news = message != m0 and now - t0 >= 1.0
+            if not (new_job or news or fraction - f0 >= 0.05):
+                return
+        self.last = (fraction, message, now)
+        line = f"rlvision {self.command}: {fraction:4.0%} {message}".rstrip()
+        if self.tty:
+            end = "\n" if fraction >= 1.0 else ""
+            print(f"\r{line[:79]:<79}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from .agents.registry import load_agent
     from .widgets import export_explorer
@@ -372,6 +428,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     agent = load_agent(a.agent)
     _network_agent(agent, a.agent, "export")
     _check_rank(agent, a.layer, a.rank, default_layer)
+    report = _StderrProgress("export")
     out = export_explorer(
         a.out,
         agent=agent,
@@ -381,7 +438,9 @@ def cmd_export(a: argparse.Namespace) -> int:
         layer=a.layer,
         output=a.output,
         rank=a.rank,
+        progress=report,
     )
+    report(1.0, "done")
     size = out.stat().st_size / 2**20
     print(f"wrote {out} ({size:.1f} MB): one self-contained HTML file, opens without a kernel")
     return 0
@@ -449,10 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--edit",
         metavar="FEATURE",
-        help="feature index, or object class (saw, enemy_left, enemy_right, agent, "
-        "crate, coin, lava, wall, velocity) whose best-matching NMF feature is "
-        "projected out; base and edited agents play the same levels and the "
-        "JSON gets a two-proportion test per cause",
+        help="feature index (edits that one feature), or object class (saw, enemy_left, "
+        "enemy_right, agent, crate, coin, lava, wall, velocity): every NMF feature "
+        "identified with it (at least half of its 32 strongest cells on or next to the "
+        "object, at least 3x its base rate, permutation-tested) is projected out together; "
+        "an error lists the identified classes when none is. Base and edited agents play "
+        "the same levels and the JSON gets a two-proportion test per cause",
     )
     g.add_argument("--edit-layer", default=None, help="layer (default: the object layer, 2b)")
     g.add_argument("--rank", type=POSITIVE, default=8, help="NMF rank (default 8)")
@@ -476,15 +537,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--corpus-seed", type=SEED, default=0)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write the explorer as one self-contained HTML file")
-    p.add_argument("out", nargs="?", default="explorer.html")
-    p.add_argument("--agent", default="coinrun", help="shipped agent name or a path")
-    p.add_argument("--num-envs", type=POSITIVE, default=8)
-    p.add_argument("--num-steps", type=POSITIVE, default=256)
-    p.add_argument("--seed", type=SEED, default=0)
-    p.add_argument("--layer", default=None, help="layer to attribute (default: object layer)")
-    p.add_argument("--output", default="value", help="value | logit:A | group:G | logprob:A")
-    p.add_argument("--rank", type=_int_in(1, 16), default=8, help="NMF features, 1..16 (8)")
+    p = sub.add_parser(
+        "export",
+        help="write the explorer as one self-contained HTML file",
+        description="Collect trajectories of an agent, analyse them (integrated gradients and "
+        "attribution NMF at one layer) and write the explorer as one HTML file that opens in a "
+        "browser without Python or a kernel. Progress goes to stderr.",
+    )
+    p.add_argument(
+        "out", nargs="?", default="explorer.html", help="HTML file to write (default explorer.html)"
+    )
+    p.add_argument(
+        "--agent",
+        default="coinrun",
+        help="shipped agent name (default coinrun, the reference agent) or a checkpoint / run "
+        "folder",
+    )
+    p.add_argument(
+        "--num-envs", type=POSITIVE, default=8, help="trajectories to collect (default 8)"
+    )
+    p.add_argument(
+        "--num-steps", type=POSITIVE, default=256, help="steps per trajectory (default 256)"
+    )
+    p.add_argument(
+        "--seed", type=SEED, default=0, help="seed of the levels, actions and NMF (default 0)"
+    )
+    p.add_argument(
+        "--layer", default=None, help="layer to attribute (default: the object layer, 2b)"
+    )
+    p.add_argument(
+        "--output",
+        default="value",
+        help="what to attribute: value (default), logit:A, group:G or logprob:A (A an action, "
+        "G an action group)",
+    )
+    p.add_argument("--rank", type=_int_in(1, 16), default=8, help="NMF features, 1..16 (default 8)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")

@@ -109,6 +109,42 @@ def test_the_result_is_printed_before_outputs_that_can_fail(tmp_path, capsys, mo
     assert result["levels"] == 2 and result["settings"]["seed"] == 0
 
 
+def test_export_has_help_for_every_argument():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    export = sub.choices["export"]
+    args = [a for a in export._actions if a.dest != "help"]
+    assert {a.dest for a in args} == {
+        "out", "agent", "num_envs", "num_steps", "seed", "layer", "output", "rank"
+    }  # fmt: skip
+    for a in args:
+        assert a.help and len(a.help) > 10, a.dest
+    assert "progress" in export.description.lower()
+
+
+def test_export_reports_progress_on_stderr(tmp_path, capsys, monkeypatch):
+    """With an export function that reports progress, each stage is one stderr line; stdout
+    keeps the one result line."""
+    import rlvision_widgets.widgets as widgets
+
+    def fake_export(path, agent=None, progress=None, **kwargs):
+        for f, m in ((0.1, "collecting"), (0.12, "collecting"), (0.5, "fitting NMF")):
+            progress(f, m)
+        Path(path).write_text("<html></html>")
+        return Path(path)
+
+    monkeypatch.setattr(widgets, "export_explorer", fake_export)
+    code, out, err = run_cli(["export", str(tmp_path / "e.html")], capsys)
+    assert code == 0, err
+    lines = [x for x in err.splitlines() if x.startswith("rlvision export:")]
+    assert lines == [
+        "rlvision export:  10% collecting",
+        "rlvision export:  50% fitting NMF",
+        "rlvision export: 100% done",
+    ]
+    assert out.startswith("wrote ") and out.count("\n") == 1
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def bug(args):
         raise RuntimeError("a bug")

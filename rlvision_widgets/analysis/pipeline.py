@@ -94,7 +94,11 @@ class Analysis:
     output is not the value (else it is ``attributions``). Dataset examples:
     ``example_thumbnails`` (K, s, s, 4) RGBA legend icons, ``example_frames`` (K, n, 4) the
     (env, step, y, x) of each example (-1: none), ``example_strengths`` (K, n).
-    ``suggested_labels`` (K strings, "" for none; empty when no engine states),
+    ``suggested_labels`` (K class names, "" for an unidentified feature; empty when no engine
+    states) from :func:`~rlvision_widgets.analysis.features.identify_labels` (a feature's
+    strongest examples against the engine's objects), ``label_evidence`` (per feature: status
+    identified / duplicate / weak / unidentified, share, base rate, lift, p-value, and
+    ``describe``, one line of evidence),
     ``bookmarks`` (dicts: kind, env, step, score, episode, label; failures add cause,
     level_seed, stop), ``settings`` (everything that made it).
 
@@ -116,6 +120,7 @@ class Analysis:
         *,
         nmf: Any = None,
         trajectories: Any = None,
+        label_evidence: list[dict[str, Any]] | None = None,
     ):
         for name in _ARRAYS:
             setattr(self, name, np.asarray(arrays[name]))
@@ -123,6 +128,7 @@ class Analysis:
             v = arrays.get(name)
             setattr(self, name, None if v is None else np.asarray(v))
         self.suggested_labels = list(suggested_labels)
+        self.label_evidence = list(label_evidence or [])
         self.bookmarks = list(bookmarks)
         self.settings = dict(settings)
         self._nmf = nmf  # the fitted NMF with its coreset (None after load)
@@ -166,6 +172,7 @@ class Analysis:
             a.keys() == b.keys()
             and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
             and self.suggested_labels == other.suggested_labels
+            and self.label_evidence == other.label_evidence
             and json_safe(self.bookmarks) == json_safe(other.bookmarks)
             and json_safe(self.settings) == json_safe(other.settings)
         )
@@ -241,6 +248,7 @@ class Analysis:
             "npz_sha256": sha256_file(npz),
             "settings": self.settings,
             "suggested_labels": self.suggested_labels,
+            "label_evidence": self.label_evidence,
             "bookmarks": self.bookmarks,
         }
         write_json_atomic(stem.with_suffix(".json"), doc)
@@ -311,6 +319,7 @@ class Analysis:
             doc.get("suggested_labels", []),
             doc.get("bookmarks", []),
             doc.get("settings", {}),
+            label_evidence=doc.get("label_evidence", []),
         )
         _check_consistent(out, str(stem))
         return out
@@ -546,13 +555,20 @@ def assemble(
         directions, data["activations"], data["observations"], settings["thumbnail_size"]
     )
     labels: list[str] = []
+    evidence: list[dict[str, Any]] = []
     if trajectories is not None:
-        from .features import suggest_labels
+        from .features import identify_labels
 
-        report(0.95, "suggesting labels from ground-truth objects…")
-        labels = list(
-            suggest_labels(features, traj=trajectories, max_frames=256, seed=settings["seed"])
+        report(0.95, "identifying features by their strongest examples…")
+        found = identify_labels(
+            None,
+            traj=trajectories,
+            activations=data["activations"],
+            directions=directions,
+            seed=settings["seed"],
         )
+        labels = found.suggestions(with_score=False)
+        evidence = [dict(e.to_json(), describe=e.describe()) for e in found.evidence]
     if bookmarks is None:
         from .bookmarks import bookmark_list
 
@@ -582,6 +598,7 @@ def assemble(
         settings,
         nmf=nmf,
         trajectories=trajectories,
+        label_evidence=evidence,
     )
 
 

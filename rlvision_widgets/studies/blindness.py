@@ -4,12 +4,13 @@ Pipeline (:func:`run_blindness_experiments`; each step has its module in this pa
 
 1. **Corpus and features.** Collect trajectories of the agent (the article: 8 x 512 steps),
    take integrated gradients of the value at the object layer, fit the attribution NMF
-   (rank 8) and score every feature against the engine's object masks
-   (:mod:`~rlvision_widgets.analysis.features`). "The saw feature" is the feature that best
-   matches buzzsaws; "the left-enemy feature" the one that best matches enemies moving left
-   (:mod:`.choice`). A class whose best feature scores below ``min_score`` is reported as
-   *not identified*, and its edit is skipped (``unidentified="skip"``) rather than faked with
-   an unrelated feature.
+   (rank 8) and identify every feature by its strongest examples against the engine's object
+   boxes (:mod:`~rlvision_widgets.analysis.features`: >= half of its 32 strongest cells on or
+   next to the object, >= 3x its base rate, permutation-tested). "The saw feature" is the
+   saw-identified feature whose strongest cells lie on saws most often, "every saw feature"
+   all saw-identified features (:mod:`.choice`). A class no feature is identified with is
+   reported as *not identified*, and its edit is skipped (``unidentified="skip"``) rather
+   than faked with an unrelated feature.
 2. **Edits.** Project the feature's NMF direction out of the layer, on a copy of the agent
    (:func:`~rlvision_widgets.agents.editing.apply_edit`, the one editing mechanism; the
    article's weight edit of the next conv kernel by default). The every-saw-feature edit
@@ -34,7 +35,6 @@ Pipeline (:func:`run_blindness_experiments`; each step has its module in this pa
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -52,13 +52,17 @@ from ..analysis.features import (
     object_layer,
     resolve_class,
 )
-from ..analysis.labels import LABELS
 from ..analysis.nmf import AttributionNMF
 from ..environment.coinrun import EnvOptions
 from ..rollouts import Trajectories, collect_trajectories
 from ..rollouts.evaluate import EvaluationResult, evaluate
 from .article import CONDITIONS, EDIT_TARGETS, table_counts
-from .choice import EditChoice, choose_all_features, choose_control, choose_feature
+from .choice import (
+    EditChoice,
+    choose_all_features,
+    choose_control,
+    choose_feature,
+)
 from .removal import removal_effects
 from .report import BlindnessReport
 
@@ -113,18 +117,17 @@ def prepare_edit(
     corpus_envs: int = 8,
     corpus_steps: int = 512,
     corpus_seed: int = 0,
-    min_score: float = 0.05,
     progress: bool = False,
 ) -> tuple[EditedAgent, EditChoice, FeatureIdentification | None]:
-    """An edited agent (:func:`blind_agent`) blind to one NMF feature, given by index or
-    object-class name.
+    """An edited agent (:func:`blind_agent`) blind to one NMF feature given by index, or to
+    every feature identified with an object class given by name (one subspace edit).
 
     ``nmf``: an :class:`~rlvision_widgets.analysis.nmf.AttributionNMF` (or the path it was
     saved to) to take the directions from; without it (or to score features for a class
     name) a corpus of ``corpus_envs x corpus_steps`` steps is collected and the article's NMF
-    fitted (:func:`~rlvision_widgets.analysis.features.identify_features`). A class name whose
-    best feature scores below ``min_score`` is still edited, with ``identified=False`` and a
-    note. Returns ``(edited agent, choice, identification or None)``.
+    fitted (:func:`~rlvision_widgets.analysis.features.identify_features`). A class name no
+    feature is identified with raises a ValueError naming the classes that were identified.
+    Returns ``(edited agent, choice, identification or None)``.
 
     >>> edited, choice, _ = prepare_edit(load_agent("coinrun"), "saw")        # doctest: +SKIP
     >>> choice.feature, choice.note                                          # doctest: +SKIP
@@ -166,38 +169,30 @@ def prepare_edit(
         traj.close()
         if is_index:
             k = ident.index(int(feature))
-            cls, s = ident.scores.best_class(k)
+            ev = ident.labels.evidence[k]
             choice = EditChoice(
                 "edit",
-                cls,
+                ev.label,
                 k,
-                s,
-                cls,
+                ev.share if ev.label else float("nan"),
+                ev.best_class,
                 True,
                 ident.direction(k).tolist(),
-                f"feature {k} (best match: {LABELS.get(cls, cls)}, {ident.scores.metric} {s:.3f})",
+                f"feature {k} ({ev.describe()})",
+                evidence=[ev.to_json()],
             )
         else:
-            choice = choose_feature(ident, str(feature), "edit", min_score)
+            choice = choose_all_features(ident, "edit", str(feature), min_features=1)
             if not choice.identified:
-                k, s = ident.scores.feature_for(str(feature))
-                choice = EditChoice(
-                    "edit",
-                    choice.cls,
-                    k,
-                    s,
-                    ident.scores.best_class(k)[0],
-                    False,
-                    ident.direction(k).tolist(),
-                    choice.note + "; edited its best match anyway",
-                )
+                raise ValueError(f"cannot edit {feature!r}: {choice.note}")
+    feats = ", ".join(str(k) for k in (choice.features or [choice.feature]))
     edited = blind_agent(
         agent,
-        choice.direction,
+        choice.all_directions,
         layer,
         mode,
         strength,
-        label=f"feature {choice.feature}" + (f" ({choice.cls})" if choice.cls else ""),
+        label=f"feature {feats}" + (f" ({choice.cls})" if choice.cls else ""),
     )
     return edited, choice, ident
 
@@ -216,7 +211,7 @@ def run_blindness_experiments(
     corpus_steps: int = 512,
     corpus_seed: int = 0,
     identification: FeatureIdentification | None = None,
-    min_score: float = 0.05,
+    min_score: float | None = None,
     unidentified: str = "skip",
     corpus: Any = None,
     diagnose: bool = True,
@@ -231,8 +226,9 @@ def run_blindness_experiments(
     :data:`CONDITIONS` ("original" is always run), ``mode`` "weight" (the article's edit of the
     next conv kernel) or "activation", ``identification`` to reuse features already found
     (else a corpus of ``corpus_envs x corpus_steps`` is collected, or ``corpus`` used),
-    ``unidentified`` "skip" (default: no edit for a class no feature matches) or "run" (edit its
-    best feature anyway), ``diagnose``: run :func:`removal_effects` on the corpus for each
+    ``unidentified`` "skip" (default: no edit for a class no feature is identified with) or
+    "run" (edit the feature whose strongest cells lie on it most often anyway, marked
+    ``identified=False``), ``min_score``: no longer used (deprecated), ``diagnose``: run :func:`removal_effects` on the corpus for each
     edit (frame-level value and policy blindness).
 
     >>> report = run_blindness_experiments(agent, levels=2000)                # doctest: +SKIP
@@ -262,26 +258,40 @@ def run_blindness_experiments(
         say(f"integrated gradients + NMF (rank {rank}) at {layer}, scoring features ...")
         identification = identify_features(agent, traj, layer=layer, rank=rank, seed=corpus_seed)
         timings["features"] = time.perf_counter() - t0
-    if identification is not None:
-        for k, row in enumerate(identification.summary()):
-            say(f"  feature {k}: {row['label']} ({row['score']})")
+    if min_score is not None:
+        warnings.warn(
+            "min_score no longer applies: features are identified by their strongest examples",
+            FutureWarning,
+            stacklevel=2,
+        )
+    labels = identification.labels if identification is not None else None
+    if labels is not None:
+        for e in labels.evidence:
+            say(f"  feature {e.feature}: {e.describe()}")
     for cond, cls in EDIT_TARGETS.items():
         if cond == "saw_blind_all" and cond in conditions:
-            choices[cond] = choose_all_features(identification, cond, cls, min_score)
+            choices[cond] = choose_all_features(identification, cond, cls)
             say(f"{cond}: {choices[cond].note}")
         elif cond in conditions:
-            choice = choose_feature(identification, cls, cond, min_score)
-            if not choice.identified and unidentified == "run" and math.isfinite(choice.score):
-                k, s = identification.scores.feature_for(cls)
+            choice = choose_feature(identification, cls, cond)
+            j = labels.classes.index(cls) if labels is not None else None
+            if (
+                not choice.identified
+                and unidentified == "run"
+                and labels is not None
+                and labels.base_rate[j] > 0
+            ):
+                k = int(np.nanargmax(np.nan_to_num(labels.share[:, j], nan=-1)))
                 choice = EditChoice(
                     cond,
                     cls,
                     k,
-                    s,
-                    identification.scores.best_class(k)[0],
+                    float(labels.share[k, j]),
+                    labels.evidence[k].best_class,
                     False,
                     identification.direction(k).tolist(),
-                    choice.note + "; edited anyway (unidentified='run')",
+                    choice.note + f"; feature {k} edited anyway (unidentified='run')",
+                    evidence=[labels.evidence[k].to_json()],
                 )
             choices[cond] = choice
             say(f"{cond}: {choice.note}")
@@ -338,7 +348,7 @@ def run_blindness_experiments(
             variant = blind_agent(agent, ch.direction, layer, other, strength)
             if variant.edits[0].mode != used:  # no weight variant where the weight edit fell back
                 variants.append((f"{cond}:{other}", variant, cls, [ch.feature]))
-            same = [k for k, (c, _) in enumerate(identification.scores.best_classes()) if c == cls]
+            same = labels.features_for(cls) if labels is not None else []
             if len(same) > 1 and f"{cond}_all" not in models:
                 dirs = np.stack([identification.direction(k) for k in same])
                 edited = blind_agent(agent, dirs, layer, mode, strength)
@@ -391,7 +401,7 @@ def run_blindness_experiments(
         "strength": float(strength),
         "conditions": list(conditions),
         "corpus": {"num_envs": corpus_envs, "num_steps": corpus_steps, "seed": corpus_seed},
-        "min_score": min_score,
+        "identification": labels.settings if labels is not None else None,
         "unidentified": unidentified,
         "env_options": env.to_dict(),
         "agent_steps": cfg.get("steps"),

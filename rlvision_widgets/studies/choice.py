@@ -1,25 +1,28 @@
-"""Which feature an edit removes: the NMF feature that best matches a hazard (or every such
-feature), and a control feature that matches no hazard.
+"""Which features an edit removes: the features identified with a hazard, and a control
+feature identified with no hazard.
 
-"The saw feature" is the feature that best matches buzzsaws in the engine's object masks
-(:mod:`rlvision_widgets.analysis.features`). A class whose best feature scores below
-``min_score`` is reported as *not identified* rather than faked with an unrelated feature.
+Identification is the one of :mod:`rlvision_widgets.analysis.features` (a feature's strongest
+cells on or next to the engine's objects, >= 3x the base rate, permutation-tested). "The saw
+feature" is the saw-identified feature whose strongest cells lie on saws most often; "every saw
+feature" all of them (projected out together). A class no feature is identified with is
+reported as *not identified*, never faked with an unrelated feature.
 
 >>> choice = choose_feature(ident, "saw", "saw_blind")                      # doctest: +SKIP
 >>> choice.feature, choice.identified, choice.note                          # doctest: +SKIP
-(4, True, 'feature 4 matches buzzsaw with correlation 0.270')
+(6, True, 'feature 6: buzzsaw: 32/32 strongest cells on/next to it, ...')
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..analysis.features import FeatureIdentification, resolve_class
+from ..analysis.features import FeatureIdentification, FeatureLabels, resolve_class
 from ..analysis.labels import HAZARD_CLASSES, label
 
 __all__ = ["EditChoice", "choose_all_features", "choose_control", "choose_feature"]
@@ -28,10 +31,12 @@ __all__ = ["EditChoice", "choose_all_features", "choose_control", "choose_featur
 @dataclass
 class EditChoice:
     """The feature an edit removes: ``condition``, target object ``cls``, ``feature`` index
-    (None if not identified), its ``score`` for ``cls``, the feature's own ``best_class``,
-    ``identified`` (score >= min_score and the class visible in the corpus), the unit
-    ``direction`` and a human ``note``; for an edit of several features, ``features`` and
-    their ``directions`` (projected out together: the subspace they span, one edit).
+    (None if not identified), its ``score`` for ``cls`` (the share of its strongest cells on
+    or next to ``cls``), the feature's own ``best_class``, ``identified`` (confirmed for
+    ``cls`` by :mod:`~rlvision_widgets.analysis.features`), the unit ``direction`` and a human
+    ``note``; for an edit of several features, ``features`` and their ``directions``
+    (projected out together: the subspace they span, one edit), and ``evidence`` (per
+    feature, its :meth:`~rlvision_widgets.analysis.features.FeatureEvidence.to_json`).
 
     >>> c = EditChoice("saw_blind", "saw", 3, 0.4, "saw", True, [1.0, 0.0], "by hand")
     >>> c.all_directions, c.to_json()["score"]
@@ -48,6 +53,7 @@ class EditChoice:
     note: str = ""
     features: list[int] = field(default_factory=list)
     directions: list[list[float]] = field(default_factory=list, repr=False)
+    evidence: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def all_directions(self) -> list[list[float]]:
@@ -62,62 +68,110 @@ class EditChoice:
         return d
 
 
-def choose_feature(
-    ident: FeatureIdentification, cls: str, condition: str = "", min_score: float = 0.05
-) -> EditChoice:
-    """The feature that best matches object class ``cls`` (see the module doc).
-
-    >>> choice = choose_feature(ident, "saw")                                 # doctest: +SKIP
-    >>> choice.feature, choice.score, choice.identified                       # doctest: +SKIP
-    (4, 0.27, True)
-    """
-    cls = resolve_class(cls)
-    scores = ident.scores
-    j = scores.classes.index(cls)
-    if scores.frames_with_class[j] == 0:
-        return EditChoice(
-            condition,
-            cls,
-            None,
-            float("nan"),
-            "",
-            False,
-            [],
-            f"no {label(cls)} visible in the {scores.n_frames} corpus frames",
+def _no_min_score(min_score: float | None) -> None:
+    if min_score is not None:
+        warnings.warn(
+            "min_score no longer applies: features are identified by their strongest examples "
+            "(rlvision_widgets.analysis.features); drop the argument",
+            FutureWarning,
+            stacklevel=3,
         )
-    k, s = scores.feature_for(cls)
-    best, best_s = scores.best_class(k)
-    ok = bool(np.isfinite(s) and s >= min_score)
-    note = (
-        f"feature {k} matches {label(cls)} with {scores.metric} {s:.3f}"
-        + ("" if best == cls else f" (its best class is {label(best)}, {best_s:.3f})")
-        + ("" if ok else f"; below min_score {min_score}: no {label(cls)} feature identified")
-    )
+
+
+def _labels(ident: FeatureIdentification) -> FeatureLabels:
+    if ident.labels is None:
+        raise ValueError(
+            "this feature identification has no labels (loaded from an old report); "
+            "run identify_features again"
+        )
+    return ident.labels
+
+
+def _not_identified(ident: FeatureIdentification, condition: str, cls: str) -> EditChoice:
+    labels = _labels(ident)
+    j = labels.classes.index(cls)
+    found = labels.by_class()
+    have = ", ".join(f"{label(c)} ({', '.join(map(str, v))})" for c, v in found.items())
+    if labels.base_rate[j] <= 0:
+        why = f"no {label(cls)} visible in the {labels.settings.get('frames', 0)} frames"
+    else:
+        k = int(np.nanargmax(np.nan_to_num(labels.share[:, j], nan=-1)))
+        why = (
+            f"no feature identified with {label(cls)} (closest: feature {k}, "
+            f"{labels.share[k, j]:.0%} of its strongest cells on/next to it, "
+            f"{labels.lift[k, j]:.1f}x base rate)"
+        )
     return EditChoice(
         condition,
         cls,
-        k if ok else None,
-        s,
-        best,
-        ok,
-        ident.direction(k).tolist() if ok else [],
+        None,
+        float("nan"),
+        "",
+        False,
+        [],
+        f"{why}; identified classes: {have or 'none'}",
+    )
+
+
+def choose_feature(
+    ident: FeatureIdentification, cls: str, condition: str = "", min_score: float | None = None
+) -> EditChoice:
+    """The feature identified with object class ``cls`` whose strongest cells lie on it most
+    often (see the module doc); not identified when there is none.
+
+    >>> choice = choose_feature(ident, "saw")                                 # doctest: +SKIP
+    >>> choice.feature, choice.score, choice.identified                       # doctest: +SKIP
+    (6, 1.0, True)
+    """
+    _no_min_score(min_score)
+    cls = resolve_class(cls)
+    labels = _labels(ident)
+    ks = labels.features_for(cls)
+    if not ks:
+        return _not_identified(ident, condition, cls)
+    k = ks[0]
+    ev = labels.evidence[k]
+    j = labels.classes.index(cls)
+    note = f"feature {k}: {ev.describe()}"
+    if len(ks) > 1:
+        note += f"; {len(ks)} features identified with {label(cls)}: {', '.join(map(str, ks))}"
+    return EditChoice(
+        condition,
+        cls,
+        k,
+        float(labels.share[k, j]),
+        ev.best_class,
+        True,
+        ident.direction(k).tolist(),
         note,
+        evidence=[ev.to_json()],
     )
 
 
 def choose_all_features(
-    ident: FeatureIdentification, condition: str, cls: str, min_score: float
+    ident: FeatureIdentification,
+    condition: str,
+    cls: str,
+    min_score: float | None = None,
+    *,
+    min_features: int = 2,
 ) -> EditChoice:
-    """Every feature whose best class is ``cls`` (scoring >= ``min_score``), to edit together;
-    not identified when fewer than two features qualify (the single-feature edit covers it).
+    """Every feature identified with ``cls`` (best supported first), to project out together;
+    not identified when fewer than ``min_features`` qualify (the study's every-saw-feature
+    edit needs two, the single-feature edit covers one; an edit named by a class, as
+    ``rlvision evaluate --edit saw``, uses ``min_features=1``).
 
-    >>> choice = choose_all_features(ident, "saw_blind_all", "saw", 0.05)    # doctest: +SKIP
-    >>> choice.features                                                       # doctest: +SKIP
-    [2, 5]
+    >>> choice = choose_all_features(ident, "saw_blind_all", "saw")           # doctest: +SKIP
+    >>> choice.features, choice.identified                                    # doctest: +SKIP
+    ([6, 7, 1], True)
     """
-    best = ident.scores.best_classes()
-    same = [k for k, (c, s) in enumerate(best) if c == cls and s >= min_score]
-    if len(same) < 2:
+    _no_min_score(min_score)
+    cls = resolve_class(cls)
+    labels = _labels(ident)
+    ks = labels.features_for(cls)
+    if not ks:
+        return _not_identified(ident, condition, cls)
+    if len(ks) < min_features:
         return EditChoice(
             condition,
             cls,
@@ -126,39 +180,52 @@ def choose_all_features(
             cls,
             False,
             [],
-            f"only {len(same)} feature(s) match {label(cls)}: nothing more "
+            f"only {len(ks)} feature(s) identified with {label(cls)}: nothing more "
             "to edit than the single-feature edit",
         )
+    j = labels.classes.index(cls)
+    evs = [labels.evidence[k] for k in ks]
+    note = (
+        f"feature{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))} identified with "
+        f"{label(cls)}" + (", projected out together" if len(ks) > 1 else "")
+    )
     return EditChoice(
         condition,
         cls,
-        same[0],
-        best[same[0]][1],
-        cls,
+        ks[0],
+        float(labels.share[ks[0], j]),
+        evs[0].best_class,
         True,
-        ident.direction(same[0]).tolist(),
-        f"features {', '.join(map(str, same))} (every feature whose best match is "
-        f"{label(cls)}), projected out together",
-        features=same,
-        directions=[ident.direction(k).tolist() for k in same],
+        ident.direction(ks[0]).tolist(),
+        note,
+        features=list(ks),
+        directions=[ident.direction(k).tolist() for k in ks],
+        evidence=[e.to_json() for e in evs],
     )
 
 
 def choose_control(
     ident: FeatureIdentification, reference: int | None, exclude: Sequence[int] = ()
 ) -> EditChoice:
-    """A non-hazard feature (best class not in :data:`HAZARD_CLASSES`) with explained mass
-    closest to ``reference``'s, as a control edit of the same kind.
+    """A feature identified with no hazard (:data:`HAZARD_CLASSES`; identified with another
+    class, or unidentified) whose explained mass is closest to ``reference``'s, as a control
+    edit of the same kind. Features whose strongest cells lie on a hazard at >= 2x its base
+    rate are avoided when possible.
 
-    >>> control = choose_control(ident, reference=4, exclude=[4])             # doctest: +SKIP
+    >>> control = choose_control(ident, reference=6, exclude=[6])             # doctest: +SKIP
     >>> control.cls, control.note                                             # doctest: +SKIP
-    ('wall', 'control: feature 1 (wall, 0.310), the non-hazard feature closest ...')
+    ('crate', 'control: feature 3 (crate), the non-hazard feature closest ...')
     """
-    best = ident.scores.best_classes()
+    labels = _labels(ident)
     mass = np.asarray(ident.nmf.component_mass_, np.float64)
-    cands = [
-        k for k, (c, _) in enumerate(best) if c and c not in HAZARD_CLASSES and k not in exclude
+    hz = [labels.classes.index(c) for c in HAZARD_CLASSES if c in labels.classes]
+    free = [
+        e.feature
+        for e in labels.evidence
+        if not set(e.classes) & set(HAZARD_CLASSES) and e.feature not in exclude
     ]
+    clean = [k for k in free if not np.nan_to_num(labels.lift[k, hz], nan=0).max(initial=0) >= 2]
+    cands = clean or free
     if not cands:
         return EditChoice(
             "control",
@@ -168,19 +235,21 @@ def choose_control(
             "",
             False,
             [],
-            "every feature matches a hazard: no control feature",
+            "every feature is identified with a hazard: no control feature",
         )
     target = mass[reference] if reference is not None else np.median(mass)
     k = min(cands, key=lambda i: abs(math.log(max(mass[i], 1e-30) / max(target, 1e-30))))
-    cls, s = best[k]
+    ev = labels.evidence[k]
+    cls = ev.label
     return EditChoice(
         "control",
         cls,
         k,
-        s,
-        cls,
+        ev.share if cls else float("nan"),
+        ev.best_class,
         True,
         ident.direction(k).tolist(),
-        f"control: feature {k} ({label(cls)}, {s:.3f}), the "
+        f"control: feature {k} ({label(cls) if cls else 'unidentified'}), the "
         "non-hazard feature closest in attribution mass to the saw feature",
+        evidence=[ev.to_json()],
     )

@@ -264,22 +264,36 @@ def recorded():
     return agent, rv.collect_trajectories(agent, num_envs=2, num_steps=48, seed=1, progress=False)
 
 
-def test_recorded_trajectories_give_labels_and_bookmarks(recorded):
+def test_recorded_trajectories_give_labels_and_bookmarks(recorded, tmp_path):
     agent, traj = recorded
     a = analyze(agent, traj, rank=4)
     assert a.settings["layer"] == "2b" and a.settings["suggest_labels"]
     np.testing.assert_allclose(a.values, traj.values, atol=1e-4)  # the agent's own values
     np.testing.assert_allclose(a.advantages, traj.advantages)
     assert len(a.suggested_labels) == 4 and all(isinstance(x, str) for x in a.suggested_labels)
+    # every label comes with its evidence; a label is only given when the test passed
+    assert [e["feature"] for e in a.label_evidence] == [0, 1, 2, 3]
+    for name, e in zip(a.suggested_labels, a.label_evidence):
+        assert e["status"] in ("identified", "duplicate", "weak", "unidentified")
+        assert e["describe"]
+        if name:
+            assert e["confirmed"] and e["share"] >= 0.5 and e["lift"] >= 3
+        else:
+            assert not e["confirmed"]
     assert a.bookmarks, "a real rollout has advantage extremes"
     fails = {(int(r["env"]), int(r["stop"])) for r in traj.failed_episodes()}
     for b in a.bookmarks:
         assert 0 <= b["env"] < 2 and 0 <= b["step"] < 48
         if b["kind"] in ("high", "low"):
             assert a.advantages[b["env"], b["step"]] == pytest.approx(b["score"])
-        if b["kind"] == "failure":
-            assert (b["env"], b["stop"]) in fails
+        if b["kind"] == "failure":  # shown from 8 steps before the episode's last frame
+            assert (b["env"], b["last_step"] + 1) in fails
+            assert b["last_step"] - 7 <= b["step"] <= b["last_step"]
+            assert b["label"].endswith(f"·{b['step']}")  # the chip names the step it shows
     assert len([b for b in a.bookmarks if b["kind"] == "failure"]) == min(len(fails), 24)
     # a rank change keeps the bookmarks and relabels from the same engine states
     a3 = a.with_rank(3)
     assert a3.bookmarks == a.bookmarks and len(a3.suggested_labels) == 3
+    assert len(a3.label_evidence) == 3
+    back = Analysis.load(a.save(tmp_path / "labelled"))  # labels and evidence are kept
+    assert back == a and back.label_evidence == a.label_evidence

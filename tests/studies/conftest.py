@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from rlvision_widgets.agents import build_network
-from rlvision_widgets.analysis.features import OBJECT_CLASSES, FeatureIdentification, score_features
+from rlvision_widgets.analysis.features import (
+    OBJECT_CLASSES,
+    FeatureIdentification,
+    label_features,
+    score_features,
+)
 from rlvision_widgets.analysis.nmf import AttributionNMF
 from rlvision_widgets.rollouts.evaluate import EvaluationResult
 
@@ -52,23 +57,37 @@ def make_result() -> Callable[..., EvaluationResult]:
 
 @pytest.fixture()
 def planted_identification() -> Callable[[], FeatureIdentification]:
-    """``planted_identification()``: a FeatureIdentification whose feature 1 is (by
-    construction) the saw feature and feature 0 the wall feature."""
+    """``planted_identification(second_saw=False)``: a FeatureIdentification whose feature 1 is
+    (by construction) the saw feature, feature 0 the crate feature, feature 2 unidentified (or
+    a second saw feature)."""
     return _planted_identification
 
 
-def _planted_identification(channels: int = 32) -> FeatureIdentification:
-    """A FeatureIdentification whose feature 1 is (by construction) the saw feature."""
+def _planted_identification(channels: int = 32, second_saw: bool = False) -> FeatureIdentification:
+    """A FeatureIdentification whose feature 1 is (by construction) the saw feature, feature 0
+    the crate feature and feature 2 noise (unidentified), or with ``second_saw`` a second saw
+    feature (firing on the same saws more weakly)."""
     rng = np.random.default_rng(0)
     nmf = AttributionNMF(3, source="activation").fit(rng.random((200, channels)).astype(np.float32))
-    maps = np.zeros((10, 4, 4, len(OBJECT_CLASSES)), np.float32)
-    maps[:, 1, 1, OBJECT_CLASSES.index("saw")] = 1
-    maps[:, 3, :, OBJECT_CLASSES.index("wall")] = 1
-    feats = np.zeros((10, 4, 4, 3), np.float32)
-    feats[:, 1, 1, 1] = -2
-    feats[:, 3, :, 0] = 1
-    feats[:, 0, 0, 2] = 1
+    frames, size = 60, 8
+    maps = np.zeros((frames, size, size, len(OBJECT_CLASSES)), np.float32)
+    feats = rng.random((frames, size, size, 3)).astype(np.float32) * 0.1
+    for f in range(frames):
+        for j, cls in ((1, "saw"), (0, "crate")):
+            y, x = rng.integers(0, size, 2)
+            maps[f, y, x, OBJECT_CLASSES.index(cls)] = 1
+            feats[f, y, x, j] += 2 if cls == "crate" else -2  # saws lower the value
+            if cls == "saw" and second_saw:
+                feats[f, y, x, 2] += 1
+    maps[:, -2:, :, OBJECT_CLASSES.index("wall")] = 1
+    labels = label_features(feats, maps)
     scores = score_features(feats, maps)
     return FeatureIdentification(
-        nmf, scores, "2b", "value", np.zeros((10, 2), np.int64), {"rank": 3, "frames": 10}
+        nmf,
+        scores,
+        "2b",
+        "value",
+        np.zeros((frames, 2), np.int64),
+        {"rank": 3, "frames": frames},
+        labels,
     )

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from rlvision_widgets.agents.checkpoint import save_checkpoint
-from rlvision_widgets.analysis.features import OBJECT_CLASSES
 from rlvision_widgets.analysis.nmf import AttributionNMF
 from rlvision_widgets.environment.actions import NUM_ACTIONS
 from rlvision_widgets.environment.causes import FAILURE_CAUSES
@@ -39,9 +38,17 @@ def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identificat
     json.dumps(rep.to_json(), allow_nan=False)
 
 
-def test_prepare_edit_by_class_name_on_a_small_corpus(random_net):
-    edited, choice, ident = prepare_edit(random_net, "wall", rank=3, corpus_envs=2, corpus_steps=16)
-    assert choice.cls == "wall" and choice.feature == ident.scores.feature_for("wall")[0]
+def test_prepare_edit_by_class_name_needs_an_identified_feature(random_net):
+    """A random-weight network's features are not objects: editing "saw" is refused with the
+    classes that were identified; editing a feature by number works and reports evidence."""
+    with pytest.raises(
+        ValueError, match="cannot edit .saw.: no (feature identified with|buzzsaw visible)"
+    ):
+        prepare_edit(random_net, "saw", rank=3, corpus_envs=2, corpus_steps=16)
+    edited, choice, ident = prepare_edit(random_net, 2, rank=3, corpus_envs=2, corpus_steps=16)
+    assert choice.feature == 2 and choice.evidence[0]["feature"] == 2
+    assert choice.evidence[0]["status"] in ("identified", "duplicate", "weak", "unidentified")
+    assert np.allclose(choice.direction, ident.nmf.components_[2], atol=1e-6)
     assert edited.edits[0].layer == "2b" and edited.edits[0].mode == "weight"
     obs = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
     assert edited(obs)[0].shape == (2, NUM_ACTIONS)
@@ -103,12 +110,10 @@ def test_cli_edit_unknown_class_lists_the_valid_ones(random_net, tmp_path, capsy
 
 
 def test_every_saw_feature_edit_projects_out_their_span(random_net, planted_identification):
-    ident = planted_identification()
-    one = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
+    one = choose_all_features(planted_identification(), "saw_blind_all", "saw")
     assert one.feature is None and "only 1 feature" in one.note
-    ident.scores.correlation[2, OBJECT_CLASSES.index("saw")] = 2.0  # a second saw feature
-    two = choose_all_features(ident, "saw_blind_all", "saw", 0.05)
-    assert two.features == [1, 2] and len(two.all_directions) == 2
+    two = choose_all_features(planted_identification(second_saw=True), "saw_blind_all", "saw")
+    assert sorted(two.features) == [1, 2] and len(two.all_directions) == 2
     edited = blind_agent(random_net, two.all_directions, "2b", mode="activation")
     assert len(edited.edits) == 1 and edited.edits[0].num_directions == 2
     obs = torch.randint(0, 255, (3, 64, 64, 3), dtype=torch.uint8)

@@ -132,6 +132,10 @@ def test_the_articles_columns_partition_the_environments_failure_causes():
 
 def test_the_control_edit_avoids_exactly_the_hazards(planted_identification):
     ident = planted_identification()
-    best = [c for c, _ in ident.scores.best_classes()]
+    labels = ident.labels.labels
     control = studies.choose_control(ident, reference=None)
-    assert control.cls not in HAZARD_CLASSES and best[control.feature] == control.cls
+    assert control.cls not in HAZARD_CLASSES and labels[control.feature] == control.cls
+    hazard_features = {
+        k for c, ks in ident.labels.by_class().items() if c in HAZARD_CLASSES for k in ks
+    }
+    assert hazard_features == {1} and control.feature != 1
