@@ -259,23 +259,17 @@ def generated_section(
         lines.append(
             f"Value attributions at `{ident.layer}` (integrated gradients, 10 steps, "
             f"zero baseline), NMF rank {ident.meta['rank']} on {ident.meta['frames']:,} "
-            f"frames; score = correlation of |feature| with each object class's "
-            "coverage of the layer's cells (object boxes from the engine state). "
-            "Edited features: "
+            "frames. Each feature is identified by its 32 strongest examples (the layer's "
+            "activations projected on its direction, at most one cell per frame): the share "
+            "lying on or next to each object class (engine boxes) against the class's base "
+            "rate, with a permutation test; a label needs share >= 0.5, >= 3x the base rate "
+            "and p <= 0.01, else the feature is unidentified. An edit named by a class "
+            "projects out every feature identified with it. Edited features: "
             + "; ".join(f"{CONDITION_TITLES[k]}: {c.note}" for k, c in report.choices.items())
             + "."
         )
-        lines += ["", ident.scores.table(), ""]
-        lift = ident.scores.lift
-        j = ident.scores.classes.index("saw")
-        if report.choices.get("saw_blind") and report.choices["saw_blind"].feature is not None:
-            k = report.choices["saw_blind"].feature
-            lines.append(
-                f"The saw feature ({k}) puts {100 * ident.scores.mass_share[k, j]:.1f}% "
-                f"of its attribution mass on buzzsaws, which cover "
-                f"{100 * ident.scores.area_share[j]:.2f}% of the layer's cells "
-                f"(lift ×{lift[k, j]:.1f})."
-            )
+        if ident.labels is not None:
+            lines += ["", ident.labels.table(), ""]
 
     def rel(p) -> str:
         p = Path(p)
@@ -337,12 +331,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus-envs", type=int, default=8)
     p.add_argument("--corpus-steps", type=int, default=512)
     p.add_argument("--corpus-seed", type=int, default=0)
-    p.add_argument(
-        "--min-score",
-        type=float,
-        default=0.05,
-        help="a class whose best feature scores below this is 'not identified'",
-    )
     p.add_argument("--unidentified", default="skip", choices=["skip", "run"])
     p.add_argument("--out", default=str(ROOT / "docs" / "results"))
     p.add_argument("--chart", default=str(ROOT / "docs" / "images" / "editing_chart.png"))
@@ -402,7 +390,6 @@ def main(argv: list[str] | None = None) -> int:
             corpus_envs=a.corpus_envs,
             corpus_steps=a.corpus_steps,
             corpus_seed=a.corpus_seed,
-            min_score=a.min_score,
             unidentified=a.unidentified,
             progress=not a.quiet,
         )

@@ -655,15 +655,77 @@ class FeatureLabels:
         return "\n".join(rows)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain-JSON summary: settings, per-feature evidence, class -> features."""
+        """Plain JSON: settings, per-feature evidence, class -> features, and the (K, C)
+        share / lift / p-value tables (:meth:`from_json` reads it back, without the cells).
+
+        >>> maps = np.zeros((40, 8, 8, 1), np.float32); maps[np.arange(40), 3, 2, 0] = 1
+        >>> feats = np.random.default_rng(0).random((40, 8, 8, 1)).astype(np.float32)
+        >>> fl = label_features(feats + maps, maps, classes=("saw",))
+        >>> FeatureLabels.from_json(fl.to_json()).labels == fl.labels
+        True
+        """
+
+        def table(x: np.ndarray, d: int) -> list[list[float | None]]:
+            return [[round(float(v), d) if math.isfinite(v) else None for v in r] for r in x]
+
         return {
             "method": "strongest examples",
             "settings": dict(self.settings),
             "classes": list(self.classes),
             "base_rate": [round(float(x), 5) for x in self.base_rate],
+            "share": table(self.share, 5),
+            "lift": table(self.lift, 4),
+            "p_value": table(self.p_value, 5),
             "features": [e.to_json() for e in self.evidence],
             "by_class": self.by_class(),
         }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FeatureLabels:
+        """Read :meth:`to_json`'s output (a saved report); ``cells`` come back empty. A
+        malformed document raises ``ValueError`` naming the field."""
+        try:
+            classes = tuple(str(c) for c in doc["classes"])
+            K = len(doc["features"])
+
+            def arr(name: str) -> np.ndarray:
+                a = np.array(
+                    [[np.nan if v is None else float(v) for v in r] for r in doc[name]],
+                    np.float64,
+                ).reshape(K, len(classes))
+                return a
+
+            evidence = [
+                FeatureEvidence(
+                    int(e["feature"]),
+                    str(e["best_class"]),
+                    np.nan if e["share"] is None else float(e["share"]),
+                    np.nan if e["base_rate"] is None else float(e["base_rate"]),
+                    np.nan if e["lift"] is None else float(e["lift"]),
+                    np.nan if e["p_value"] is None else float(e["p_value"]),
+                    int(e["n_cells"]),
+                    bool(e["confirmed"]),
+                    tuple(e.get("classes", ())),
+                    tuple(int(k) for k in e.get("duplicates", ())),
+                    e.get("status") == "weak",
+                    bool(e.get("fixed_place", False)),
+                )
+                for e in doc["features"]
+            ]
+            return cls(
+                classes,
+                arr("share"),
+                np.array(doc["base_rate"], np.float64),
+                arr("lift"),
+                arr("p_value"),
+                np.full((K, 0, 3), -1, np.int64),
+                evidence,
+                dict(doc.get("settings", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"not a FeatureLabels document ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def project(activations: np.ndarray, directions: np.ndarray) -> np.ndarray:

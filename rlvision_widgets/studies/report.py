@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.features import FeatureIdentification, FeatureScores
+from ..analysis.features import FeatureIdentification, FeatureLabels, FeatureScores
 from ..analysis.nmf import AttributionNMF
 from ..files import json_safe
 from ..rollouts.evaluate import EvaluationResult
@@ -245,6 +245,11 @@ class BlindnessReport:
                 "meta": self.identification.meta,
                 "features": self.identification.summary(),
                 "scores": self.identification.scores.to_json(),
+                "labels": (
+                    None
+                    if self.identification.labels is None
+                    else self.identification.labels.to_json()
+                ),
                 "components": np.round(self.identification.nmf.components_, 6).tolist(),
             }
         return json_safe(
@@ -393,6 +398,7 @@ def load_report(out_dir: str | os.PathLike, stem: str = "editing") -> BlindnessR
             fi["output"],
             np.zeros((0, 2), np.int64),
             fi.get("meta", {}),
+            FeatureLabels.from_json(fi["labels"]) if fi.get("labels") else None,
         )
     return BlindnessReport(
         results,

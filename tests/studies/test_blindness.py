@@ -15,7 +15,7 @@ from rlvision_widgets.studies.blindness import blind_agent, prepare_edit, run_bl
 from rlvision_widgets.studies.choice import choose_all_features
 
 
-def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identification):
+def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identification, tmp_path):
     rep = run_blindness_experiments(
         random_net,
         levels=3,
@@ -36,6 +36,14 @@ def test_runner_counts_add_up_on_the_same_levels(random_net, planted_identificat
     assert rep.settings["modes_used"] == {"saw_blind": "weight"}  # the one default
     assert rep.verdict()["left_enemy_blind"]["evaluated"] is False
     json.dumps(rep.to_json(), allow_nan=False)
+    # the identification's labels survive writing and reloading the report
+    from rlvision_widgets.studies.report import load_report
+
+    rep.write(tmp_path)
+    back = load_report(tmp_path).identification
+    assert back.labels is not None
+    assert back.labels.labels == rep.identification.labels.labels
+    assert back.identified_classes() == rep.identification.identified_classes()
 
 
 def test_prepare_edit_by_class_name_needs_an_identified_feature(random_net):
