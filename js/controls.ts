@@ -138,6 +138,23 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     }
   };
 
+  const allActions = h("input", { type: "checkbox", class: "rlv-all-actions", title: "List all 15 actions in the Output menu (the keys D A W S Q E, which do nothing in CoinRun, are hidden by default)", ...sup });
+  analysis.append(h("label", { class: "rlv-inline rlv-muted rlv-all-actions-label", title: allActions.title }, allActions, "all 15 actions in the Output menu"));
+  ctx.dom(allActions, "change", () => ctx.set("show_all_actions", allActions.checked));
+
+  /** Output options without the no-op actions (unless shown, or the one selected). */
+  const visibleOutputs = (): OutputOption[] => {
+    const opts = model.get("outputs") ?? [];
+    if (model.get("show_all_actions")) return opts;
+    const noop = new Set(model.get("noop_actions") ?? []);
+    const cur = (model.get("output") as string) ?? "";
+    return opts.filter((o) => {
+      const spec = String(Array.isArray(o) ? o[0] : o);
+      const m = /^(logit|logprob):(\d+)$/.exec(spec);
+      return !m || !noop.has(+m[2]) || spec === cur;
+    });
+  };
+
   const fill = (sel: HTMLSelectElement, opts: OutputOption[], key: string) => {
     const k = JSON.stringify(opts);
     if (sel.dataset.key === k) return;
@@ -164,7 +181,9 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     const stat = ctx.isStatic;
     fill(layer, model.get("layers") ?? [], "layers");
     layer.value = (model.get("layer") as string) ?? "";
-    fill(output, model.get("outputs") ?? [], "outputs");
+    fill(output, visibleOutputs(), "outputs");
+    allActions.checked = !!model.get("show_all_actions");
+    output.dataset.options = String(output.options.length);
     output.value = (model.get("output") as string) ?? "value";
     rank.max = String(model.get("rank_max") ?? 16);
     rank.value = String(model.get("rank") ?? 8);
@@ -200,7 +219,7 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
   };
   const sched = scheduler(draw);
   ctx.watch(["layers", "layer", "outputs", "output", "rank", "rank_max", "show_residual", "gain", "blur", "attr_shape", "scale_mode",
-    "overlay_mode", "grey_underlay", "full_res", "bookmarks", "busy", "trajectory", "frame"], () => sched.request());
+    "overlay_mode", "grey_underlay", "full_res", "bookmarks", "busy", "trajectory", "frame", "show_all_actions", "noop_actions"], () => sched.request());
   ctx.onDispose(() => sched.cancel());
   draw();
   return { redraw: draw };

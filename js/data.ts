@@ -111,6 +111,7 @@ export class DataStore {
       rerun: ["rerun_png", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts", "rerun_info"],
       thumbs: ["thumbnails_png", "thumbnail_size"],
       grid: ["grid_png", "grid_shape", "grid_sources"],
+      mosaics: ["mosaics_png", "mosaics_shape", "mosaics_sources"],
     };
     for (const [key, names] of Object.entries(deps)) {
       ctx.watch(names, () => {
@@ -319,6 +320,45 @@ export class DataStore {
         return null;
       }
     });
+  }
+
+  /** Every feature's mosaic at one density (`mosaics_*`), decoded once. */
+  mosaics(): { image: RGBAImage; K: number; rows: number; cols: number; cell: number; density: number; sources: Int32Array } | null {
+    return this.memo("mosaics", () => {
+      const b = bytesOf(this.model.get("mosaics_png"));
+      const shape = this.model.get("mosaics_shape") as number[] | undefined;
+      if (b.length === 0 || !shape || shape.length < 5) return null;
+      try {
+        const [K, rows, cols, cell, density] = shape;
+        return { image: decodePNG(b), K, rows, cols, cell, density, sources: i32(this.model.get("mosaics_sources")) };
+      } catch {
+        return null;
+      }
+    });
+  }
+
+  /**
+   * The mosaic to show for feature k at `density`: the precomputed one (every feature, also in
+   * static exports) when its density matches, else the one Python computed on request.
+   */
+  gridFor(k: number, density: number): Grid | null {
+    const all = this.mosaics();
+    if (all && k >= 0 && k < all.K && (all.density === density || !bytesOf(this.model.get("grid_png")).length)) {
+      return this.memo(`mosaics:${k}`, () => {
+        const w = all.cols * all.cell;
+        const hh = all.rows * all.cell;
+        const px = new Uint8ClampedArray(w * hh * 4);
+        const W = all.image.width;
+        for (let y = 0; y < hh; y++) {
+          const off = (y * W + k * w) * 4;
+          px.set(all.image.data.subarray(off, off + w * 4), y * w * 4);
+        }
+        const n = all.rows * all.cols * 2;
+        return { image: { width: w, height: hh, data: px }, rows: all.rows, cols: all.cols, cell: all.cell,
+          sources: all.sources.subarray(k * n, (k + 1) * n) };
+      });
+    }
+    return this.grid();
   }
 
   rerun(): Rerun | null {

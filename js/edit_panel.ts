@@ -81,7 +81,11 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
   ctx.dom(reset, "click", () => {
     const k = K();
     model.set("edit_strengths", new Array(k).fill(0));
-    ctx.set("edit_off", new Array(k).fill(false));
+    model.set("edit_off", new Array(k).fill(false));
+    // the re-run belongs to the edits: reset clears it (its curve and comparison) too
+    const none = new DataView(new ArrayBuffer(0));
+    for (const name of ["rerun_png", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts"] as const) model.set(name, none);
+    ctx.set("rerun_info", {});
   });
   ctx.dom(rerun, "click", () => {
     note.textContent = "Re-running…";
@@ -111,22 +115,26 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
       g.drawImage(tmp, 0, 0, S, S);
     };
     paint(orig, data.frame(e, t));
+    // One step base everywhere: steps of the shown trajectory (the re-run starts at `start`).
     const start = +(info.start ?? 0);
     const rt = Math.max(0, Math.min(t - start, rr.T - 1));
     const n = os * os * 4;
     paint(edit, rr.frames ? rr.frames.data.subarray(rt * n, (rt + 1) * n) : null);
     origCap.textContent = `Original · step ${t}${info.original_outcome ? ` · ${info.original_outcome}` : ""}`;
-    editCap.textContent = `Edited re-run · step ${rt}${t < start ? " (not started)" : t - start >= rr.T ? " (ended)" : ""}${info.outcome ? ` · ${info.outcome}` : ""}`;
+    editCap.textContent = t < start ? `Edited re-run · starts at step ${start}` : t - start >= rr.T ? `Edited re-run · ended at step ${start + rr.T - 1}` :
+      `Edited re-run · step ${start + rt}${info.outcome ? ` · ${info.outcome}` : ""}`;
     const s = data.steps();
     if (!s) return;
     const W = Math.max(300, Math.min(560, root.clientWidth - 40));
-    const g = fitCanvas(chart, W, 90);
-    g.clearRect(0, 0, W, 90);
-    const T = Math.max(s.T - start, rr.T);
+    const g = fitCanvas(chart, W, 100);
+    g.clearRect(0, 0, W, 100);
+    const T = Math.max(s.T, start + rr.T);
+    const shifted = new Float32Array(T).fill(NaN);
+    for (let i = 0; i < rr.T; i++) shifted[start + i] = rr.values[i];
     drawChart(g, {
       T, box: { x: 44, y: 4, w: W - 54, h: 68 }, title: "Value: original (green) vs edited re-run (purple)",
-      series: [{ data: s.values.subarray(e * s.T + start, (e + 1) * s.T), color: "#2ca02c" }, { data: rr.values, color: "#9467bd" }],
-      playhead: t - start, xAxis: true,
+      series: [{ data: s.values.subarray(e * s.T, (e + 1) * s.T), color: "#2ca02c" }, { data: shifted, color: "#9467bd" }],
+      playhead: t, xAxis: true, boundaries: start > 0 ? [start] : [],
     });
   };
 

@@ -1,22 +1,31 @@
-// FeatureGrid: the spatially-aware dataset-example mosaic of one NMF feature. Each cell shows, at
-// its spatial position, the observation patch with the strongest activation there (transparency =
-// weak response, stripes = nothing). Zoom is local; density asks Python for a new mosaic. Pressing
-// a cell shows its source observation with the cell's region outlined, and can move the timeline.
-import { Ctx, ensureStyle, h, panel, scheduler, widgetEntry } from "./model";
-import { dataOf } from "./data";
+// FeatureGrid: what one NMF feature responds to. The spatially-aware dataset-example mosaic: each
+// cell shows, at its spatial position, the crop of the cell's receptive field from the dataset
+// observation that activates the feature most there (transparency = weak response, stripes =
+// nothing), drawn at ≥ 256 px; and a gallery of the feature's strongest dataset examples, each a
+// receptive-field crop beside the frame it comes from (click one to show it in the timeline).
+// The mosaic of every feature may be precomputed (`mosaics_*`, also in static exports); another
+// density asks Python. Pressing a mosaic cell shows its source observation with the receptive
+// field outlined, and can move the timeline.
+import { Ctx, ensureStyle, Example, h, panel, scheduler, widgetEntry } from "./model";
+import { dataOf, Grid } from "./data";
 import { bytesOf, decodePNG, RGBAImage } from "./decode";
 import { cssColor } from "./display";
+
+/** Smallest displayed mosaic side (CSS px) at zoom 1. */
+export const MOSAIC_MIN_PX = 256;
+/** Displayed side of a gallery crop (CSS px). */
+export const EXAMPLE_PX = 96;
 
 export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?: boolean } = {}): { redraw: () => void } {
   ensureStyle();
   const model = ctx.model;
   const data = dataOf(ctx);
-  const { root, body } = panel("Spatially-aware feature visualization",
-    "For each spatial position, the dataset observation whose activation of this feature is strongest there (limited reuse for diversity); transparency shows a weak response. Press a cell to see its source observation.");
+  const { root, body } = panel("Feature grid: dataset examples and spatially-aware visualization",
+    "Top: the feature's strongest dataset examples, each the crop of the receptive field where it responds, beside the frame it comes from (click one to show it in the timeline). Below: for each spatial position, the receptive-field crop of the dataset observation whose activation of this feature is strongest there (limited reuse for diversity); transparency shows a weak response. Press a cell to see its source observation.");
   root.classList.add("rlv-grid");
   host.append(root);
   const title = h("div", { class: "rlv-grid-title" });
-  const zoom = h("input", { type: "range", min: "1", max: "8", step: "0.25", class: "rlv-range", title: "Zoom (local)", "data-lm-suppress-shortcuts": "true" });
+  const zoom = h("input", { type: "range", min: "0.5", max: "4", step: "0.25", class: "rlv-range", title: "Zoom (local)", "data-lm-suppress-shortcuts": "true" });
   const zoomVal = h("span", { class: "rlv-val" });
   const dens = h("input", { type: "range", min: "2", max: "32", step: "1", class: "rlv-range", title: "Density: cells per side (recomputed in Python)", "data-lm-suppress-shortcuts": "true" });
   const densVal = h("span", { class: "rlv-val" });
@@ -25,6 +34,8 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     h("label", { class: "rlv-inline" }, "zoom ", zoom, zoomVal),
     h("label", { class: "rlv-inline" }, "density ", dens, densVal),
     opts.closable ? close : null);
+  const gallery = h("div", { class: "rlv-gallery" });
+  const galleryHead = h("div", { class: "rlv-sub-head", text: "Strongest dataset examples" });
   const mosaic = h("canvas", { class: "rlv-mosaic" });
   const scroller = h("div", { class: "rlv-mosaic-scroll" }, mosaic);
   const srcCanvas = h("canvas", { class: "rlv-grid-src" });
@@ -32,10 +43,17 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
   const goto = h("button", { class: "rlv-btn rlv-hidden", text: "Show in timeline", title: "Move the timeline to this observation", "data-lm-suppress-shortcuts": "true" });
   const side = h("div", { class: "rlv-grid-side" }, srcCanvas, srcInfo, goto);
   const empty = h("div", { class: "rlv-empty rlv-hidden" });
-  body.append(bar, h("div", { class: "rlv-grid-main" }, scroller, side), empty);
+  body.append(bar, galleryHead, gallery,
+    h("div", { class: "rlv-sub-head", text: "Spatially-aware feature visualization" }),
+    h("div", { class: "rlv-grid-main" }, scroller, side), empty);
 
   let selected: { r: number; c: number } | null = null;
   let srcCache: { key: number; img: RGBAImage | null } = { key: -1, img: null };
+  let galleryKey = "";
+
+  const feature = () => (model.get("grid_feature") as number) ?? -1;
+  const density = () => (model.get("grid_density") as number) ?? 8;
+  const current = (): Grid | null => data.gridFor(feature(), density());
 
   const sourceStrip = (): RGBAImage | null => {
     const b = bytesOf(model.get("grid_source_png"));
@@ -50,13 +68,20 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     return img;
   };
 
-  const cellSource = (g: NonNullable<ReturnType<typeof data.grid>>, r: number, c: number): [number, number] => {
+  const cellSource = (g: Grid, r: number, c: number): [number, number] => {
     const i = (r * g.cols + c) * 2;
     return [g.sources[i] ?? -1, g.sources[i + 1] ?? -1];
   };
 
-  const drawSource = () => {
-    const g = data.grid();
+  const frameCanvas = (px: Uint8ClampedArray, os: number): HTMLCanvasElement => {
+    const tmp = document.createElement("canvas");
+    tmp.width = os;
+    tmp.height = os;
+    tmp.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(px), os, os), 0, 0);
+    return tmp;
+  };
+
+  const drawSource = (g: Grid | null) => {
     const S = 160;
     const cg = srcCanvas.getContext("2d")!;
     srcCanvas.width = S;
@@ -88,27 +113,83 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
       srcInfo.textContent = "Source observation not available.";
       return;
     }
-    const tmp = document.createElement("canvas");
-    tmp.width = os;
-    tmp.height = os;
-    tmp.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(px), os, os), 0, 0);
     cg.imageSmoothingEnabled = false;
-    cg.drawImage(tmp, 0, 0, S, S);
-    // Outline the region of the selected cell (the receptive position it stands for).
-    const k = (model.get("grid_feature") as number) ?? 0;
+    cg.drawImage(frameCanvas(px, os), 0, 0, S, S);
+    // Outline the receptive field of the selected cell (a crop of g.cell observation pixels).
+    const k = feature();
     const K = (model.get("n_features") as number) || 1;
+    const cx = ((selected.c + 0.5) / g.cols) * S;
+    const cy = ((selected.r + 0.5) / g.rows) * S;
+    const side = (Math.min(g.cell, os) / os) * S;
     cg.strokeStyle = cssColor(Math.max(0, k), K);
     cg.lineWidth = 2;
-    cg.strokeRect((selected.c / g.cols) * S, (selected.r / g.rows) * S, S / g.cols, S / g.rows);
+    cg.strokeRect(cx - side / 2, cy - side / 2, side, side);
     cg.strokeStyle = "#000";
     cg.lineWidth = 1;
-    cg.strokeRect((selected.c / g.cols) * S - 1.5, (selected.r / g.rows) * S - 1.5, S / g.cols + 3, S / g.rows + 3);
+    cg.strokeRect(cx - side / 2 - 1.5, cy - side / 2 - 1.5, side + 3, side + 3);
     srcInfo.textContent = tr >= 0 ? `Trajectory ${tr + 1}, step ${fr} · cell (${selected.r}, ${selected.c})` : `Dataset observation ${fr} · cell (${selected.r}, ${selected.c})`;
     if (tr >= 0 && ctx.has("frame")) goto.classList.remove("rlv-hidden");
   };
 
+  const drawGallery = () => {
+    const k = feature();
+    const all = (model.get("feature_examples") as Example[][] | undefined) ?? [];
+    const items = k >= 0 ? all[k] ?? [] : [];
+    const key = `${k}|${items.length}|${JSON.stringify(items[0] ?? {})}|${model.get("obs_png")?.byteLength ?? 0}`;
+    if (key === galleryKey) return;
+    galleryKey = key;
+    gallery.replaceChildren();
+    const os = data.obsSize();
+    const K = (model.get("n_features") as number) || 1;
+    let shown = 0;
+    for (const ex of items) {
+      const px = data.frame(ex.trajectory, ex.frame);
+      if (!px) continue;
+      const full = frameCanvas(px, os);
+      const [top, left, side] = ex.box;
+      const crop = h("canvas", { class: "rlv-ex-crop" });
+      crop.width = EXAMPLE_PX;
+      crop.height = EXAMPLE_PX;
+      const g = crop.getContext("2d")!;
+      g.imageSmoothingEnabled = false;
+      // checkerboard beyond the screen edge (as the mosaic)
+      const q = EXAMPLE_PX / side;
+      for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+        g.fillStyle = (top + y + left + x) % 2 === 0 ? "#fff" : "#bfbfbf";
+        g.fillRect(x * q, y * q, q, q);
+      }
+      const sx = Math.max(0, left), sy = Math.max(0, top);
+      const ex2 = Math.min(os, left + side), ey2 = Math.min(os, top + side);
+      if (ex2 > sx && ey2 > sy) g.drawImage(full, sx, sy, ex2 - sx, ey2 - sy, (sx - left) * q, (sy - top) * q, (ex2 - sx) * q, (ey2 - sy) * q);
+      const ctxFrame = h("canvas", { class: "rlv-ex-frame" });
+      const F = 48;
+      ctxFrame.width = F;
+      ctxFrame.height = F;
+      const gf = ctxFrame.getContext("2d")!;
+      gf.imageSmoothingEnabled = false;
+      gf.drawImage(full, 0, 0, F, F);
+      gf.strokeStyle = cssColor(k, K);
+      gf.lineWidth = 2;
+      gf.strokeRect((left / os) * F, (top / os) * F, (side / os) * F, (side / os) * F);
+      const item = h("button", { class: "rlv-ex", type: "button", "data-lm-suppress-shortcuts": "true",
+        title: `Trajectory ${ex.trajectory + 1}, step ${ex.frame}: activation ${ex.value?.toFixed?.(3) ?? ex.value} at layer position (${ex.y}, ${ex.x}). Click to show this step in the timeline.` },
+        crop, h("div", { class: "rlv-ex-side" }, ctxFrame, h("div", { class: "rlv-ex-cap", text: `T${ex.trajectory + 1}·${ex.frame}` })));
+      item.dataset.trajectory = String(ex.trajectory);
+      item.dataset.frame = String(ex.frame);
+      ctx.dom(item, "click", () => {
+        if (ctx.has("trajectory")) ctx.model.set("trajectory", ex.trajectory);
+        if (ctx.has("frame")) ctx.set("frame", ex.frame);
+      });
+      gallery.append(item);
+      shown++;
+    }
+    galleryHead.classList.toggle("rlv-hidden", shown === 0);
+    gallery.classList.toggle("rlv-hidden", shown === 0);
+    root.dataset.examples = String(shown);
+  };
+
   const draw = () => {
-    const k = (model.get("grid_feature") as number) ?? -1;
+    const k = feature();
     const K = (model.get("n_features") as number) ?? 0;
     root.classList.toggle("rlv-hidden", !!opts.closable && k < 0);
     if (opts.closable && k < 0) return;
@@ -116,29 +197,36 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     const z = +(model.get("grid_zoom") ?? 1);
     zoom.value = String(z);
     zoomVal.textContent = `${z}×`;
-    dens.value = String(model.get("grid_density") ?? 8);
+    dens.value = String(density());
     densVal.textContent = `${dens.value}²`;
+    const all = data.mosaics();
     dens.disabled = ctx.isStatic;
-    if (ctx.isStatic) dens.title = "Density needs a live kernel (static export)";
+    if (ctx.isStatic) dens.title = all ? `Density ${all.density}² (precomputed; other densities need a live kernel)` : "Density needs a live kernel (static export)";
     title.replaceChildren(
       h("span", { class: "rlv-swatch-sm", style: { background: k >= 0 ? cssColor(k, Math.max(1, K)) : "#ccc" } }),
       h("b", { text: k >= 0 ? `Feature ${k + 1}` : "Feature" }),
       labels[k] ? ` · ${labels[k]}` : "");
-    const g = data.grid();
-    const busy = !!model.get("grid_busy");
+    drawGallery();
+    const g = current();
+    const busy = !!model.get("grid_busy") && !(all && all.density === density());
     empty.classList.toggle("rlv-hidden", !!g && !busy);
     empty.textContent = busy ? "Computing the mosaic…" : "No mosaic yet.";
     if (!g) {
       mosaic.width = 1;
       mosaic.height = 1;
+      mosaic.style.width = "0px";
+      drawSource(null);
       return;
     }
     mosaic.width = g.image.width;
     mosaic.height = g.image.height;
     mosaic.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(g.image.data), g.image.width, g.image.height), 0, 0);
-    const base = Math.min(256, g.image.width * 2);
+    // whole pixels per image pixel, at least MOSAIC_MIN_PX wide
+    const scale = Math.max(1, Math.ceil(MOSAIC_MIN_PX / g.image.width));
+    const base = g.image.width * scale;
     mosaic.style.width = `${base * z}px`;
     mosaic.style.height = `${(base * z * g.image.height) / g.image.width}px`;
+    root.dataset.mosaicPx = String(base * z);
     if (selected) {
       const cg = mosaic.getContext("2d")!;
       const cw = g.image.width / g.cols;
@@ -147,11 +235,11 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
       cg.lineWidth = Math.max(1, cw / 16);
       cg.strokeRect(selected.c * cw, selected.r * ch, cw, ch);
     }
-    drawSource();
+    drawSource(g);
   };
 
   ctx.dom(mosaic, "pointerdown", (ev: PointerEvent) => {
-    const g = data.grid();
+    const g = current();
     if (!g) return;
     const r = mosaic.getBoundingClientRect();
     const c = Math.floor(((ev.clientX - r.left) / r.width) * g.cols);
@@ -172,7 +260,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
   });
   ctx.dom(close, "click", () => ctx.set("grid_feature", -1));
   ctx.dom(goto, "click", () => {
-    const g = data.grid();
+    const g = current();
     if (!g || !selected) return;
     const [tr, fr] = cellSource(g, selected.r, selected.c);
     if (tr < 0) return;
@@ -180,14 +268,21 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     ctx.set("frame", fr);
   });
   const sched = scheduler(draw);
-  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_png"], () => {
+  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_png", "feature_examples"], () => {
     sched.request();
   });
   ctx.watch(["grid_feature"], () => {
     selected = null;
+    // opened from the legend: bring the grid into view (it sits below the viewer)
+    if (opts.closable && feature() >= 0) requestAnimationFrame(() => {
+      if (!root.classList.contains("rlv-hidden")) root.scrollIntoView?.({ block: "nearest" });
+    });
   });
   ctx.listen("data", (key: string) => {
-    if (key === "grid" || key === "obs") sched.request();
+    if (key === "grid" || key === "obs" || key === "mosaics") {
+      if (key === "obs") galleryKey = "";
+      sched.request();
+    }
   });
   ctx.onDispose(() => sched.cancel());
   draw();

@@ -3,7 +3,7 @@
 import css from "./style.css";
 import type { Message, ModelState, TraitName } from "./model_state";
 
-export type { Binary, Bookmark, Message, ModelState, OutputOption, RerunInfo, TraitName } from "./model_state";
+export type { Binary, Bookmark, Example, LabelEvidence, Message, ModelState, OutputOption, RerunInfo, TraitName } from "./model_state";
 
 /** An event callback (Backbone-style events carry event-specific arguments). */
 export type Handler = (...args: any[]) => void;

@@ -20,6 +20,26 @@ export interface Bookmark {
   detail?: string;
 }
 
+/** `label_evidence`: why a label is suggested for a feature (widgets/_traits.py). */
+export interface LabelEvidence {
+  label?: string;
+  confirmed?: boolean; // passes the identification test
+  duplicate?: boolean; // another feature has the same label
+  share?: number; // share of the feature's strongest cells on the object
+  base_rate?: number;
+  [key: string]: unknown;
+}
+
+/** One dataset example of a feature (`feature_examples`). */
+export interface Example {
+  trajectory: number;
+  frame: number;
+  y: number;
+  x: number;
+  value: number;
+  box: number[]; // [top, left, side] in observation pixels
+}
+
 /** `rerun_info`: what the last re-run with edits did (empty before any). */
 export interface RerunInfo {
   trajectory?: number;
@@ -58,6 +78,8 @@ export interface ModelState {
   action_groups: Record<string, number[]>;
   trajectory_labels: string[];
   screen_size: number;
+  noop_actions: number[]; // actions that do nothing (grouped in the policy, hidden in menus)
+  show_all_actions: boolean;
   // OutputTraits
   output: string;
   output_label: string;
@@ -74,6 +96,7 @@ export interface ModelState {
   n_features: number;
   feature_labels: string[];
   suggested_labels: string[];
+  label_evidence: LabelEvidence[];
   isolated_feature: number;
   // AttributionTraits
   attr_maps: Binary; // zlib(int8 (E, T, H, W, K+1)), one chunk per trajectory
@@ -103,6 +126,7 @@ export interface ModelState {
   // LegendTraits
   thumbnails_png: Binary;
   thumbnail_size: number;
+  feature_examples: Example[][];
   // GridTraits
   grid_feature: number;
   grid_density: number;
@@ -112,6 +136,9 @@ export interface ModelState {
   grid_sources: Binary; // int32 (rows·cols, 2)
   grid_source_png: Binary;
   grid_busy: boolean;
+  mosaics_png: Binary; // K mosaics side by side
+  mosaics_shape: number[]; // [K, rows, cols, cell pixels, density]
+  mosaics_sources: Binary; // int32 (K·rows·cols·2)
   // ControlTraits
   layers: string[];
   layer: string;

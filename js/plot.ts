@@ -67,6 +67,7 @@ export interface ChartOptions {
   zeroLine?: boolean;
   xAxis?: boolean;
   markers?: { t: number; color: string }[];
+  ticksOut?: number[]; // filled with the y tick values drawn (tests, layout checks)
 }
 
 export function xOf(t: number, T: number, box: Box): number {
@@ -110,9 +111,19 @@ export function drawChart(g: CanvasRenderingContext2D, o: ChartOptions): [number
   g.font = "10px system-ui, sans-serif";
   g.textAlign = "right";
   g.textBaseline = "middle";
-  for (const v of niceTicks(lo, hi, Math.max(2, Math.floor(box.h / 22)))) {
+  // a y scale needs at least two labelled ticks inside the chart: ask for more until it has
+  const inside = (v: number) => {
     const yy = Math.round(y(v)) + 0.5;
-    if (yy < box.y - 1 || yy > box.y + box.h + 1) continue;
+    return yy >= box.y - 1 && yy <= box.y + box.h + 1;
+  };
+  const want = Math.max(2, Math.floor(box.h / 22));
+  let ticks: number[] = [];
+  for (const c of [want, want + 1, want + 2, want + 4]) {
+    ticks = niceTicks(lo, hi, c).filter(inside);
+    if (ticks.length >= 2) break;
+  }
+  for (const v of ticks) {
+    const yy = Math.round(y(v)) + 0.5;
     g.strokeStyle = v === 0 && o.zeroLine ? "#999" : "#e6e6e6";
     g.lineWidth = 1;
     g.beginPath();
@@ -121,6 +132,7 @@ export function drawChart(g: CanvasRenderingContext2D, o: ChartOptions): [number
     g.stroke();
     g.fillStyle = "#666";
     g.fillText(fmt(v), box.x - 4, yy);
+    o.ticksOut?.push(v);
   }
   // Episode boundaries.
   g.strokeStyle = "#b0b0b0";

@@ -63,7 +63,7 @@ export function mountTrajectoryViewer(ctx: Ctx, host: HTMLElement): TrajectoryVi
   ctx.watch(["frame"], () => sched.request());
   ctx.watch(["trajectory"], rebuild);
   ctx.watch(["gain", "blur", "scale_mode", "show_residual", "overlay_mode", "grey_underlay", "full_res", "isolated_feature", "screen_size"], rebuild);
-  ctx.watch(["output", "output_label", "bookmarks", "action_names", "action_glyphs", "trajectory_labels"], rebuild);
+  ctx.watch(["output", "output_label", "bookmarks", "action_names", "action_glyphs", "trajectory_labels", "show_all_actions", "noop_actions"], rebuild);
   ctx.listen("data", rebuild);
   ctx.listen("hover", rebuild);
   if (typeof ResizeObserver !== "undefined") {

@@ -10,6 +10,7 @@ interface Screen {
   canvas: HTMLCanvasElement;
   title: HTMLElement;
   sub: HTMLElement;
+  iso: HTMLElement; // "feature k only" badge over the canvas (never changes the layout)
   sign: Sign | null; // null: the plain observation
 }
 
@@ -17,8 +18,9 @@ function mkScreen(title: string, sub: string, sign: Sign | null): Screen {
   const canvas = h("canvas", { class: "rlv-screen-canvas" });
   const t = h("div", { class: "rlv-screen-title", text: title });
   const s = h("div", { class: "rlv-screen-sub", text: sub });
-  const r = h("div", { class: "rlv-screen" }, t, s, canvas);
-  return { root: r, canvas, title: t, sub: s, sign };
+  const iso = h("div", { class: "rlv-iso-badge rlv-hidden" });
+  const r = h("div", { class: "rlv-screen" }, t, s, h("div", { class: "rlv-screen-box" }, canvas, iso));
+  return { root: r, canvas, title: t, sub: s, iso, sign };
 }
 
 function putPixels(c: HTMLCanvasElement, px: Uint8ClampedArray, w: number, hh: number): void {
@@ -98,7 +100,11 @@ export function mountScreens(v: Viewer, host: HTMLElement): { draw: () => void }
       putPixels(greyCanvas, greyBytes, pw, ph);
       under = greyCanvas;
     }
-    for (const sc of [scrObs, scrPos, scrNeg, scrAbs]) sc.sub.style.maxWidth = `${S}px`;
+    for (const sc of [scrObs, scrPos, scrNeg, scrAbs]) {
+      // fixed-width captions: hovering or isolating never changes the layout
+      sc.sub.style.width = `${S}px`;
+      sc.title.style.width = `${S}px`;
+    }
     const paintBase = (c: HTMLCanvasElement, img: HTMLCanvasElement | null) => {
       const g = fitCanvas(c, S, S);
       g.imageSmoothingEnabled = !!full;
@@ -122,9 +128,11 @@ export function mountScreens(v: Viewer, host: HTMLElement): { draw: () => void }
       kernel = blurKernel(blur);
       kernelFor = blur;
     }
+    // the edited data holds the shown trajectory only (E = 1): its row 0 is trajectory e
+    const ae = a && (tag === "edited" || a.E === 1) ? 0 : e;
     for (const scr of active) {
       const g = paintBase(scr.canvas, under);
-      if (!a || t >= a.T || e >= a.E) {
+      if (!a || t >= a.T || ae >= a.E) {
         scr.sub.dataset.state = "empty";
         continue;
       }
@@ -132,7 +140,7 @@ export function mountScreens(v: Viewer, host: HTMLElement): { draw: () => void }
         colors = featureColors(a.K);
         colorsFor = a.K;
       }
-      const maps = data.frameMaps(a, a.E === 1 ? 0 : e, t);
+      const maps = data.frameMaps(a, ae, t);
       if (!maps) {
         scr.sub.dataset.state = "pending";
         g.fillStyle = "rgba(255,255,255,0.85)";
@@ -144,7 +152,7 @@ export function mountScreens(v: Viewer, host: HTMLElement): { draw: () => void }
       const n = a.H * a.W;
       if (scratch.length < 6 * n) scratch = new Float32Array(6 * n);
       if (ovBytes.length !== 4 * n) ovBytes = new Uint8ClampedArray(4 * n);
-      const scale = data.displayScale(a, a.E === 1 ? 0 : e, t, tag);
+      const scale = data.displayScale(a, ae, t, tag);
       overlayRGBA(maps, a.H, a.W, a.K, {
         sign: scr.sign as Sign, scale, gain: +(model.get("gain") ?? 1), isolate: ctx.isolated(),
         residual: !!model.get("show_residual"), colors, kernel,
@@ -156,10 +164,11 @@ export function mountScreens(v: Viewer, host: HTMLElement): { draw: () => void }
     }
     const iso = ctx.isolated();
     const K = a?.K ?? 0;
-    const isoText = iso < 0 ? "" : iso === K ? " · residual only" : ` · feature ${iso + 1} only`;
-    scrPos.title.textContent = `Positive attribution${isoText}`;
-    scrNeg.title.textContent = `Negative attribution${isoText}`;
-    scrAbs.title.textContent = `Attribution, both signs${isoText}`;
+    const isoText = iso < 0 ? "" : iso === K ? "residual only" : `feature ${iso + 1} only`;
+    for (const sc of [scrPos, scrNeg, scrAbs]) {
+      sc.iso.textContent = isoText;
+      sc.iso.classList.toggle("rlv-hidden", !isoText);
+    }
     const edited = tag === "edited";
     for (const s of active) {
       s.root.classList.toggle("rlv-edited", edited);

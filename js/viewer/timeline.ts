@@ -112,7 +112,7 @@ export function mountTimeline(v: Viewer, host: HTMLElement, onScrub: () => void)
     const charts: { box: Box; title: string }[] = [];
     let y = film.y + film.h + 8;
     const specs = s ? chartSeries(Math.min(v.traj(), s.E - 1)) : [];
-    const heights = specs.map((_, i) => (i === 0 ? 70 : 52));
+    const heights = specs.map((_, i) => (i === 0 ? 70 : 60));
     specs.forEach((sp, i) => {
       charts.push({ box: { x: left, y, w: film.w, h: heights[i] }, title: sp.title });
       y += heights[i] + 6;
@@ -172,11 +172,17 @@ export function mountTimeline(v: Viewer, host: HTMLElement, onScrub: () => void)
       g.fill();
     }
     const specs = chartSeries(e);
+    const ticks: number[] = [];
     specs.forEach((sp, i) => {
       const c = L.charts[i];
       if (!c) return;
-      drawChart(g, { T, box: c.box, title: sp.title, series: sp.series, boundaries: b, zeroLine: sp.zero });
+      const drawn: number[] = [];
+      drawChart(g, { T, box: c.box, title: sp.title, series: sp.series, boundaries: b, zeroLine: sp.zero, ticksOut: drawn });
+      ticks.push(drawn.length);
     });
+    // every chart's y scale: how many tick labels each one has (top to bottom)
+    tl.dataset.yTicks = ticks.join(",");
+    tl.dataset.charts = specs.map((sp) => sp.title.split(" ·")[0].split(":")[0]).join("|");
     const lastBox = L.charts.length ? L.charts[L.charts.length - 1].box : L.film;
     drawXAxis(g, T, lastBox);
     baseValid = true;

@@ -572,23 +572,30 @@ def legend_thumbnails(
     expand: float = 4.0,
     method: str = "project",
     full_images: np.ndarray | None = None,
+    patch: str | int = "stride",
+    rf: ReceptiveField | None = None,
 ) -> np.ndarray:
     """Legend thumbnails for every direction as one uint8 array (K, size, size, 4).
 
     ``directions`` (K, C) (e.g. ``nmf.components_``), ``activations`` (N, H, W, C) of the
     ``observations`` (N, 64, 64, 3); feature maps by ``method`` (see :func:`feature_maps`);
-    each :meth:`FeatureVisualizer.thumbnail` is resized (nearest) to ``size`` px.
+    each :meth:`FeatureVisualizer.thumbnail` (``grid`` x ``grid`` patches of ``patch`` x
+    ``expand``; ``patch="receptive_field"`` needs ``rf``) is resized (nearest) to ``size`` px.
 
     >>> obs = np.zeros((20, 64, 64, 3), np.uint8)
     >>> acts = np.random.default_rng(0).random((20, 8, 8, 5)).astype(np.float32)
     >>> legend_thumbnails(np.eye(2, 5), acts, obs).shape
     (2, 64, 64, 4)
+    >>> legend_thumbnails(np.eye(2, 5), acts, obs, size=120, grid=3, patch=20, expand=1).shape
+    (2, 120, 120, 4)
     """
     maps = feature_maps(activations, directions=directions, method=method)
-    vis = FeatureVisualizer(observations, maps, full_images=full_images)
+    vis = FeatureVisualizer(observations, maps, full_images=full_images, rf=rf)
     out = np.zeros((maps.shape[-1], size, size, 4), np.uint8)
     for k in range(maps.shape[-1]):
-        img = vis.thumbnail(k, grid=grid, max_per_position=max_per_position, expand=expand).image
+        img = vis.thumbnail(
+            k, grid=grid, max_per_position=max_per_position, patch=patch, expand=expand
+        ).image
         ys = (np.arange(size) * img.shape[0] // size).clip(0, img.shape[0] - 1)
         xs = (np.arange(size) * img.shape[1] // size).clip(0, img.shape[1] - 1)
         out[k] = img[ys][:, xs]

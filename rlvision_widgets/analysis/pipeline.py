@@ -73,7 +73,11 @@ _ARRAYS = {
 #: arrays only some analyses hold
 _OPTIONAL = {"advantages": "E T", "value_attributions": "E T h w C"}
 
-_THUMB = {"grid": 4, "max_per_position": 4, "expand": 4.0}  # legend_thumbnails' defaults
+#: legend icons: the 3 x 3 strongest examples, each the crop of one layer position's receptive
+#: field (20 px at 2b on the compact network), at most 4 from one position
+_THUMB = {"grid": 3, "max_per_position": 4, "expand": 1.0}
+#: legend icon side in pixels (3 x 20 px crops drawn at 2x)
+THUMBNAIL_SIZE = 120
 
 
 class AnalysisFileError(ValueError):
@@ -335,7 +339,7 @@ def analyze(
     rank: int = 8,
     seed: int = 0,
     ig_steps: int = IG_STEPS,
-    thumbnail_size: int = 64,
+    thumbnail_size: int = THUMBNAIL_SIZE,
     suggest_labels: bool | None = None,
     progress: Progress | None = None,
 ) -> Analysis:
@@ -480,15 +484,25 @@ def analysis_settings(
 
     >>> from rlvision_widgets.agents import build_network
     >>> s = analysis_settings(build_network("compact"), np.zeros((1, 2, 64, 64, 3), np.uint8),
-    ...     layer="2b", output="value", rank=4, seed=0, ig_steps=10, thumbnail_size=64,
+    ...     layer="2b", output="value", rank=4, seed=0, ig_steps=10, thumbnail_size=120,
     ...     suggest_labels=False)
-    >>> s["rank"], s["nmf_fitted_on"], s["envs"], s["steps"]
-    (4, 'value attributions of every frame', 1, 2)
+    >>> s["rank"], s["nmf_fitted_on"], s["envs"], s["steps"], s["thumbnail"]["patch"]
+    (4, 'value attributions of every frame', 1, 2, 20)
     """
     from .. import __version__
     from .cache import model_hash
+    from .featureviz import receptive_field
+    from .layers import LayerAccess
 
     E, T = observations.shape[:2]
+    try:
+        rf = receptive_field(model, layer)
+        field = {"size": int(rf.size), "stride": float(rf.stride), "center0": float(rf.center0)}
+        patch = int(rf.size)
+    except (TypeError, KeyError):  # not a ConvAgent: crops of 5 x the layer's stride
+        field = None
+        h = LayerAccess(model).layer_shape(layer)[0]
+        patch = max(1, int(round(5 * observations.shape[2] / h)))
     return {
         "layer": layer,
         "output": output,
@@ -499,7 +513,8 @@ def analysis_settings(
         "nmf": dict(NMF_SETTINGS),
         "nmf_fitted_on": "value attributions of every frame",
         "thumbnail_size": int(thumbnail_size),
-        "thumbnail": dict(_THUMB),
+        "thumbnail": dict(_THUMB, patch=patch),
+        "receptive_field": field,
         "suggest_labels": bool(suggest_labels),
         "agent": type(model).__name__,
         "agent_hash": model_hash(model),
@@ -552,7 +567,12 @@ def assemble(
             )
     report(0.9, "dataset examples…")
     thumbs, frames, strengths = _dataset_examples(
-        directions, data["activations"], data["observations"], settings["thumbnail_size"]
+        directions,
+        data["activations"],
+        data["observations"],
+        settings["thumbnail_size"],
+        settings.get("thumbnail", _THUMB),
+        settings.get("receptive_field"),
     )
     labels: list[str] = []
     evidence: list[dict[str, Any]] = []
@@ -603,22 +623,33 @@ def assemble(
 
 
 def _dataset_examples(
-    directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int
+    directions: np.ndarray,
+    acts: np.ndarray,
+    obs: np.ndarray,
+    size: int,
+    thumb: dict[str, Any],
+    field: dict[str, float] | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Legend thumbnails (K, size, size, 4) as :func:`~.featureviz.legend_thumbnails` draws
-    them, with the (env, step, y, x) and strength of each example."""
-    from .featureviz import FeatureVisualizer, feature_maps
+    them (``thumb``: its grid, patch, expand; ``field``: the layer's receptive field, which
+    centres each crop), with the (env, step, y, x) and strength of each example."""
+    from .featureviz import FeatureVisualizer, ReceptiveField, feature_maps
 
     E, T = acts.shape[:2]
     flat_acts = acts.reshape(E * T, *acts.shape[2:])
     maps = feature_maps(flat_acts, directions=directions, method="project")
-    vis = FeatureVisualizer(obs.reshape(E * T, *obs.shape[2:]), maps)
-    K, n = directions.shape[0], _THUMB["grid"] ** 2
+    rf = (
+        None
+        if field is None
+        else ReceptiveField(int(field["size"]), field["stride"], field["center0"])
+    )
+    vis = FeatureVisualizer(obs.reshape(E * T, *obs.shape[2:]), maps, rf=rf)
+    K, n = directions.shape[0], int(thumb["grid"]) ** 2
     thumbs = np.zeros((K, size, size, 4), np.uint8)
     frames = np.full((K, n, 4), -1, np.int64)
     strengths = np.zeros((K, n), np.float32)
     for k in range(K):
-        t = vis.thumbnail(k, **_THUMB)
+        t = vis.thumbnail(k, **thumb)
         ys = (np.arange(size) * t.image.shape[0] // size).clip(0, t.image.shape[0] - 1)
         xs = (np.arange(size) * t.image.shape[1] // size).clip(0, t.image.shape[1] - 1)
         thumbs[k] = t.image[ys][:, xs]

@@ -86,14 +86,17 @@ class RLVisionWidget(anywidget.AnyWidget):
             cls._esm = bundle(cls._component)  # before anywidget makes it watched FileContents
         super().__init_subclass__(**kwargs)
 
-    def save_html(self, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+    def save_html(
+        self, path: str | pathlib.Path, title: str | None = None, progress: Any = None
+    ) -> pathlib.Path:
         """Write one self-contained HTML file (scripts and data inlined, nothing fetched) that
-        renders this widget without a kernel at its current settings.
+        renders this widget without a kernel at its current settings; ``progress(fraction,
+        message)`` is told about each stage.
 
         >>> viewer.save_html("trajectory.html")          # doctest: +SKIP
         """
 
-        return save_html(self, path, title=title)
+        return save_html(self, path, title=title, progress=progress)
 
     # ------------------------------------------------------------------ browser -> kernel
     def _check_field(self, name: str, value: Any) -> str | None:

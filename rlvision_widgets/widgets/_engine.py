@@ -60,81 +60,119 @@ def reduce(nmf: Any, attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- feature visualization
+def layer_rf(agent: nn.Module, layer: str) -> Any:
+    """The receptive field (:class:`~rlvision_widgets.analysis.featureviz.ReceptiveField`) of
+    ``layer`` of a ConvAgent, or None for other models (crops are then 5 x the layer's stride:
+    the compact network's 20 px at 2b)."""
+    from ..analysis.featureviz import receptive_field
+
+    try:
+        return receptive_field(agent, layer)
+    except (TypeError, KeyError):
+        return None
 
 
-def thumbnails(
-    directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, size: int = 64
-) -> np.ndarray:
-    """Legend thumbnails (K, size, size, 4) from the dataset examples where each direction is
-    most active (:func:`rlvision_widgets.analysis.featureviz.legend_thumbnails`)."""
-    from ..analysis.featureviz import legend_thumbnails
+def crop_px(rf: Any, obs_size: int, layer_h: int) -> int:
+    """Side in observation pixels of the receptive-field crop around one layer position:
+    ``rf.size``, or 5 x stride without a receptive field.
 
-    return np.asarray(legend_thumbnails(directions, acts, obs, size=size), np.uint8)
+    >>> crop_px(None, 64, 16)
+    20
+    """
+    if rf is not None:
+        return int(rf.size)
+    return max(1, int(round(5 * obs_size / layer_h)))
 
 
 def mosaic(
-    direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int
+    direction: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int, rf: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spatially-aware dataset-example mosaic of one direction, ``density`` cells per side
-    (:meth:`rlvision_widgets.analysis.featureviz.FeatureVisualizer.mosaic`). Returns (RGBA
-    image, sources (n, n) frame indices into ``obs``, -1 for none)."""
+    (:meth:`rlvision_widgets.analysis.featureviz.FeatureVisualizer.mosaic`): each cell is the
+    crop of its receptive field (``rf``; 5 x stride without) from the observation that
+    activates the direction most there. ``acts`` (N, H, W, C), ``obs`` (N, S, S, 3). Returns
+    (RGBA image, sources (n, n) frame indices into ``obs``, -1 for none)."""
+    images, sources = feature_mosaics(
+        np.asarray(direction, np.float32)[None], acts[None], obs[None], density, rf
+    )
+    return images[0], sources[0, ..., 1]
+
+
+def feature_mosaics(
+    directions: np.ndarray, acts: np.ndarray, obs: np.ndarray, density: int, rf: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mosaic of every direction (for ``set_mosaics``: the feature grid shows any feature
+    at once, also in a static export). ``acts`` (E, T, H, W, C) and ``obs`` (E, T, S, S, 3) are
+    the trajectories' activations and frames. Returns RGBA images (K, n*p, n*p, 4) of n = density
+    cells of p = :func:`crop_px` pixels, and sources (K, n, n, 2): per cell the (trajectory,
+    step) it shows, (-1, -1) for none."""
     from ..analysis.featureviz import FeatureVisualizer, feature_maps
 
-    maps = feature_maps(acts, directions=np.asarray(direction, np.float32)[None], method="project")
-    m = FeatureVisualizer(obs, maps).mosaic(0, density=float(density) / acts.shape[2])
-    return m.image, np.asarray(m.obs_indices, np.int64)
-
-
-# ---------------------------------------------------------------------------- bookmarks
-def bookmarks(
-    values: np.ndarray,
-    advantages: np.ndarray,
-    firsts: np.ndarray,
-    episodes: np.ndarray | None = None,
-    k: int = 6,
-    before_failure: int = 8,
-) -> list[dict[str, Any]]:
-    """Bookmarks for the Controls list: advantage extremes (one per episode), single-step
-    value spikes, and the frames before each failed episode (with its cause), from
-    :mod:`rlvision_widgets.analysis.bookmarks`."""
-    from ..analysis import bookmarks as bm
-
-    out: list[dict[str, Any]] = []
-    names = {"high": "high advantage", "low": "low advantage", "spike": "value spike"}
-    marks = bm.advantage_bookmarks(advantages, firsts, k=k, sign="high") + bm.advantage_bookmarks(
-        advantages, firsts, k=k, sign="low"
-    )
-    spikes = bm.value_spikes(values, firsts, k=2 * k, kind="spike")
-    if spikes:  # keep spikes well above the typical step-to-step change
-        typical = float(np.median(np.abs(np.diff(values, axis=1)))) if values.shape[1] > 1 else 0
-        marks += [b for b in spikes if abs(b.score) > 3 * typical][:k]
-    for b in marks:
-        out.append(
-            {
-                "kind": b.kind,
-                "trajectory": int(b.env),
-                "frame": int(b.step),
-                "score": float(b.score),
-                "label": f"T{b.env + 1}·{b.step}",
-                "detail": f"{names.get(b.kind, b.kind)} {b.score:+.3f} "
-                f"(trajectory {b.env + 1}, step {b.step})",
-            }
+    E, T = acts.shape[:2]
+    flat_acts = acts.reshape(E * T, *acts.shape[2:])
+    flat_obs = obs.reshape(E * T, *obs.shape[2:])
+    d = np.asarray(directions, np.float32)
+    maps = feature_maps(flat_acts, directions=d, method="project")
+    patch = crop_px(rf, flat_obs.shape[1], flat_acts.shape[1])
+    vis = FeatureVisualizer(flat_obs, maps, rf=rf)
+    images, sources = [], []
+    for k in range(d.shape[0]):
+        m = vis.mosaic(k, density=float(density) / flat_acts.shape[2], patch=patch)
+        src = np.asarray(m.obs_indices, np.int64)
+        images.append(m.image)
+        sources.append(
+            np.stack([np.where(src >= 0, src // T, -1), np.where(src >= 0, src % T, -1)], -1)
         )
-    if episodes is not None and len(episodes):
-        for f in bm.failed_episodes(episodes, before=before_failure)[: 4 * k]:
-            t = int(f.frames[0]) if len(f.frames) else int(f.start)
-            out.append(
+    if not images:
+        return np.zeros((0, 1, 1, 4), np.uint8), np.zeros((0, 1, 1, 2), np.int64)
+    return np.stack(images), np.stack(sources)
+
+
+def examples_from_frames(
+    frames: np.ndarray,
+    strengths: np.ndarray,
+    rf: Any = None,
+    obs_size: int = 64,
+    layer_h: int = 16,
+) -> list[list[dict[str, Any]]]:
+    """The feature grid's gallery (``set_examples``) from an Analysis' dataset examples:
+    ``frames`` (K, n, 4) (env, step, y, x; -1 for none) and ``strengths`` (K, n), strongest
+    first, each with ``box`` [top, left, side]: the receptive-field crop around (y, x) in
+    observation pixels.
+
+    >>> ex = examples_from_frames(np.array([[[0, 5, 3, 4], [1, 2, 0, 0]]]), np.array([[1., 2.]]))
+    >>> [(e["trajectory"], e["frame"], e["box"]) for e in ex[0]]
+    [(1, 2, [-8, -8, 20]), (0, 5, [4, 8, 20])]
+    """
+    f = np.asarray(frames)
+    st = np.asarray(strengths, np.float64)
+    if f.ndim != 3 or f.shape[-1] != 4 or st.shape != f.shape[:2]:
+        raise ValueError(
+            f"frames must be (K, n, 4) (env, step, y, x) and strengths (K, n), got "
+            f"{f.shape} and {st.shape}"
+        )
+    stride = obs_size / layer_h
+    c0 = rf.center0 if rf is not None and rf.stride == stride else stride / 2
+    side = crop_px(rf, obs_size, layer_h)
+    out: list[list[dict[str, Any]]] = []
+    for k in range(f.shape[0]):
+        items = []
+        for i in np.argsort(-st[k], kind="stable").tolist():
+            e, t, y, x = (int(v) for v in f[k, i])
+            if e < 0 or t < 0:
+                continue
+            cy, cx = c0 + y * stride, c0 + x * stride
+            items.append(
                 {
-                    "kind": "failure",
-                    "trajectory": int(f.env),
+                    "trajectory": e,
                     "frame": t,
-                    "score": 0.0,
-                    "label": f"{f.cause} T{f.env + 1}·{f.stop}",
-                    "detail": f"failure ({f.cause}) at step {f.stop} of trajectory "
-                    f"{f.env + 1} (level {f.level_seed}); bookmark "
-                    f"{before_failure} steps before",
+                    "y": y,
+                    "x": x,
+                    "value": round(float(st[k, i]), 5),
+                    "box": [int(round(cy - side / 2)), int(round(cx - side / 2)), side],
                 }
             )
+        out.append(items)
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import traitlets as t
 from ipywidgets.widgets.trait_types import bytes_serialization
 
-from ..environment.actions import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES
+from ..environment.actions import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES, NOOP_BUTTONS
 
 
 def _bytes() -> t.Bytes:
@@ -62,6 +62,10 @@ class TrajectoryTraits(t.HasTraits):
     )
     trajectory_labels = t.List(t.Unicode()).tag(sync=True)
     screen_size = t.Int(232).tag(sync=True)
+    # actions that do nothing in CoinRun (D A W S Q E): one "no-op keys" bar in the policy and
+    # hidden from the Output menu unless show_all_actions
+    noop_actions = t.List(t.Int(), default_value=list(NOOP_BUTTONS)).tag(sync=True)
+    show_all_actions = t.Bool(False).tag(sync=True)
 
 
 class OutputTraits(t.HasTraits):
@@ -137,6 +141,9 @@ class FeatureTraits(t.HasTraits):
     n_features = t.Int(0).tag(sync=True)
     feature_labels = t.List(t.Unicode()).tag(sync=True)
     suggested_labels = t.List(t.Unicode()).tag(sync=True)
+    # per feature {label, confirmed, duplicate, share, ...}: the evidence behind each
+    # suggestion (empty: plain suggested_labels)
+    label_evidence = t.List(t.Dict()).tag(sync=True)
     isolated_feature = t.Int(-1).tag(sync=True)
 
 
@@ -189,6 +196,8 @@ class LegendTraits(t.HasTraits):
 
     thumbnails_png = _bytes()
     thumbnail_size = t.Int(0).tag(sync=True)
+    # per feature its strongest dataset examples: {trajectory, frame, y, x, value, box}
+    feature_examples = t.List(t.List(t.Dict())).tag(sync=True)
 
 
 class GridTraits(t.HasTraits):
@@ -202,6 +211,11 @@ class GridTraits(t.HasTraits):
     grid_sources = _bytes()  # int32 (rows*cols, 2): (trajectory, frame)
     grid_source_png = _bytes()  # optional strip of source observations
     grid_busy = t.Bool(False).tag(sync=True)
+    # the mosaic of every feature at one density (static exports; instant switching):
+    # K RGBA mosaics side by side, [K, rows, cols, cell pixels, density], int32 (K, rows, cols, 2)
+    mosaics_png = _bytes()
+    mosaics_shape = t.List(t.Int()).tag(sync=True)
+    mosaics_sources = _bytes()
 
     @t.validate("grid_density")
     def _valid_density(self, proposal: t.Bunch) -> int:

@@ -48,9 +48,6 @@ from .controls import output_label, output_options
 from .feature_grid import GridMixin
 from .legend import LegendMixin
 
-#: legend icon size in pixels (the dataset examples' thumbnails)
-THUMBNAIL_SIZE = 64
-
 log = logging.getLogger(__name__)
 
 __all__ = ["Explorer", "explore"]
@@ -847,9 +844,21 @@ class Explorer(
             nmf=nmf,
             analysis=analysis,
         )
-        self.set_thumbnails(analysis.example_thumbnails)
-        if self._suggest:
-            self.suggested_labels = list(analysis.suggested_labels)
+        report(0.995, "feature mosaics…")
+        rf = eng.layer_rf(self._agent, layer)
+        acts = analysis.activations
+        density = int(self.grid_density)
+        images, sources = eng.feature_mosaics(directions, acts, obs, density, rf)
+        examples = eng.examples_from_frames(
+            analysis.example_frames, analysis.example_strengths, rf, obs.shape[2], acts.shape[2]
+        )
+        publish(0.999)
+        with self.hold_sync():
+            self.set_thumbnails(analysis.example_thumbnails)
+            self.set_examples(examples)
+            self.set_mosaics(images, sources, density)  # every feature: the static export too
+            if self._suggest:
+                self.set_label_suggestions(_suggestions(analysis))
         summary = (
             f"{K} features at {layer} · {output_label(output)} · "
             f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}"
@@ -881,7 +890,7 @@ class Explorer(
         import torch
 
         from ..analysis.outputs import parse_output
-        from ..analysis.pipeline import analysis_settings, assemble
+        from ..analysis.pipeline import THUMBNAIL_SIZE, analysis_settings, assemble
 
         obs = d.arrays["obs"]
         E = obs.shape[0]
@@ -993,6 +1002,11 @@ class Explorer(
                 self.isolated_feature = -1
                 self._clear_edited()
                 self.thumbnails_png = b""
+                self.feature_examples = []
+                self.label_evidence = []
+                self.mosaics_png = b""
+                self.mosaics_shape = []
+                self.mosaics_sources = b""
 
     def _edit_strengths(self) -> np.ndarray:
         K = int(self.n_features)
@@ -1074,7 +1088,8 @@ class Explorer(
         acts = self._acts_all(layer, d)
         E, T = acts.shape[:2]
         obs = d.arrays["obs"].reshape(E * T, *d.arrays["obs"].shape[2:])
-        img, src = eng.mosaic(directions[k], acts.reshape(E * T, *acts.shape[2:]), obs, density)
+        rf = eng.layer_rf(self._agent, layer)
+        img, src = eng.mosaic(directions[k], acts.reshape(E * T, *acts.shape[2:]), obs, density, rf)
         report(0.9)  # a newer request replaced this one: show nothing
         sources = np.stack([np.where(src >= 0, src // T, -1), np.where(src >= 0, src % T, -1)], -1)
         with self.hold_sync():
@@ -1142,6 +1157,23 @@ class Explorer(
         report(1.0, info["message"])
 
 
+def _suggestions(analysis: Any) -> list[Any]:
+    """The legend's label suggestions from an Analysis: per feature its identified class with
+    the evidence (``describe``: one line for the tooltip); a weak match is offered marked as
+    weak (never as an identification); an unidentified feature gets none."""
+    from ..analysis.labels import CLASS_LABELS
+
+    if not analysis.label_evidence:
+        return list(analysis.suggested_labels)
+    out: list[Any] = []
+    for name, e in zip(analysis.suggested_labels, analysis.label_evidence):
+        weak = e.get("status") == "weak"
+        best = str(e.get("best_class") or "")
+        label = name or (CLASS_LABELS.get(best, best) if weak else "")
+        out.append(dict(e, label=label, duplicate=bool(e.get("duplicates"))))
+    return out
+
+
 def explore(
     agent: nn.Module | str | os.PathLike | None = None, trajectories: Any = None, **kwargs: Any
 ) -> Explorer:
@@ -1173,6 +1205,6 @@ def export_explorer(
     """
     ex = Explorer(agent, trajectories, background=False, on_progress=progress, **explorer_kwargs)
     try:
-        return ex.save_html(path, title=title)
+        return ex.save_html(path, title=title, progress=progress)
     finally:
         ex.close()

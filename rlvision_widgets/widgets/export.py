@@ -16,11 +16,15 @@ import html
 import json
 import pathlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ipywidgets.widgets.widget import _remove_buffers
 
 from ..files import write_text_atomic
+
+#: ``progress(fraction, message)``: how long work reports where it is
+Progress = Callable[[float, str], None]
 
 _SKIP = {
     "_esm",
@@ -98,10 +102,16 @@ def _script_safe(text: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
 
 
-def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+def save_html(
+    widget: Any,
+    path: str | pathlib.Path,
+    title: str | None = None,
+    progress: Progress | None = None,
+) -> pathlib.Path:
     """Write ``widget`` (any rlvision widget) to one self-contained HTML file; returns the path.
 
-    Every widget also has ``widget.save_html(path)``.
+    Every widget also has ``widget.save_html(path)``. ``progress(fraction, message)`` is told
+    about each stage (state, page, write).
 
     >>> import os, tempfile
     >>> from rlvision_widgets.widgets import Controls
@@ -118,7 +128,10 @@ def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -
             f"{bundle} is missing: build the bundles with "
             "`npm ci && npm run build` (or reinstall the package)"
         )
+    report = progress or (lambda _f, _m: None)
+    report(0.0, "encoding the widget state…")
     payload = widget_payload(widget)
+    report(0.5, "writing the page…")
     component = getattr(type(widget), "_component", "explorer")
     title = title or getattr(widget, "title", "") or "rlvision_widgets export"
     page = _TEMPLATE.format(
@@ -128,7 +141,9 @@ def save_html(widget: Any, path: str | pathlib.Path, title: str | None = None) -
         bundle=_script_safe(bundle.read_text(encoding="utf-8")),
         component=json.dumps(component),
     )
-    return write_text_atomic(path, page)
+    out = write_text_atomic(path, page)
+    report(1.0, f"wrote {out} ({len(page) / 2**20:.1f} MiB)")
+    return out
 
 
 def __getattr__(name: str) -> object:

@@ -36,6 +36,37 @@ class GridMixin(GridTraits):
                 else b""
             )
 
+    def set_mosaics(self, images: Any, sources: Any, density: int) -> None:
+        """The mosaic of every feature at ``density`` cells per side (the grid shows them at once,
+        also in a static export): ``images`` (K, rows*cell, cols*cell, 4) uint8 RGBA and
+        ``sources`` (K, rows, cols, 2) (trajectory, frame) per cell, (-1, -1) for none.
+
+        >>> g = FeatureGrid()
+        >>> g.set_mosaics(np.zeros((3, 40, 40, 4), np.uint8), np.zeros((3, 2, 2, 2), int), 2)
+        >>> g.mosaics_shape
+        [3, 2, 2, 20, 2]
+        """
+        img = np.asarray(images)
+        src = np.asarray(sources)
+        if img.ndim != 4 or img.shape[-1] != 4 or img.dtype != np.uint8:
+            raise ValueError(f"mosaics must be uint8 (K, H, W, 4), got {img.dtype} {img.shape}")
+        if src.ndim != 4 or src.shape[-1] != 2 or src.shape[0] != img.shape[0]:
+            raise ValueError(
+                f"mosaic sources must be (K, rows, cols, 2) with K = {img.shape[0]}, "
+                f"got {src.shape}"
+            )
+        k, rows, cols = src.shape[:3]
+        if k == 0:
+            with self.hold_sync():
+                self.mosaics_png, self.mosaics_shape, self.mosaics_sources = b"", [], b""
+            return
+        cell = img.shape[1] // rows
+        strip = img.transpose(1, 0, 2, 3).reshape(img.shape[1], k * img.shape[2], 4)
+        with self.hold_sync():
+            self.mosaics_png = enc.encode_png(strip)
+            self.mosaics_shape = [int(k), int(rows), int(cols), int(cell), int(density)]
+            self.mosaics_sources = enc.i32(src.reshape(-1, 2))
+
 
 class FeatureGrid(
     GridMixin,

@@ -153,3 +153,36 @@ def test_errors():
         FeatureVisualizer(_obs(5), np.ones((4, 4, 4, 2), np.float32))
     with pytest.raises(TypeError, match="uint8"):
         FeatureVisualizer(_obs(5).astype(np.float32), np.ones((5, 4, 4, 2), np.float32))
+
+
+def test_legend_thumbnails_of_receptive_field_crops():
+    """Legend icons as the explorer draws them: 3 x 3 crops of the receptive field (20 px at 2b
+    on the compact network) centred on each example's strongest position, resized to 120 px."""
+    rng = np.random.default_rng(3)
+    obs = rng.integers(0, 255, (30, 64, 64, 3), dtype=np.uint8)
+    rf = receptive_field(compact_config(), "2b")
+    maps = np.zeros((30, 16, 16, 1), np.float32)
+    for i in range(9):  # nine planted examples, each strongest at a different interior position
+        maps[i, 3 + i, 4 + i % 5, 0] = 10 - i
+    vis = FeatureVisualizer(obs, maps, rf=rf)
+    th = vis.thumbnail(0, grid=3, patch=rf.size, expand=1.0)
+    assert th.patch_px == 20 and th.image.shape == (60, 60, 4)
+    assert sorted(th.obs_indices.ravel().tolist()) == list(range(9))
+    for r in range(3):
+        for c in range(3):
+            o = th.obs_indices[r, c]
+            y, x = th.positions[r, c]
+            cy, cx = rf.center0 + y * rf.stride, rf.center0 + x * rf.stride
+            y0, x0 = int(round(cy - 10)), int(round(cx - 10))
+            tile = th.image[r * 20 : (r + 1) * 20, c * 20 : (c + 1) * 20, :3]
+            ya, xa = max(0, y0), max(0, x0)
+            crop = obs[o, ya : y0 + 20, xa : x0 + 20]
+            assert np.array_equal(
+                tile[ya - y0 :, xa - x0 :][: crop.shape[0], : crop.shape[1]], crop
+            )
+    # legend_thumbnails (one unit direction: the maps themselves) is that image at 120 px
+    icons = legend_thumbnails(
+        np.ones((1, 1)), maps, obs, size=120, grid=3, patch=rf.size, expand=1.0, rf=rf
+    )
+    assert icons.shape == (1, 120, 120, 4)
+    assert np.array_equal(icons[0], th.image.repeat(2, 0).repeat(2, 1))

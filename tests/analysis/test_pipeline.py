@@ -19,7 +19,7 @@ import rlvision_widgets as rv
 from rlvision_widgets.agents import build_network
 from rlvision_widgets.analysis import NMF_SETTINGS
 from rlvision_widgets.analysis.cache import model_hash
-from rlvision_widgets.analysis.featureviz import feature_maps, legend_thumbnails
+from rlvision_widgets.analysis.featureviz import feature_maps, legend_thumbnails, receptive_field
 from rlvision_widgets.analysis.integrated_gradients import integrated_gradients
 from rlvision_widgets.analysis.pipeline import FORMAT_VERSION, Analysis, AnalysisFileError, analyze
 from rlvision_widgets.files import array_hash, save_arrays
@@ -57,7 +57,7 @@ def test_shapes_and_settings(net, obs, analysis):
     assert a.directions.shape == (3, 32) and a.n_features == 3
     assert a.features.shape == (2, 10, 16, 16, 3) and a.residual.shape == (2, 10, 16, 16)
     assert a.values.shape == a.outputs.shape == (2, 10) and a.logits.shape == (2, 10, 15)
-    assert a.example_thumbnails.shape == (3, 64, 64, 4) and a.example_frames.shape == (3, 16, 4)
+    assert a.example_thumbnails.shape == (3, 120, 120, 4) and a.example_frames.shape == (3, 9, 4)
     assert a.value_attributions is None  # the output is the value: the NMF saw `attributions`
     assert a.advantages is None  # plain observations carry no rewards
     assert a.suggested_labels == []  # and no engine states
@@ -128,11 +128,24 @@ def test_nmf_is_fitted_on_the_value_whatever_the_output(net, obs, analysis):
     np.testing.assert_allclose(a.features.sum(-1) + a.residual, a.attributions.sum(-1), atol=1e-4)
 
 
-def test_dataset_examples_are_the_legend_thumbnails_and_point_at_their_frames(obs, analysis):
+def test_dataset_examples_are_the_legend_thumbnails_and_point_at_their_frames(net, obs, analysis):
     a = analysis
     acts = a.activations.reshape(-1, 16, 16, 32)
+    # the legend icons: 3 x 3 receptive-field crops (20 px at 2b on the compact network)
+    rf = receptive_field(net, "2b")
+    assert a.settings["thumbnail"]["patch"] == rf.size == 20
     np.testing.assert_array_equal(
-        a.example_thumbnails, legend_thumbnails(a.directions, acts, obs.reshape(-1, 64, 64, 3))
+        a.example_thumbnails,
+        legend_thumbnails(
+            a.directions,
+            acts,
+            obs.reshape(-1, 64, 64, 3),
+            size=120,
+            grid=3,
+            patch=20,
+            expand=1.0,
+            rf=rf,
+        ),
     )
     maps = feature_maps(acts, directions=a.directions, method="project").reshape(2, 10, 16, 16, 3)
     for k in range(3):

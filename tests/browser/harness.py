@@ -152,7 +152,8 @@ def next_frame(page: Any, n: int = 2) -> None:
     )
 
 
-#: Screenshots also copied to docs/images/ when RLVISION_DOCS_IMAGES=1 (to refresh the docs).
+#: Representative screenshots (test-artifacts/<name>.png) and their names in docs/images/:
+#: ``scripts/copy_screenshots.py`` copies them there (tests never write tracked files).
 DOC_IMAGES = {
     "jupyter_lab_widget": "explorer-jupyterlab.png",
     "jupyter_lab_hover": "explorer-hover-isolation.png",
@@ -160,20 +161,22 @@ DOC_IMAGES = {
     "jupyter_notebook_explorer": "explorer-notebook7.png",
     "browser_feature_grid": "feature-grid.png",
     "browser_static_export": "static-export.png",
+    "features_legend_icon_hover": "legend-icon-enlarged.png",
+    "features_feature_grid": "feature-grid-examples.png",
+    "features_explorer_1024": "explorer-1024px.png",
+    "features_edited_other_trajectory": "explorer-edited-trajectory-2.png",
+    "features_static_export_grid": "static-export-feature-grid.png",
 }
 
 
 def screenshot(page: Any, name: str, selector: str | None = None) -> pathlib.Path:
-    """Save a screenshot under test-artifacts/ (git-ignored); with RLVISION_DOCS_IMAGES=1 the
-    representative ones (:data:`DOC_IMAGES`) are also copied to docs/images/."""
+    """Save a screenshot as test-artifacts/<name>.png (git-ignored) at the page's full size;
+    ``scripts/copy_screenshots.py`` copies the representative ones (:data:`DOC_IMAGES`) into
+    docs/images/."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     if selector:
         page.locator(selector).first.screenshot(path=str(path))
     else:
         page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("RLVISION_DOCS_IMAGES") == "1" and name in DOC_IMAGES:
-        docs = ROOT / "docs" / "images"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, docs / DOC_IMAGES[name])
     return path

@@ -329,6 +329,7 @@ def test_explorer_hover_isolates_in_every_view(page, explorer):
     # click opens the feature grid (a request to Python), label edits sync back
     page.click(".rlv-legend-item[data-feature='2'] .rlv-swatch")
     assert page.evaluate("() => window.model.get('grid_feature')") == 2
+    page.click(".rlv-legend-item[data-feature='0'] .rlv-label-edit")  # editing is explicit
     page.fill(".rlv-legend-item[data-feature='0'] .rlv-label-input", "coin")
     page.keyboard.press("Enter")
     assert page.evaluate("() => window.model.get('feature_labels')[0]") == "coin"

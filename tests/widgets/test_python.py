@@ -541,3 +541,114 @@ def test_export_reports_progress(tmp_path):
     assert any(m.startswith("analysis:") for _, m in seen) and seen[-1][0] == 1.0
     with pytest.raises(TypeError, match="on_progress"):
         Explorer(build_network("compact"), num_envs=1, num_steps=4, on_progress=3)
+
+
+# --------------------------------------------------------------- feature gallery (issue 12)
+def _planted(E=2, T=24, H=16, K=2, seed=0):
+    """Activations (E, T, H, H, K) = feature maps on the unit directions, with planted peaks."""
+    rng = np.random.default_rng(seed)
+    acts = rng.random((E, T, H, H, K)).astype(np.float32) * 0.1
+    peaks = {0: [(1, 5, 3, 4, 9.0), (0, 2, 8, 8, 8.0)], 1: [(0, 7, 12, 2, 7.0)]}
+    for k, items in peaks.items():
+        for e, t, y, x, v in items:
+            acts[e, t, y, x, k] = v
+    return acts, peaks
+
+
+def test_examples_from_an_analysis_strongest_first_with_their_crop():
+    from rlvision_widgets.analysis.featureviz import ReceptiveField
+    from rlvision_widgets.analysis.pipeline import _THUMB, _dataset_examples
+    from rlvision_widgets.widgets import _engine as eng
+
+    E, T = 2, 24
+    acts, peaks = _planted(E, T)
+    field = {"size": 20, "stride": 4.0, "center0": 2.0}
+    _, frames, strengths = _dataset_examples(
+        np.eye(2, dtype=np.float32), acts, _obs(E, T), 120, dict(_THUMB, patch=20), field
+    )
+    rf = ReceptiveField(20, 4, 2.0)
+    ex = eng.examples_from_frames(frames, strengths, rf=rf)
+    assert len(ex) == 2
+    for k, items in peaks.items():
+        top = sorted(items, key=lambda p: -p[-1])
+        for (e, t, y, x, v), got in zip(top, ex[k]):  # the planted peaks lead, strongest first
+            assert (got["trajectory"], got["frame"], got["y"], got["x"]) == (e, t, y, x)
+            assert got["value"] == pytest.approx(v)
+            assert got["box"] == [2 + 4 * y - 10, 2 + 4 * x - 10, 20]  # centred on the field
+        values = [i["value"] for i in ex[k]]
+        assert values == sorted(values, reverse=True) and len(ex[k]) == (frames[k, :, 0] >= 0).sum()
+    legend = AttributionLegend(n_features=2)
+    legend.set_examples(ex)
+    assert legend.feature_examples[0][0]["frame"] == 5
+    with pytest.raises(ValueError, match="trajectory, frame and box"):
+        legend.set_examples([[{"frame": 1}]])
+    with pytest.raises(ValueError, match=r"frames must be \(K, n, 4\)"):
+        eng.examples_from_frames(frames[..., :2], strengths)
+
+
+def test_feature_mosaics_cells_are_receptive_field_crops_of_their_source():
+    from rlvision_widgets.agents.networks import compact_config
+    from rlvision_widgets.analysis.featureviz import checkerboard, receptive_field
+    from rlvision_widgets.widgets import _engine as eng
+
+    E, T = 2, 24
+    acts, peaks = _planted(E, T)
+    obs = _obs(E, T, seed=4)
+    rf = receptive_field(compact_config(), "2b")
+    images, src = eng.feature_mosaics(np.eye(2, dtype=np.float32), acts, obs, density=8, rf=rf)
+    assert images.shape == (2, 8 * 20, 8 * 20, 4)
+    assert src.shape == (2, 8, 8, 2) and (src[..., 1] >= 0).all()
+    for k in range(2):
+        for r, c in [(0, 0), (3, 5), (7, 7)]:
+            e, t = src[k, r, c]
+            cy = rf.center0 + ((r + 0.5) * 2 - 0.5) * rf.stride  # cell centre, 64-px pixels
+            cx = rf.center0 + ((c + 0.5) * 2 - 0.5) * rf.stride
+            y0, x0 = int(round(cy - 10)), int(round(cx - 10))
+            want = checkerboard(20, 20, y0 + 10, x0 + 10)
+            ya, yb, xa, xb = max(0, y0), min(64, y0 + 20), max(0, x0), min(64, x0 + 20)
+            want[ya - y0 : yb - y0, xa - x0 : xb - x0] = obs[e, t, ya:yb, xa:xb]
+            tile = images[k, r * 20 : (r + 1) * 20, c * 20 : (c + 1) * 20, :3]
+            assert np.array_equal(tile, want)
+    # the planted strongest example (trajectory 1, step 5 at layer (3, 4)) fills its cell (1, 2)
+    assert tuple(src[0, 1, 2]) == (1, 5)
+    # one feature alone (the grid's on-demand density) is the same mosaic
+    one, one_src = eng.mosaic(
+        np.eye(2, dtype=np.float32)[0],
+        acts.reshape(E * T, 16, 16, 2),
+        obs.reshape(-1, 64, 64, 3),
+        8,
+        rf,
+    )
+    assert np.array_equal(one, images[0]) and np.array_equal(
+        one_src, src[0, ..., 0] * T + src[0, ..., 1]
+    )
+    # the widget carries them all (a static export has every feature's mosaic)
+    grid = FeatureGrid()
+    grid.set_mosaics(images, src, 8)
+    assert grid.mosaics_shape == [2, 8, 8, 20, 8]
+    assert np.array_equal(enc.decode_png(grid.mosaics_png)[:, 160:], images[1])
+    with pytest.raises(ValueError, match="mosaic sources must be"):
+        grid.set_mosaics(images, src[:1], 8)
+
+
+def test_label_suggestions_strings_or_evidence():
+    legend = AttributionLegend(n_features=3)
+    legend.set_label_suggestions(
+        ["coin (20/32 on)", {"label": "saw", "confirmed": False}, {"label": "saw", "share": 0.5}]
+    )
+    assert legend.suggested_labels == ["coin (20/32 on)", "saw", "saw"]
+    assert legend.label_evidence[1] == {"label": "saw", "confirmed": False, "duplicate": True}
+    assert legend.label_evidence[0] == {"label": "coin (20/32 on)", "duplicate": False}
+    with pytest.raises(TypeError, match="strings or dicts"):
+        legend.set_label_suggestions([3])
+
+
+def test_save_html_reports_its_stages(tmp_path):
+    from rlvision_widgets.widgets.export import save_html
+
+    if not (STATIC / "standalone.js").is_file():
+        pytest.skip("JS bundles not built")
+    seen: list[tuple[float, str]] = []
+    save_html(Controls(), tmp_path / "c.html", progress=lambda f, m: seen.append((f, m)))
+    fr = [f for f, _ in seen]
+    assert fr == sorted(fr) and fr[0] == 0.0 and fr[-1] == 1.0 and "wrote" in seen[-1][1]

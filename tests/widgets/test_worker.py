@@ -241,9 +241,10 @@ def test_rapid_changes_end_with_the_display_matching_the_controls(seed):
 # ------------------------------------------------------------- item 8: close and exit
 def test_close_stops_and_joins_the_worker():
     ex = _explorer(background=True, prefetch=True)
-    stopped = threading.Event()
+    stopped, started = threading.Event(), threading.Event()
 
     def endless(report):
+        started.set()
         try:
             while True:
                 report(0.5, "working")
@@ -252,7 +253,7 @@ def test_close_stops_and_joins_the_worker():
             stopped.set()
 
     ex._worker.submit("rerun", endless)
-    time.sleep(0.2)
+    assert started.wait(120), "the job never started"  # after the first analysis
     thread = ex._worker._thread
     assert thread is not None and thread.is_alive()
     t0 = time.monotonic()
