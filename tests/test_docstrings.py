@@ -20,6 +20,7 @@ import pytest
 import rlvision_widgets
 
 SUBPACKAGES = sorted(rlvision_widgets._SUBPACKAGES - {"cli"})  # the package map, less the CLI
+NESTED = ["analysis.optvis"]  # subpackages of subpackages with their own public API
 
 
 def _public_objects() -> list[tuple[str, object]]:
@@ -28,7 +29,7 @@ def _public_objects() -> list[tuple[str, object]]:
     modules = [("rlvision_widgets", rlvision_widgets)]
     modules += [
         (f"rlvision_widgets.{s}", importlib.import_module(f"rlvision_widgets.{s}"))
-        for s in SUBPACKAGES
+        for s in SUBPACKAGES + NESTED
     ]
     for modname, mod in modules:
         for name in getattr(mod, "__all__", []):

@@ -1,0 +1,359 @@
+"""Optimization-based feature visualization (issue 15, requirements 1 and 2).
+
+Ground truth used here: the agent's own uint8 path (LayerAccess) for activations, exact
+inverse transforms for the parameterizations, analytic gradients for the objectives, and a
+512-frame corpus the shipped agent saw for the requirement that an optimized image reaches at
+least the best real frame's objective value.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+import torch
+
+import rlvision_widgets as rv
+from rlvision_widgets.agents.registry import load_agent
+from rlvision_widgets.analysis import optvis
+from rlvision_widgets.analysis.layers import LayerAccess
+from rlvision_widgets.analysis.optvis import (
+    Caricature,
+    Channel,
+    Direction,
+    FourierImage,
+    ImageNetwork,
+    Jitter,
+    MacoImage,
+    Neuron,
+    PixelImage,
+    RandomRotate,
+    RandomScale,
+    Transforms,
+    coinrun_statistics,
+    compare_with_dataset,
+    estimate_statistics,
+    frames_to_tensor,
+    images_to_frames,
+    nmf_objectives,
+    objective_values,
+    optimize,
+)
+from rlvision_widgets.analysis.optvis.statistics import to_logits
+from rlvision_widgets.rollouts.corpus import collect_corpus
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the tests share a 2-core machine (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def agent():
+    return load_agent("coinrun")
+
+
+@pytest.fixture(scope="module")
+def corpus(agent) -> np.ndarray:
+    """512 frames the shipped agent saw (a different seed from the shipped statistics')."""
+    return collect_corpus(agent, num_obs=512, interval=4, num_envs=64, seed=7).obs
+
+
+# ------------------------------------------------------------------ statistics / parameterization
+def test_estimated_colour_matrix_recovers_a_known_covariance():
+    rng = np.random.default_rng(0)
+    a = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.3, 0.4, 0.5]])
+    z = rng.normal(size=(64, 32, 32, 3)) @ a.T * 0.8 + np.array([0.2, -0.1, 0.0])
+    frames = np.round(255 / (1 + np.exp(-z))).astype(np.uint8)
+    stats = estimate_statistics(frames)
+    cov = stats.colour @ stats.colour.T
+    np.testing.assert_allclose(cov, 0.64 * a @ a.T, atol=0.03)
+    np.testing.assert_allclose(stats.mean, [0.2, -0.1, 0.0], atol=0.02)
+
+
+def test_shipped_statistics_whiten_held_out_coinrun_frames(corpus):
+    """Colour: decorrelated logits have identity covariance; spectrum: coefficients of held-out
+    frames have flat power across frequencies, where the raw power spans orders of magnitude."""
+    stats = coinrun_statistics()
+    assert stats.meta["agent"] == "coinrun" and stats.meta["frames"] == 4096
+    img = FourierImage.from_frames(corpus[:256])
+    dec = img.decorrelated().detach().double()
+    cov = torch.cov(dec.permute(1, 0, 2, 3).reshape(3, -1)).numpy()
+    evals = np.linalg.eigvalsh(cov)
+    raw = np.linalg.eigvalsh(np.cov(to_logits(corpus[:256]).reshape(-1, 3), rowvar=False))
+    assert raw.max() / raw.min() > 30, raw  # raw CoinRun colours: strongly correlated
+    assert evals.min() > 0.5 and evals.max() < 1.6, evals  # whitened: near identity
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.25, cov
+    power = torch.view_as_complex(img.coeffs.detach()).abs().pow(2).mean(dim=(0, 1)).numpy()
+    raw_power = stats.spectrum**2
+    fy = np.abs(np.fft.fftfreq(64))[:, None]
+    fx = np.fft.rfftfreq(64)[None, :]
+    radius = np.hypot(fy, fx)
+    bands = [(radius > lo) & (radius <= hi) for lo, hi in ((0, 0.05), (0.05, 0.15), (0.15, 0.5))]
+    white = [power[b].mean() for b in bands]
+    assert all(0.4 < w < 2.5 for w in white), white
+    assert raw_power[bands[0]].mean() / raw_power[bands[2]].mean() > 30
+
+
+@pytest.mark.parametrize("cls", [FourierImage, PixelImage])
+def test_parameterization_round_trip(cls, corpus):
+    frames = corpus[:4]
+    back = images_to_frames(cls.from_frames(frames)())
+    assert np.abs(back.astype(int) - frames).max() <= 1
+
+
+def test_maco_keeps_the_coinrun_magnitude_while_optimizing():
+    img = MacoImage(2, seed=0)
+    opt = torch.optim.Adam(img.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = -img()[:, 0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    amp = torch.fft.rfft2(img.decorrelated(), norm="ortho").abs()[..., 1:-1]
+    torch.testing.assert_close(amp, img.spectrum[..., 1:-1].expand_as(amp), rtol=1e-3, atol=1e-4)
+    assert img().min() > 0 and img().max() < 1
+
+
+def test_random_starts_are_seeded():
+    a, b, c = FourierImage(2, seed=3)(), FourierImage(2, seed=3)(), FourierImage(2, seed=4)()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ------------------------------------------------------------------------------- transforms
+def test_transforms_shapes_and_seeding():
+    x = torch.rand(5, 3, 64, 64)
+    t = Transforms([Jitter(8), RandomScale((0.9, 1.1)), RandomRotate(10)])
+    y1 = t(x, torch.Generator().manual_seed(1))
+    y2 = t(x, torch.Generator().manual_seed(1))
+    y3 = t(x, torch.Generator().manual_seed(2))
+    assert y1.shape == x.shape
+    assert torch.equal(y1, y2) and not torch.equal(y1, y3)
+
+
+@pytest.mark.parametrize("pixels", [2, 8])
+def test_jitter_is_an_exact_integer_shift(pixels):
+    x = torch.rand(16, 3, 64, 64)
+    gen = torch.Generator().manual_seed(0)
+    m = Jitter(pixels).matrices(16, 64, torch.Generator().manual_seed(0))
+    y = Transforms([Jitter(pixels)])(x, gen)
+    shifts = m[:, :2, 2].round().long()
+    assert shifts.abs().max() <= pixels and shifts.abs().max() > 0
+    p = pixels
+    for k in range(16):
+        dx, dy = (int(v) for v in shifts[k])
+        want = torch.roll(x[k], shifts=(dy, dx), dims=(1, 2))[:, p:-p, p:-p]
+        torch.testing.assert_close(y[k][:, p:-p, p:-p], want, atol=1e-5, rtol=0)
+
+
+def test_transform_errors():
+    with pytest.raises(ValueError, match="whole number"):
+        Jitter(1.5)
+    with pytest.raises(ValueError, match="low <= high"):
+        RandomScale((1.2, 0.8))
+    with pytest.raises(TypeError, match="Transform objects"):
+        Transforms([lambda x: x])
+
+
+# ------------------------------------------------------------------------------- objectives
+def test_objective_gradients_are_analytic():
+    acts = torch.rand(1, 4, 3, 5, requires_grad=True)
+    v = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    ref = torch.rand(1, 4, 3, 5)
+    cases = [
+        (Channel("2b", 2), torch.zeros(1, 4, 3, 5).index_fill_(1, torch.tensor([2]), 1 / 15)),
+        (
+            Neuron("2b", 1, 2, 4),
+            torch.zeros(1, 4, 3, 5).index_put_(
+                (torch.tensor([0]), torch.tensor([1]), torch.tensor([2]), torch.tensor([4])),
+                torch.tensor(1.0),
+            ),
+        ),
+        (
+            Neuron("2b", 3),
+            torch.zeros(1, 4, 3, 5).index_put_(
+                (torch.tensor([0]), torch.tensor([3]), torch.tensor([1]), torch.tensor([2])),
+                torch.tensor(1.0),
+            ),
+        ),
+        (Direction("2b", v), v.view(1, 4, 1, 1).expand(1, 4, 3, 5) / 15),
+        (Caricature("2b", np.zeros((64, 64, 3), np.uint8)).bind(ref), ref / 15),
+    ]
+    for obj, want in cases:
+        (g,) = torch.autograd.grad(obj(acts).sum(), acts)
+        torch.testing.assert_close(g, want, msg=repr(obj))
+
+
+def test_objective_errors_name_the_problem(agent):
+    with pytest.raises(ValueError, match="valid layers"):
+        optimize(agent, [Channel("9z", 0)], steps=1, progress=False)
+    with pytest.raises(ValueError, match="32 channels"):
+        optimize(agent, [Channel("2b", 40)], steps=1, progress=False)
+    with pytest.raises(ValueError, match="length 3"):
+        optimize(agent, [Direction("2b", [1, 0, 0])], steps=1, progress=False)
+    with pytest.raises(ValueError, match="layer:channel"):
+        optimize(agent, ["channel five"], steps=1, progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        optimize(agent, ["2b:0"], steps=1, method="deepdream", progress=False)
+    with pytest.raises(ValueError, match="input size"):
+        optimize(agent, ["2b:0"], steps=1, size=128, progress=False)
+    with pytest.raises(ValueError, match="at least one objective"):
+        optimize(agent, [], steps=1, progress=False)
+
+
+# ------------------------------------------------------------------------------ the network
+def test_image_network_matches_the_agents_own_path(agent, corpus):
+    net = ImageNetwork(agent)
+    frames = corpus[:8]
+    acts = net.run(frames_to_tensor(frames), ["1a", "2b"])
+    access = LayerAccess(agent)
+    for layer in ("1a", "2b"):
+        torch.testing.assert_close(acts[layer], access.activations_nchw(frames, layer))
+    redirected = net.run(frames_to_tensor(frames), ["2b"], redirect_relu=True)["2b"]
+    assert torch.equal(redirected, acts["2b"])
+
+
+def test_redirected_relu_reaches_a_unit_dead_on_the_start_image(agent):
+    net = ImageNetwork(agent)
+    x = FourierImage(8, seed=0)().detach().requires_grad_(True)
+    c = int(net.run(x, ["2b"])["2b"].amax(dim=(0, 2, 3)).argmin())  # the deadest channel
+    for redirect, nonzero in ((False, False), (True, True)):
+        acts = net.run(x, ["2b"], redirect_relu=redirect)["2b"]
+        if acts[:, c].abs().sum() > 0:
+            pytest.skip("no dead channel on this start image")
+        (g,) = torch.autograd.grad(-acts[:, c].mean(), x)  # a loss, as optimize() minimizes
+        assert bool(g.abs().sum() > 0) is nonzero
+
+
+# ------------------------------------------------------------------------ the optimization
+def test_optimize_is_seeded_and_reports_progress(agent, capsys):
+    a = optimize(agent, ["2b:3", "2b:4@8,8"], steps=6, seed=5, progress=True)
+    b = optimize(agent, ["2b:3", "2b:4@8,8"], steps=6, seed=5, progress=False)
+    c = optimize(agent, ["2b:3", "2b:4@8,8"], steps=6, seed=6, progress=False)
+    assert "optvis" in capsys.readouterr().err
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.history, b.history)
+    assert not np.array_equal(a.images, c.images)
+    assert a.settings["seed"] == 5 and a.history.shape == (6, 2)
+
+
+def test_values_are_the_objectives_on_the_images_as_observations(agent):
+    objs = [Channel("2b", 1), Neuron("2b", 2)]
+    r = optimize(agent, objs, steps=8, progress=False)
+    np.testing.assert_allclose(r.values, np.diag(objective_values(agent, objs, r.images)))
+
+
+def test_l2_penalty_lowers_first_layer_activations(agent):
+    objs = [Channel("2b", c) for c in (0, 11)]
+    plain = optimize(agent, objs, steps=32, progress=False)
+    pen = optimize(agent, objs, steps=32, l2_penalty=0.5, progress=False)
+    net = ImageNetwork(agent)
+
+    def first_layer_energy(images: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(net.run(frames_to_tensor(images), ["1a"])["1a"].pow(2).mean())
+
+    assert first_layer_energy(pen.images) < first_layer_energy(plain.images)
+
+
+def test_caricature_reaches_its_frames_own_value(agent, corpus):
+    frame = corpus[100]
+    car = Caricature("2b", frame)
+    r = optimize(agent, [car], steps=64, lr=0.1, progress=False)
+    own = objective_values(agent, [car], frame[None])[0, 0]
+    assert r.values[0] >= own > 0
+
+
+def test_optimized_images_beat_the_best_real_frame(agent, corpus):
+    """Requirement 2: on the shipped agent at 2b, each optimized image, shown as an observation,
+    reaches at least the best of 512 real frames (mean over the positions it covers)."""
+    analysis = rv.analyze(agent, corpus[:128], rank=4)
+    objs = [Channel("2b", c) for c in (0, 5, 11, 23)] + nmf_objectives(analysis.directions[:2])
+    objs.append(Neuron("2b", 14))
+    r = optimize(agent, objs, steps=64, lr=0.1, seed=0, progress=False)
+    c = r.compare(agent, corpus)
+    assert (c.best_real > 0).all(), c.table()
+    assert (c.ratio >= 1).all(), c.table()
+    again = compare_with_dataset(agent, objs, r.images, corpus)
+    np.testing.assert_allclose(again.optimized, c.optimized)
+
+
+def test_feature_accentuation_starts_from_the_frame(agent, corpus):
+    frame = corpus[3]
+    r0 = optimize(agent, ["2b:5"], steps=1, lr=1e-6, init=frame, progress=False)
+    assert np.abs(r0.images[0].astype(int) - frame).max() <= 1
+    r = optimize(agent, ["2b:5"], steps=32, init=frame, progress=False)
+    assert r.values[0] > objective_values(agent, [Channel("2b", 5)], frame[None])[0, 0]
+
+
+# ------------------------------------------------------------------------------ docstrings
+def test_public_api_has_docstrings_with_examples():
+    for name in optvis.__all__:
+        obj = getattr(optvis, name)
+        if callable(obj):
+            doc = inspect.getdoc(obj) or ""
+            assert ">>>" in doc, f"optvis.{name} has no docstring example"
+
+
+@pytest.mark.parametrize("module", ["objectives", "transforms", "statistics", "param", "maco"])
+def test_module_doctests_pass(module):
+    mod = importlib.import_module(f"rlvision_widgets.analysis.optvis.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_jitter_fast_path_agrees_with_the_affine_resampling():
+    x = torch.rand(6, 3, 64, 64)
+    fast = Transforms([Jitter(8)])(x, torch.Generator().manual_seed(3))
+    affine = Transforms([Jitter(8), RandomRotate(0)])(x, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(fast[..., 8:-8, 8:-8], affine[..., 8:-8, 8:-8], atol=1e-5, rtol=0)
+
+
+def test_linear_weights_give_the_objective_values():
+    acts = torch.rand(3, 4, 5, 6)
+    objs = [
+        Channel("2b", 2),
+        Neuron("2b", 1),
+        Neuron("2b", 3, 4, 0),
+        Direction("2b", [0.3, -1.0, 0.0, 2.0]),
+        Direction("2b", [1.0, 0.0, 0.5, 0.0], y=1, x=5),
+        Caricature("2b", np.zeros((64, 64, 3), np.uint8)).bind(torch.rand(1, 4, 5, 6)),
+    ]
+    for o in objs:
+        w = o.weights((4, 5, 6))
+        torch.testing.assert_close((acts * w).sum(dim=(1, 2, 3)), o(acts), msg=repr(o))
+
+
+def test_any_module_of_any_convolutional_agent(agent):
+    """A dotted module name (the pre-ReLU conv of 2b) on the shipped agent, and a plain torch
+    agent without the ConvAgent fast paths: the float path matches LayerAccess's hooks."""
+
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 8, 4, 4), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1)
+            )
+            self.head = torch.nn.Linear(8, 16)
+
+        def forward(self, obs):
+            x = obs.permute(0, 3, 1, 2).float() / 255
+            h = self.body(x).mean(dim=(2, 3))
+            out = self.head(h)
+            return out[:, :15], out[:, 15]
+
+    frames = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    for model, layer in ((agent, "2b.0"), (Plain().eval(), "body.2")):
+        net = ImageNetwork(model)
+        got = net.run(frames_to_tensor(frames), [layer])[layer]
+        torch.testing.assert_close(got, LayerAccess(model).activations_nchw(frames, layer))
+        r = optimize(model, [Channel(layer, 1)], steps=8, progress=False)
+        start_image = images_to_frames(FourierImage(1, seed=0)())  # optimize()'s start
+        start = objective_values(model, [Channel(layer, 1)], start_image)[0, 0]
+        assert r.values[0] > start
