@@ -5,7 +5,9 @@ One job per module: :mod:`.article` (the article's table: conditions, cause colu
 :mod:`.statistics` (comparison statistics), :mod:`.choice` (which feature to edit),
 :mod:`.removal` (the frame-level blindness check), :mod:`.report` (``BlindnessReport``, its
 files), :mod:`.charts`, :mod:`.blindness` (preparing edits and running the experiments) and
-:mod:`.failures` (failure dissection and hallucinations as explorer bookmarks).
+:mod:`.failures` (failure dissection and hallucinations as explorer bookmarks) and
+:mod:`.counterfactual_saws` (hide every saw in view: does the saw features' attribution predict
+what the agent loses? A check of the attribution the article could not make).
 
 >>> from rlvision_widgets.studies import run_blindness_experiments, load_report
 >>> report = run_blindness_experiments(load_agent("coinrun"), levels=2000)   # doctest: +SKIP
@@ -31,6 +33,7 @@ from .blindness import (
 )
 from .charts import plot_blindness_chart, plot_failures
 from .choice import EditChoice, choose_all_features, choose_control, choose_feature
+from .counterfactual_saws import SawStudy, bootstrap_spearman, saw_counterfactual_study, spearman
 from .failures import (
     BOOKMARK_KINDS,
     FailureRecord,
@@ -45,6 +48,10 @@ from .report import BlindnessReport, load_report
 from .statistics import compare_results, holm_adjust, paired_bootstrap_blindness, rate_ratio_ci
 
 __all__ = [
+    "SawStudy",
+    "bootstrap_spearman",
+    "saw_counterfactual_study",
+    "spearman",
     "ARTICLE_LEVELS",
     "ARTICLE_TABLE",
     "BOOKMARK_KINDS",
