@@ -1,9 +1,10 @@
-"""Optimization-based feature visualization (issue 15, requirements 1 and 2).
+"""Optimization-based feature visualization (issue 15, requirements 1, 2 and 4).
 
 Ground truth used here: the agent's own uint8 path (LayerAccess) for activations, exact
 inverse transforms for the parameterizations, analytic gradients for the objectives, and a
 512-frame corpus the shipped agent saw for the requirement that an optimized image reaches at
-least the best real frame's objective value.
+least the best real frame's objective value; for the quantification (requirement 4), a
+brute-force nearest-neighbour search and planted object maps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 import rlvision_widgets as rv
 from rlvision_widgets.agents.registry import load_agent
+from rlvision_widgets.analysis import features as rlvision_widgets_features
 from rlvision_widgets.analysis import optvis
 from rlvision_widgets.analysis.layers import LayerAccess
 from rlvision_widgets.analysis.optvis import (
@@ -41,6 +43,7 @@ from rlvision_widgets.analysis.optvis import (
     nmf_objectives,
     objective_values,
     optimize,
+    quantify,
 )
 from rlvision_widgets.analysis.optvis.statistics import to_logits
 from rlvision_widgets.rollouts.corpus import collect_corpus
@@ -301,7 +304,9 @@ def test_public_api_has_docstrings_with_examples():
             assert ">>>" in doc, f"optvis.{name} has no docstring example"
 
 
-@pytest.mark.parametrize("module", ["objectives", "transforms", "statistics", "param", "maco"])
+@pytest.mark.parametrize(
+    "module", ["objectives", "transforms", "statistics", "param", "maco", "quantify"]
+)
 def test_module_doctests_pass(module):
     mod = importlib.import_module(f"rlvision_widgets.analysis.optvis.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
@@ -357,3 +362,157 @@ def test_any_module_of_any_convolutional_agent(agent):
         start_image = images_to_frames(FourierImage(1, seed=0)())  # optimize()'s start
         start = objective_values(model, [Channel(layer, 1)], start_image)[0, 0]
         assert r.values[0] > start
+
+
+# ------------------------------------------------------------------ quantification (requirement 4)
+def _brute_nearest(acts, query, k):
+    """Per frame the cell of largest cosine to ``query`` (> 0), frames by it, best ``k``."""
+    best = []
+    qn = query / np.linalg.norm(query)
+    for f in range(acts.shape[0]):
+        cand = []
+        for y in range(acts.shape[1]):
+            for x in range(acts.shape[2]):
+                v = acts[f, y, x].astype(np.float64)
+                n = np.linalg.norm(v)
+                cand.append((float(v @ qn / n) if n > 0 else 0.0, y, x))
+        s, y, x = max(cand, key=lambda t: t[0])
+        if s > 0:
+            best.append((s, f, y, x))
+    best.sort(key=lambda t: -t[0])
+    return best[:k]
+
+
+def test_nearest_real_patches_equal_a_brute_force_search(agent, corpus):
+    frames = corpus[:24]
+    rng = np.random.default_rng(3)
+    v = rng.random(32)
+    objs = [Channel("2b", 3), Neuron("2b", 5, 4, 11), Direction("2b", v, name="dir")]
+    images = np.stack([corpus[100], rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), corpus[5]])
+    p = quantify.nearest_real_patches(agent, objs, images, frames, k=5)
+    acts = LayerAccess(agent).activations(frames, "2b").numpy().astype(np.float64)
+    img_acts = LayerAccess(agent).activations(images, "2b").numpy().astype(np.float64)
+    # the query cell: the image's strongest cell for the objective among the cells it covers
+    per_pos = [img_acts[0, ..., 3], None, img_acts[2] @ v]
+    for i in range(3):
+        if per_pos[i] is None:
+            yq, xq = 4, 11
+        else:
+            yq, xq = np.unravel_index(np.argmax(per_pos[i]), per_pos[i].shape)
+        assert p.query[i, 0].tolist() == [yq, xq]
+        expect = _brute_nearest(acts, img_acts[i, yq, xq], 5)
+        assert p.cells[i, : len(expect)].tolist() == [[f, y, x] for _, f, y, x in expect]
+        np.testing.assert_allclose(p.similarity[i, : len(expect)], [e[0] for e in expect], 1e-6)
+    # an image that is a corpus frame finds itself at cosine 1 (ties: identical cells)
+    ones = p.cells[2][np.isclose(p.similarity[2], 1.0)].tolist()
+    assert [5, *p.query[2, 0].tolist()] in ones
+    # dataset examples: the objective's strongest real cells, one per frame, strongest first
+    chan = acts[..., 3]
+    order = np.argsort(-chan.reshape(24, -1).max(1), kind="stable")
+    expect = [
+        [f, *np.unravel_index(np.argmax(chan[f]), (16, 16))] for f in order if chan[f].max() > 0
+    ]
+    assert p.examples[0, : len(expect)].tolist() == [[int(a) for a in e] for e in expect][:32]
+    neuron = acts[:, 4, 11, 5]
+    top = np.argsort(-neuron, kind="stable")[: int((neuron > 0).sum())]
+    assert p.examples[1, : len(top), 0].tolist() == top.tolist()
+    assert (p.examples[1, : len(top), 1:] == [4, 11]).all()
+    # the same with precomputed activations (as Analysis.activations)
+    q = quantify.nearest_real_patches(
+        agent, objs, images, np.zeros((1, 64, 64, 3), np.uint8), k=5, activations=acts
+    )
+    np.testing.assert_array_equal(q.cells, p.cells)
+
+
+def test_objective_maps_sum_to_the_objective_values(agent, corpus):
+    objs = [Channel("2b", 2), Neuron("2b", 7), Direction("2b", np.arange(32.0), name="d")]
+    m = quantify.objective_maps(agent, objs, corpus[:10])
+    np.testing.assert_allclose(
+        m.sum((2, 3)), objective_values(agent, objs, corpus[:10]), rtol=1e-4, atol=1e-6
+    )
+
+
+def test_objectness_of_a_planted_case():
+    classes = ("coin", "saw", "wall")
+    maps = np.zeros((6, 16, 16, 3), np.float32)
+    maps[:, 3, 3, 0] = 1  # a coin at (3, 3) in every frame
+    maps[:, 10, 10, 1] = 1  # a saw at (10, 10) in every frame
+    # nearest cells: 2 on the coin, 1 next to it (counted, near=1), 1 two cells away (not)
+    cells = np.array([[[0, 3, 3], [1, 3, 3], [2, 4, 4], [3, 5, 5]]])
+    # examples: 3 on the saw, 1 on a frame marked invalid (left out)
+    examples = np.array([[[0, 10, 10], [1, 10, 10], [2, 10, 11], [5, 0, 0]]])
+    p = quantify.NearestPatches(
+        ["x"], "2b", np.zeros((1, 1, 2), int), cells, np.ones((1, 4)), examples, np.ones((1, 4))
+    )
+    valid = np.array([1, 1, 1, 1, 1, 0], bool)
+    o = quantify.objectness(p, maps, valid=valid, classes=classes, objects=("coin", "saw"))
+    np.testing.assert_allclose(o.nearest[0], [0.75, 0.0, 0.0])
+    np.testing.assert_allclose(o.examples[0], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(o.base, [9 / 256, 9 / 256, 0.0])
+    assert o.counts.tolist() == [[4, 3]]
+    np.testing.assert_allclose(o.object_share, [[0.75, 1.0]])
+    assert o.best_class(0) == ("saw", pytest.approx(256 / 9))
+    assert "| x | saw | 1.00 (28.4x) | 0.00 (0.0x) |" in o.table()
+    strict = quantify.objectness(p, maps, valid=valid, classes=classes, objects=("coin",), near=0)
+    np.testing.assert_allclose(strict.nearest[0], [0.5, 0.0, 0.0])
+    with pytest.raises(ValueError, match="class_maps must be"):
+        quantify.objectness(p, maps[..., :2], classes=classes, objects=("coin",))
+    with pytest.raises(ValueError, match="outside the class maps"):
+        quantify.objectness(p, maps[:3], classes=classes, objects=("coin",))
+    with pytest.raises(ValueError, match="not among the classes"):
+        quantify.objectness(p, maps, classes=classes, objects=("crate",))
+
+
+def test_frame_class_maps_follow_the_observation_order():
+    traj = rv.collect_trajectories("random", num_envs=2, num_steps=5, seed=1, progress=False)
+    maps, valid = quantify.frame_class_maps(traj, 16)
+    ref, kept = rlvision_widgets_features.trajectory_class_maps(traj, 16)
+    assert valid.all() and len(kept) == 10
+    for (e, t), m in zip(kept, ref):
+        np.testing.assert_array_equal(maps[e * 5 + t], m)
+
+
+def test_patch_distances_and_appearance_statistics(agent, corpus):
+    images = corpus[[7, 9]]
+    p = quantify.nearest_real_patches(agent, ["2b:1", "2b:4"], images, corpus[:32], k=4)
+    d = quantify.patch_distances(p, images, corpus[:32])
+    assert d[0, 0] >= 0 and np.isfinite(d).all()
+
+    def crop(img, y, x):
+        padded = np.pad(img, ((4, 4), (4, 4), (0, 0)), mode="edge")
+        return padded[4 * y : 4 * y + 12, 4 * x : 4 * x + 12].astype(float)
+
+    for i in range(2):
+        yq, xq = p.query[i, 0]
+        mine = crop(images[i], yq, xq)
+        rms = [np.sqrt(((mine - crop(corpus[f], y, x)) ** 2).mean()) for f, y, x in p.cells[i]]
+        assert d[i, 0] == pytest.approx(np.mean(rms))
+    # an image that is a corpus frame: its own cell (cosine 1) bounds the nearest
+    assert p.similarity[0, 0] == pytest.approx(1.0)
+
+    red = np.zeros((1, 64, 64, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((1, 64, 64, 3), 128, np.uint8)
+    checker = ((np.indices((64, 64)).sum(0) % 2) * 255).astype(np.uint8)[None, ..., None]
+    ramp = np.broadcast_to(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], (64, 64, 3))
+    s = quantify.appearance_statistics(
+        np.concatenate([red, grey, np.repeat(checker, 3, -1), ramp[None]])
+    )
+    np.testing.assert_allclose(s["saturation"], [1.0, 0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(s["extreme"][:3], [1.0, 0.0, 1.0])
+    assert s["high_frequency"][2] == pytest.approx(1.0) and s["high_frequency"][3] < 0.05
+
+
+def test_quantify_errors_name_the_problem(agent, corpus):
+    with pytest.raises(ValueError, match="one optimized image per objective"):
+        quantify.nearest_real_patches(agent, ["2b:0", "2b:1"], corpus[:1], corpus[:4])
+    with pytest.raises(ValueError, match="one layer"):
+        quantify.nearest_real_patches(agent, ["2b:0", "1a:1"], corpus[:2], corpus[:4])
+    with pytest.raises(ValueError, match="k must be an integer"):
+        quantify.nearest_real_patches(agent, ["2b:0"], corpus[:1], corpus[:4], k=0)
+    with pytest.raises(ValueError, match="activations must be"):
+        quantify.nearest_real_patches(
+            agent, ["2b:0"], corpus[:1], corpus[:4], activations=np.zeros((4, 8, 8, 32))
+        )
+    with pytest.raises(ValueError, match="uint8"):
+        quantify.appearance_statistics(np.zeros((1, 64, 64, 3)))

@@ -8,8 +8,10 @@ transformation robustness (jitter, scale, rotation; the article's 2 px / 8 px ji
 optional L2 penalty on first-layer activations, and MACO (Fel et al. 2023: phase-only
 optimization at CoinRun's magnitude spectrum) as the newer method; any method can start from
 real frames (feature accentuation). :func:`compare_with_dataset` checks an optimized image
-against the best real frame of a corpus. Modules: statistics, param, maco, transforms,
-objectives, network, render (the loop), evaluate. See docs/feature-visualization.md.
+against the best real frame of a corpus; :func:`nearest_real_patches`, :func:`objectness` and
+:func:`appearance_statistics` measure how object-like the result is. Modules: statistics,
+param, maco, transforms, objectives, network, render (the loop), evaluate, quantify. See
+docs/feature-visualization.md.
 
 >>> from rlvision_widgets.agents import load_agent
 >>> r = optimize(load_agent("coinrun"), ["2b:0", Neuron("2b", 1)], steps=3, progress=False)
@@ -30,6 +32,17 @@ from .objectives import (
     parse_objective,
 )
 from .param import FourierImage, PixelImage, frames_to_tensor, images_to_frames
+from .quantify import (
+    OBJECTS,
+    NearestPatches,
+    Objectness,
+    appearance_statistics,
+    frame_class_maps,
+    nearest_real_patches,
+    objective_maps,
+    objectness,
+    patch_distances,
+)
 from .render import METHODS, OptVisResult, make_image, optimize
 from .statistics import ImageStatistics, coinrun_statistics, estimate_statistics
 from .transforms import (
@@ -43,6 +56,15 @@ from .transforms import (
 
 __all__ = [
     "METHODS",
+    "OBJECTS",
+    "NearestPatches",
+    "Objectness",
+    "appearance_statistics",
+    "frame_class_maps",
+    "nearest_real_patches",
+    "objective_maps",
+    "objectness",
+    "patch_distances",
     "Caricature",
     "Channel",
     "DatasetComparison",
