@@ -59,7 +59,9 @@ def _push_js(page, widget, names):
         """([p, names]) => { const b64 = (s) => { const bin = atob(s); const u = new Uint8Array(bin.length);
              for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return new DataView(u.buffer); };
            const ch = {}; for (const n of names) ch[n] = p.state[n];
-           for (const b of p.buffers) if (names.includes(b.path[0])) ch[b.path[0]] = b64(b.data);
+           for (const b of p.buffers) if (names.includes(b.path[0])) {  // nested: data, scales.data
+             let o = ch; for (let i = 0; i < b.path.length - 1; i++) o = o[b.path[i]];
+             o[b.path[b.path.length - 1]] = b64(b.data); }
            const t0 = performance.now();
            window.model.fromPython(ch);
            const api = window.el.rlv; api.viewer.redraw(); api.legend.redraw(); api.edit.redraw();
@@ -69,29 +71,15 @@ def _push_js(page, widget, names):
 
 
 ATTR = [
-    "attr_maps",
-    "attr_offsets",
-    "attr_scales",
-    "attr_shape",
-    "attr_ready",
+    "attributions",
     "n_features",
     "feature_labels",
     "rank",
-    "thumbnails_png",
+    "thumbnails",
     "edit_strengths",
     "edit_off",
 ]
-EDITED = [
-    "edited_values",
-    "edited_logits",
-    "edited_trajectory",
-    "edited_attr_maps",
-    "edited_attr_offsets",
-    "edited_attr_scales",
-    "edited_attr_shape",
-    "edited_attr_ready",
-    "edit_off",
-]
+EDITED = ["edited_values", "edited_logits", "edited_trajectory", "edited_attributions", "edit_off"]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -171,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
         # --- rank change: Python to the first push (NMF for the new rank + the frames around
         # the shown one) + browser redraw. First an uncached rank (refit from the coreset),
         # then a neighbouring rank after the idle-time prefetch (the slider's usual step).
-        pushes = _Pushes(ex, ["attr_maps", "n_features", "edited_values", "edited_attr_maps"])
+        pushes = _Pushes(ex, ["attributions", "n_features", "edited_values", "edited_attributions"])
         for label, new_rank, warm in (
             ("refit", max(2, a.rank - 2), False),
             ("prefetched", max(2, a.rank - 2) + 1, True),
@@ -181,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             ex.rank = new_rank
             total_py = time.perf_counter() - t0
-            first_py = pushes.first_after("attr_maps", t0)
+            first_py = pushes.first_after("attributions", t0)
             first_js = _push_js(page, ex, ATTR)
             entries = page.locator(".rlv-legend-item").count()
             assert entries == new_rank + 1, entries
@@ -205,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         total_py = time.perf_counter() - t0
         value_py = pushes.first_after("edited_values", t0)
         overlay_py = (
-            min(x for x in pushes.t["edited_attr_maps"] if x >= t0 and x > t0 + value_py) - t0
+            min(x for x in pushes.t["edited_attributions"] if x >= t0 and x > t0 + value_py) - t0
         )
         js = _push_js(page, ex, EDITED)
         res["switch_off_s"] = round(overlay_py + js / 1000, 3)

@@ -197,10 +197,10 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     const gv = +(model.get("gain") ?? 1);
     gain.value = String(Math.log2(gv > 0 ? gv : 1));
     gainVal.textContent = `${gv.toFixed(2)}×`;
-    // the effective radius: explicit, or scaled to the shown layer (attr_shape [E, T, H, W, C])
+    // the effective radius: explicit, or scaled to the shown layer (attributions (E, T, H, W, C))
     const bTrait = model.get("blur");
     const auto = bTrait === null || bTrait === undefined;
-    const layerH = ((model.get("attr_shape") as number[] | undefined) ?? [])[2];
+    const layerH = model.get("attributions")?.shape[2];
     const known = !auto || (layerH ?? 0) > 0;
     const radius = blurRadius(effectiveBlur(bTrait, layerH));
     blur.value = String(radius);
@@ -218,7 +218,7 @@ export function mountControls(ctx: Ctx, host: HTMLElement): { redraw: () => void
     drawBookmarks();
   };
   const sched = scheduler(draw);
-  ctx.watch(["layers", "layer", "outputs", "output", "rank", "rank_max", "show_residual", "gain", "blur", "attr_shape", "scale_mode",
+  ctx.watch(["layers", "layer", "outputs", "output", "rank", "rank_max", "show_residual", "gain", "blur", "attributions", "scale_mode",
     "overlay_mode", "grey_underlay", "full_res", "bookmarks", "busy", "trajectory", "frame", "show_all_actions", "noop_actions"], () => sched.request());
   ctx.onDispose(() => sched.cancel());
   draw();

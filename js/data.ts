@@ -1,18 +1,20 @@
-// Decodes the widget's binary traits once per change, lazily, and caches the results for every
-// component of a view. Layout of the traits (all little-endian, frames first):
+// Decodes the widget's array traits once per change, lazily, and caches the results for every
+// component of a view. Each logical array is one typed trait (widgets/_arrays.py) decoded by one
+// function of arrays.ts per kind:
 //
-//   obs_png         concatenated PNG strips, one per trajectory (obs_size wide, obs_size·T tall);
-//                   obs_offsets: n_trajectories + 1 byte offsets
-//   values, advantages, rewards   float32 (E·T);  actions, firsts  uint8 (E·T)
-//   logits          float32 (E·T·A)
-//   attr_maps       zlib(int8 (E, T, H, W, K+1)): K signed NMF features + residual, each
-//                   quantised per (frame, channel): x = q · attr_scales[e, t, c] / 127
-//   attr_scales     float32 (E·T·(K+1));  attr_shape [E, T, H, W, K+1]
-//   edited_*        the same for the shown trajectory under the current edits (E = 1)
+//   observations    PngFrames (E, T, S, S, 3)
+//   values, advantages, rewards (float32), actions, firsts (uint8)   ArrayTrait (E, T)
+//   logits          ArrayTrait float32 (E, T, A)
+//   attributions    AttributionMaps (E, T, H, W, K+1): K signed NMF features + residual
+//   edited_*        the shown trajectory under the current edits (T,), (T, A), (1, T, H, W, K+1)
 //   rerun_*         a trajectory re-collected with the edited agent
+//   thumbnails      PngTiles;  grid, mosaics  MosaicTrait
 import { AnyModel, Ctx, Message, RerunInfo, TraitName } from "./model";
-import { bytesOf, decodePNG, f32, i32, inflate, RGBAImage, split } from "./decode";
+import { bytesOf, decodePNG, RGBAImage } from "./decode";
+import { Attr, attributionMaps, float32Array, Frames, mosaics as decodeMosaics, Mosaics, pngFrames, pngTiles, uint8Array } from "./arrays";
 import { frameScale, outputOf, trajectoryScale } from "./display";
+
+export type { Attr, Mosaics } from "./arrays";
 
 export interface Steps {
   E: number;
@@ -24,18 +26,6 @@ export interface Steps {
   actions: Uint8Array;
   firsts: Uint8Array;
   logits: Float32Array;
-}
-
-export interface Attr {
-  E: number;
-  T: number;
-  H: number;
-  W: number;
-  C: number; // K + 1
-  K: number;
-  q: (e: number) => Int8Array | null; // per-trajectory int8 maps (T·H·W·C), decoded lazily
-  ready: (e: number, t: number) => boolean; // false where the data is still being computed
-  scales: Float32Array;
 }
 
 export interface TrajStats {
@@ -63,38 +53,8 @@ export interface Grid {
   sources: Int32Array; // rows·cols·2: (trajectory, frame) of each cell, -1 for none
 }
 
-function decodeAttr(model: AnyModel, prefix: "" | "edited_"): Attr | null {
-  const shape = model.get(`${prefix}attr_shape`) as number[] | undefined;
-  const bytes = bytesOf(model.get(`${prefix}attr_maps`));
-  const offsets = (model.get(`${prefix}attr_offsets`) as number[] | undefined) ?? [];
-  if (!shape || shape.length !== 5 || bytes.length === 0) return null;
-  const [E, T, H, W, C] = shape;
-  const scales = f32(model.get(`${prefix}attr_scales`));
-  if (scales.length !== E * T * C) return null;
-  const parts = offsets.length === E + 1 ? split(bytes, offsets) : [bytes];
-  const chunks: (Int8Array | null)[] = new Array(E).fill(null);
-  const n = T * H * W * C;
-  const decode = (e: number): Int8Array | null => {
-    const part = parts.length === E ? parts[e] : null;
-    if (!part || part.length === 0) return null;
-    const raw = inflate(part);
-    if (raw.length !== n) {
-      console.warn(`rlvision: attribution chunk ${e} has ${raw.length} values, expected ${n}`);
-      return null;
-    }
-    return new Int8Array(raw.buffer, raw.byteOffset, raw.length);
-  };
-  const ready = bytesOf(model.get(`${prefix}attr_ready`));
-  return {
-    E, T, H, W, C, K: C - 1, scales,
-    q: (e: number) => {
-      if (e < 0 || e >= E) return null;
-      if (chunks[e] === null) chunks[e] = decode(e);
-      return chunks[e];
-    },
-    ready: (e: number, t: number) => (ready.length === E * T ? ready[e * T + t] !== 0 : true),
-  };
-}
+const F0 = new Float32Array(0);
+const U0 = new Uint8Array(0);
 
 export class DataStore {
   private cache = new Map<string, any>();
@@ -105,13 +65,14 @@ export class DataStore {
   constructor(private ctx: Ctx) {
     const deps: Record<string, TraitName[]> = {
       steps: ["values", "advantages", "rewards", "actions", "firsts", "logits", "n_trajectories", "n_steps"],
-      obs: ["obs_png", "obs_offsets", "obs_size"],
-      attr: ["attr_maps", "attr_scales", "attr_shape", "attr_offsets", "attr_ready"],
-      edited: ["edited_attr_maps", "edited_attr_scales", "edited_attr_shape", "edited_attr_offsets", "edited_attr_ready", "edited_values", "edited_logits", "edited_trajectory"],
-      rerun: ["rerun_png", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts", "rerun_info"],
-      thumbs: ["thumbnails_png", "thumbnail_size"],
-      grid: ["grid_png", "grid_shape", "grid_sources"],
-      mosaics: ["mosaics_png", "mosaics_shape", "mosaics_sources"],
+      obs: ["observations"],
+      attr: ["attributions"],
+      edited: ["edited_attributions", "edited_values", "edited_logits", "edited_trajectory"],
+      rerun: ["rerun_frames", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts", "rerun_info"],
+      thumbs: ["thumbnails"],
+      grid: ["grid"],
+      gridsrc: ["grid_source_frames"],
+      mosaics: ["mosaics"],
     };
     for (const [key, names] of Object.entries(deps)) {
       ctx.watch(names, () => {
@@ -119,7 +80,7 @@ export class DataStore {
         ctx.events.emit("data", key);
       });
     }
-    ctx.watch(["obs_png"], () => this.fullRes.clear());
+    ctx.watch(["observations"], () => this.fullRes.clear());
     const onMsg = (msg: Message | null, buffers?: ArrayBufferView[]) => {
       if (msg?.type === "full_frame" && buffers?.length) {
         const key = `${msg.trajectory as number}:${msg.frame as number}`;
@@ -151,45 +112,45 @@ export class DataStore {
       const E = m.get("n_trajectories") ?? 0;
       const T = m.get("n_steps") ?? 0;
       if (!E || !T) return null;
-      const values = f32(m.get("values"));
-      if (values.length !== E * T) return null;
-      const logits = f32(m.get("logits"));
-      const A = logits.length / (E * T) || 0;
-      const zf = new Float32Array(E * T);
-      const adv = f32(m.get("advantages"));
-      const rew = f32(m.get("rewards"));
-      const act = bytesOf(m.get("actions"));
-      const fir = bytesOf(m.get("firsts"));
+      const n = E * T;
+      const values = float32Array(m.get("values"))?.data;
+      if (!values || values.length !== n) return null;
+      const lg = float32Array(m.get("logits"));
+      const A = lg && lg.shape.length === 3 && lg.data.length === n * lg.shape[2] ? lg.shape[2] : 0;
+      const zf = new Float32Array(n);
+      const adv = float32Array(m.get("advantages"))?.data;
+      const rew = float32Array(m.get("rewards"))?.data;
+      const act = uint8Array(m.get("actions"))?.data;
+      const fir = uint8Array(m.get("firsts"))?.data;
       return {
-        E, T, A: Math.floor(A), values,
-        advantages: adv.length === E * T ? adv : zf,
-        rewards: rew.length === E * T ? rew : zf,
-        actions: act.length === E * T ? act : new Uint8Array(E * T),
-        firsts: fir.length === E * T ? fir : new Uint8Array(E * T),
-        logits,
+        E, T, A, values,
+        advantages: adv?.length === n ? adv : zf,
+        rewards: rew?.length === n ? rew : zf,
+        actions: act?.length === n ? act : new Uint8Array(n),
+        firsts: fir?.length === n ? fir : new Uint8Array(n),
+        logits: A ? lg!.data : F0,
       };
     });
   }
 
-  /** Decoded observation strip of trajectory e (RGBA, obs_size wide, obs_size·T tall). */
-  obs(e: number): RGBAImage | null {
-    return this.memo(`obs:${e}`, () => {
-      const offsets = this.model.get("obs_offsets") as number[] | undefined;
-      const bytes = bytesOf(this.model.get("obs_png"));
-      if (!offsets || offsets.length < 2 || bytes.length === 0) return null;
-      const parts = split(bytes, offsets);
-      if (!parts[e]) return null;
-      try {
-        return decodePNG(parts[e]);
-      } catch (err) {
-        console.warn("rlvision: bad observation strip", err);
-        return null;
-      }
-    });
+  /** The observation frames (decoded per trajectory on demand). */
+  private frames(): Frames | null {
+    return this.memo("obs", () => pngFrames(this.model.get("observations")));
   }
 
+  /** Decoded observation strip of trajectory e (RGBA, S wide, S·T tall). */
+  obs(e: number): RGBAImage | null {
+    return this.frames()?.strip(e) ?? null;
+  }
+
+  /** Side S of the square observations. */
   obsSize(): number {
-    return this.model.get("obs_size") ?? 64;
+    return this.frames()?.S ?? 64;
+  }
+
+  /** Observation strip of the grid's dataset observations (cells with source (-2, i)). */
+  gridSourceStrip(): RGBAImage | null {
+    return this.memo("gridsrc", () => pngFrames(this.model.get("grid_source_frames"))?.strip(0) ?? null);
   }
 
   /** RGBA pixels of one 64×64 observation (a view into the strip). */
@@ -216,7 +177,7 @@ export class DataStore {
   }
 
   attr(): Attr | null {
-    return this.memo("attr", () => decodeAttr(this.model, ""));
+    return this.memo("attr", () => attributionMaps(this.model.get("attributions")));
   }
 
   /** Attribution data of the shown trajectory under the current edits, if any. */
@@ -225,9 +186,10 @@ export class DataStore {
       const m = this.model;
       const tr = m.get("edited_trajectory");
       if (typeof tr !== "number" || tr < 0) return null;
-      const values = f32(m.get("edited_values"));
-      if (values.length === 0) return null;
-      return { attr: decodeAttr(m, "edited_"), values, logits: f32(m.get("edited_logits")), trajectory: tr };
+      const values = float32Array(m.get("edited_values"))?.data;
+      if (!values || values.length === 0) return null;
+      const logits = float32Array(m.get("edited_logits"))?.data ?? F0;
+      return { attr: attributionMaps(m.get("edited_attributions")), values, logits, trajectory: tr };
     });
   }
 
@@ -299,42 +261,22 @@ export class DataStore {
 
   thumbnails(): { image: RGBAImage; size: number } | null {
     return this.memo("thumbs", () => {
-      const b = bytesOf(this.model.get("thumbnails_png"));
-      if (b.length === 0) return null;
-      try {
-        return { image: decodePNG(b), size: this.model.get("thumbnail_size") ?? 0 };
-      } catch {
-        return null;
-      }
+      const t = pngTiles(this.model.get("thumbnails"));
+      return t ? { image: t.image, size: t.w } : null;
     });
   }
 
+  /** The mosaic of one feature Python computed on request (`grid`). */
   grid(): Grid | null {
     return this.memo("grid", () => {
-      const b = bytesOf(this.model.get("grid_png"));
-      const shape = this.model.get("grid_shape") as number[] | undefined;
-      if (b.length === 0 || !shape || shape.length < 3) return null;
-      try {
-        return { image: decodePNG(b), rows: shape[0], cols: shape[1], cell: shape[2], sources: i32(this.model.get("grid_sources")) };
-      } catch {
-        return null;
-      }
+      const g = decodeMosaics(this.model.get("grid"));
+      return g ? { image: g.image, rows: g.rows, cols: g.cols, cell: g.cell, sources: g.sources } : null;
     });
   }
 
-  /** Every feature's mosaic at one density (`mosaics_*`), decoded once. */
-  mosaics(): { image: RGBAImage; K: number; rows: number; cols: number; cell: number; density: number; sources: Int32Array } | null {
-    return this.memo("mosaics", () => {
-      const b = bytesOf(this.model.get("mosaics_png"));
-      const shape = this.model.get("mosaics_shape") as number[] | undefined;
-      if (b.length === 0 || !shape || shape.length < 5) return null;
-      try {
-        const [K, rows, cols, cell, density] = shape;
-        return { image: decodePNG(b), K, rows, cols, cell, density, sources: i32(this.model.get("mosaics_sources")) };
-      } catch {
-        return null;
-      }
-    });
+  /** Every feature's mosaic at one density (`mosaics`), decoded once. */
+  mosaics(): Mosaics | null {
+    return this.memo("mosaics", () => decodeMosaics(this.model.get("mosaics")));
   }
 
   /**
@@ -343,7 +285,7 @@ export class DataStore {
    */
   gridFor(k: number, density: number): Grid | null {
     const all = this.mosaics();
-    if (all && k >= 0 && k < all.K && (all.density === density || !bytesOf(this.model.get("grid_png")).length)) {
+    if (all && k >= 0 && k < all.K && (all.density === density || !this.model.get("grid"))) {
       return this.memo(`mosaics:${k}`, () => {
         const w = all.cols * all.cell;
         const hh = all.rows * all.cell;
@@ -364,20 +306,13 @@ export class DataStore {
   rerun(): Rerun | null {
     return this.memo("rerun", () => {
       const m = this.model;
-      const values = f32(m.get("rerun_values"));
-      if (values.length === 0) return null;
-      let frames: RGBAImage | null = null;
-      try {
-        const b = bytesOf(m.get("rerun_png"));
-        if (b.length) frames = decodePNG(b);
-      } catch {
-        frames = null;
-      }
+      const values = float32Array(m.get("rerun_values"))?.data;
+      if (!values || values.length === 0) return null;
       return {
-        T: values.length, frames, values,
-        actions: bytesOf(m.get("rerun_actions")),
-        rewards: f32(m.get("rerun_rewards")),
-        firsts: bytesOf(m.get("rerun_firsts")),
+        T: values.length, frames: pngFrames(m.get("rerun_frames"))?.strip(0) ?? null, values,
+        actions: uint8Array(m.get("rerun_actions"))?.data ?? U0,
+        rewards: float32Array(m.get("rerun_rewards"))?.data ?? F0,
+        firsts: uint8Array(m.get("rerun_firsts"))?.data ?? U0,
         info: m.get("rerun_info") ?? {},
       };
     });

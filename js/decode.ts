@@ -1,33 +1,16 @@
-// Binary decoding of widget buffers: typed-array views, zlib, and a small synchronous PNG decoder
+// Binary decoding of widget buffers: bytes of a buffer, zlib, and a small synchronous PNG decoder
 // (8-bit grey / grey+alpha / RGB / RGBA, non-interlaced: what Pillow writes), so frames decode
 // once per data change with no asynchronous image decode inside change handlers.
 import { unzlibSync } from "fflate";
 
-/** Bytes of a trait value that arrived as DataView / ArrayBuffer / typed array (or nothing). */
+/** Bytes that arrived as DataView / ArrayBuffer / typed array (or nothing); typed views of the
+ * array traits are made by arrays.ts. */
 export function bytesOf(v: unknown): Uint8Array {
   if (!v) return new Uint8Array(0);
   if (v instanceof Uint8Array) return v;
   if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   return new Uint8Array(0);
-}
-
-/** Little-endian float32 array from bytes (copies only when unaligned). */
-export function f32(v: unknown): Float32Array {
-  const b = bytesOf(v);
-  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
-  return new Float32Array(b.slice().buffer, 0, b.byteLength >> 2);
-}
-
-export function i32(v: unknown): Int32Array {
-  const b = bytesOf(v);
-  if (b.byteOffset % 4 === 0) return new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
-  return new Int32Array(b.slice().buffer, 0, b.byteLength >> 2);
-}
-
-export function i8(v: unknown): Int8Array {
-  const b = bytesOf(v);
-  return new Int8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** zlib-inflate (RFC 1950) bytes. */

@@ -83,8 +83,7 @@ export function mountEditPanel(ctx: Ctx, host: HTMLElement): { redraw: () => voi
     model.set("edit_strengths", new Array(k).fill(0));
     model.set("edit_off", new Array(k).fill(false));
     // the re-run belongs to the edits: reset clears it (its curve and comparison) too
-    const none = new DataView(new ArrayBuffer(0));
-    for (const name of ["rerun_png", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts"] as const) model.set(name, none);
+    for (const name of ["rerun_frames", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts"] as const) model.set(name, null);
     ctx.set("rerun_info", {});
   });
   ctx.dom(rerun, "click", () => {

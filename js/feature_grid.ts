@@ -3,12 +3,12 @@
 // observation that activates the feature most there (transparency = weak response, stripes =
 // nothing), drawn at ≥ 256 px; and a gallery of the feature's strongest dataset examples, each a
 // receptive-field crop beside the frame it comes from (click one to show it in the timeline).
-// The mosaic of every feature may be precomputed (`mosaics_*`, also in static exports); another
+// The mosaic of every feature may be precomputed (`mosaics`, also in static exports); another
 // density asks Python. Pressing a mosaic cell shows its source observation with the receptive
 // field outlined, and can move the timeline.
 import { Ctx, ensureStyle, Example, h, panel, scheduler, widgetEntry } from "./model";
 import { dataOf, Grid } from "./data";
-import { bytesOf, decodePNG, RGBAImage } from "./decode";
+import { RGBAImage } from "./decode";
 import { cssColor } from "./display";
 
 /** Smallest displayed mosaic side (CSS px) at zoom 1. */
@@ -48,25 +48,13 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     h("div", { class: "rlv-grid-main" }, scroller, side), empty);
 
   let selected: { r: number; c: number } | null = null;
-  let srcCache: { key: number; img: RGBAImage | null } = { key: -1, img: null };
   let galleryKey = "";
 
   const feature = () => (model.get("grid_feature") as number) ?? -1;
   const density = () => (model.get("grid_density") as number) ?? 8;
   const current = (): Grid | null => data.gridFor(feature(), density());
 
-  const sourceStrip = (): RGBAImage | null => {
-    const b = bytesOf(model.get("grid_source_png"));
-    if (srcCache.key === b.byteLength) return srcCache.img;
-    let img: RGBAImage | null = null;
-    try {
-      img = b.length ? decodePNG(b) : null;
-    } catch {
-      img = null;
-    }
-    srcCache = { key: b.byteLength, img };
-    return img;
-  };
+  const sourceStrip = (): RGBAImage | null => data.gridSourceStrip();
 
   const cellSource = (g: Grid, r: number, c: number): [number, number] => {
     const i = (r * g.cols + c) * 2;
@@ -135,7 +123,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     const k = feature();
     const all = (model.get("feature_examples") as Example[][] | undefined) ?? [];
     const items = k >= 0 ? all[k] ?? [] : [];
-    const key = `${k}|${items.length}|${JSON.stringify(items[0] ?? {})}|${model.get("obs_png")?.byteLength ?? 0}`;
+    const key = `${k}|${items.length}|${JSON.stringify(items[0] ?? {})}|${data.obsSize()}|${model.get("observations")?.offsets.join(",") ?? ""}`;
     if (key === galleryKey) return;
     galleryKey = key;
     gallery.replaceChildren();
@@ -268,7 +256,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     ctx.set("frame", fr);
   });
   const sched = scheduler(draw);
-  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_png", "feature_examples"], () => {
+  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_frames", "feature_examples"], () => {
     sched.request();
   });
   ctx.watch(["grid_feature"], () => {

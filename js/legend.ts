@@ -5,6 +5,7 @@
 // clicking it opens the feature grid; shift-click pins the isolation.
 import { Ctx, ensureStyle, h, LabelEvidence, panel, scheduler, widgetEntry } from "./model";
 import { dataOf } from "./data";
+import { bytesOf } from "./decode";
 import { cssColor, RESIDUAL_CSS } from "./display";
 import { fmt } from "./plot";
 
@@ -62,7 +63,7 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
     const labels = (model.get("feature_labels") as string[]) ?? [];
     const sugg = (model.get("suggested_labels") as string[]) ?? [];
     const ev = JSON.stringify(model.get("label_evidence") ?? []);
-    const key = `${k}|${labels.join("\u0001")}|${sugg.join("\u0001")}|${ev}|${model.get("thumbnails_png")?.byteLength ?? 0}`;
+    const key = `${k}|${labels.join("\u0001")}|${sugg.join("\u0001")}|${ev}|${bytesOf(model.get("thumbnails")?.data).byteLength}`;
     if (key === builtFor) return;
     builtFor = key;
     hidePop();
@@ -227,7 +228,7 @@ export function mountLegend(ctx: Ctx, host: HTMLElement): { redraw: () => void }
     });
   };
   const sched = scheduler(update);
-  ctx.watch(["n_features", "feature_labels", "suggested_labels", "label_evidence", "thumbnails_png", "isolated_feature", "frame", "trajectory", "edit_off", "edit_strengths"], () => sched.request());
+  ctx.watch(["n_features", "feature_labels", "suggested_labels", "label_evidence", "thumbnails", "isolated_feature", "frame", "trajectory", "edit_off", "edit_strengths"], () => sched.request());
   ctx.listen("hover", () => update());
   ctx.listen("data", () => sched.request());
   ctx.onDispose(() => sched.cancel());

@@ -1,14 +1,55 @@
 // The one TypeScript type of the widget model's state: every synced trait a component reads or
-// writes, by name, with the type it has in the browser. Mirrors rlvision_widgets/widgets/_traits.py
+// writes, by name, with the type it has in the browser (array kinds: widgets/_arrays.py, decoded
+// by arrays.ts). Mirrors rlvision_widgets/widgets/_traits.py
 // (a trait renamed or added there must be renamed or added here; `npm run typecheck` then points
 // at every use). Traits are absent (undefined) when a component is rendered alone on a model that
 // lacks them, so `AnyModel.get` returns `ModelState[K] | undefined`.
 
 /**
- * A `traitlets.Bytes` trait sent with ipywidgets' `bytes_serialization`: a DataView over a
- * websocket buffer in Jupyter and in static exports; read it with decode.ts (`bytesOf`, `f32`).
+ * Bytes inside a serialized trait: a DataView over a websocket buffer in Jupyter and in static
+ * exports; read it with decode.ts (`bytesOf`) or the decoders of arrays.ts.
  */
 export type Binary = DataView | ArrayBuffer | Uint8Array;
+
+/** `ArrayTrait` (widgets/_arrays.py): a little-endian array of one dtype; decode with arrays.ts. */
+export interface ArrayWire {
+  dtype: "float32" | "int32" | "int8" | "uint8";
+  shape: number[];
+  data: Binary;
+}
+
+/** `PngFrames`: frames (E, T, S, S, C) as a PNG strip per trajectory (S wide, S·T tall). */
+export interface FramesWire {
+  format: "png";
+  shape: number[]; // [E, T, S, S, C]
+  offsets: number[]; // E + 1 byte offsets into data
+  data: Binary;
+}
+
+/** `PngTiles`: K images (K, h, w, C) side by side in one PNG. */
+export interface TilesWire {
+  format: "png";
+  shape: number[]; // [K, h, w, C]
+  data: Binary;
+}
+
+/** `MosaicTrait`: K mosaics side by side in one PNG and the source of every cell. */
+export interface MosaicWire {
+  format: "png";
+  shape: number[]; // [K, rows, cols, cell pixels]
+  density: number; // cells per side it was computed at (0: unknown)
+  data: Binary;
+  sources: ArrayWire; // int32 (K, rows, cols, 2)
+}
+
+/** `AttributionMaps`: zlib(int8 (T, H, W, C)) per trajectory, x = q · scale / 127. */
+export interface AttributionWire {
+  shape: number[]; // [E, T, H, W, K+1]
+  offsets: number[]; // E + 1 byte offsets into data (an empty chunk: not computed)
+  data: Binary;
+  scales: ArrayWire; // float32 (E, T, K+1)
+  ready: ArrayWire | null; // uint8 (E, T); null: every frame ready
+}
 
 /** One bookmark (widgets/_engine.py): a (trajectory, frame) the timeline can jump to. */
 export interface Bookmark {
@@ -64,15 +105,13 @@ export interface ModelState {
   title: string;
   n_trajectories: number;
   n_steps: number;
-  obs_size: number;
-  obs_png: Binary; // concatenated PNG strips, one per trajectory
-  obs_offsets: number[];
-  values: Binary; // float32 (E·T)
-  advantages: Binary; // float32 (E·T)
-  rewards: Binary; // float32 (E·T)
-  actions: Binary; // uint8 (E·T)
-  firsts: Binary; // uint8 (E·T)
-  logits: Binary; // float32 (E·T·A)
+  observations: FramesWire | null; // (E, T, S, S, 3)
+  values: ArrayWire | null; // float32 (E, T)
+  advantages: ArrayWire | null; // float32 (E, T)
+  rewards: ArrayWire | null; // float32 (E, T)
+  actions: ArrayWire | null; // uint8 (E, T)
+  firsts: ArrayWire | null; // uint8 (E, T)
+  logits: ArrayWire | null; // float32 (E, T, A)
   action_names: string[];
   action_glyphs: string[];
   action_groups: Record<string, number[]>;
@@ -99,46 +138,33 @@ export interface ModelState {
   label_evidence: LabelEvidence[];
   isolated_feature: number;
   // AttributionTraits
-  attr_maps: Binary; // zlib(int8 (E, T, H, W, K+1)), one chunk per trajectory
-  attr_offsets: number[];
-  attr_scales: Binary; // float32 (E·T·(K+1))
-  attr_shape: number[]; // [E, T, H, W, K+1]
-  attr_ready: Binary; // uint8 (E, T); empty = all ready
+  attributions: AttributionWire | null; // (E, T, H, W, K+1)
   attr_layer: string;
   // EditedTraits
   edited_trajectory: number;
-  edited_values: Binary;
-  edited_logits: Binary;
-  edited_attr_maps: Binary;
-  edited_attr_offsets: number[];
-  edited_attr_scales: Binary;
-  edited_attr_shape: number[];
-  edited_attr_ready: Binary;
-  rerun_png: Binary;
-  rerun_values: Binary;
-  rerun_actions: Binary;
-  rerun_rewards: Binary;
-  rerun_firsts: Binary;
+  edited_values: ArrayWire | null; // float32 (T,)
+  edited_logits: ArrayWire | null; // float32 (T, A)
+  edited_attributions: AttributionWire | null; // (1, T, H, W, K+1)
+  rerun_frames: FramesWire | null; // (1, T, S, S, 3)
+  rerun_values: ArrayWire | null; // float32 (T,)
+  rerun_actions: ArrayWire | null; // uint8 (T,)
+  rerun_rewards: ArrayWire | null; // float32 (T,)
+  rerun_firsts: ArrayWire | null; // uint8 (T,)
   rerun_info: RerunInfo;
   // EditTraits
   edit_strengths: number[];
   edit_off: boolean[];
   // LegendTraits
-  thumbnails_png: Binary;
-  thumbnail_size: number;
+  thumbnails: TilesWire | null; // (K, s, s, 4)
   feature_examples: Example[][];
   // GridTraits
   grid_feature: number;
   grid_density: number;
   grid_zoom: number;
-  grid_png: Binary;
-  grid_shape: number[]; // [rows, cols, cell pixels]
-  grid_sources: Binary; // int32 (rows·cols, 2)
-  grid_source_png: Binary;
+  grid: MosaicWire | null; // the mosaic of grid_feature computed on request (K = 1)
+  grid_source_frames: FramesWire | null; // (1, N, S, S, 3): what (-2, i) cells point to
   grid_busy: boolean;
-  mosaics_png: Binary; // K mosaics side by side
-  mosaics_shape: number[]; // [K, rows, cols, cell pixels, density]
-  mosaics_sources: Binary; // int32 (K·rows·cols·2)
+  mosaics: MosaicWire | null; // every feature's mosaic at one density
   // ControlTraits
   layers: string[];
   layer: string;

@@ -11,7 +11,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from . import _encode as enc
+from ._arrays import Frames, encode_attribution
 from .export import STATIC, save_html
 
 log = logging.getLogger(__name__)
@@ -164,10 +164,17 @@ class TrajectoryDataMixin(t.HasTraits):
         labels: Sequence[str] | None = None,
     ) -> None:
         """Load observations (E, T, S, S, 3) or (T, S, S, 3) uint8 and per-step series
-        (E, T) — logits (E, T, A) — as compact binary buffers."""
+        (E, T) — logits (E, T, A) — as compact binary buffers (one typed trait each).
+
+        >>> from rlvision_widgets.widgets import TrajectoryViewer
+        >>> v = TrajectoryViewer()
+        >>> v.set_trajectories(np.zeros((4, 64, 64, 3), np.uint8), values=np.arange(4.0))
+        >>> v.observations.shape, v.values.shape, v.logits is None
+        ((1, 4, 64, 64, 3), (1, 4), True)
+        """
         o = _as_5d_obs(obs)
         E, T = o.shape[:2]
-        png, offsets = enc.encode_png_strips(o)
+        frames = Frames.encode(o)
         vals = _series(values, E, T, "values")
         adv = _series(advantages, E, T, "advantages")
         rew = _series(rewards, E, T, "rewards")
@@ -182,15 +189,13 @@ class TrajectoryDataMixin(t.HasTraits):
             self.trajectory = 0
             self.n_trajectories = int(E)
             self.n_steps = int(T)
-            self.obs_size = int(o.shape[2])
-            self.obs_png = png
-            self.obs_offsets = offsets
-            self.values = enc.f32(vals if vals is not None else np.zeros((E, T)))
-            self.advantages = enc.f32(adv)
-            self.rewards = enc.f32(rew)
-            self.actions = enc.u8(act)
-            self.firsts = enc.u8(fir)
-            self.logits = enc.f32(lg)
+            self.observations = frames
+            self.values = vals if vals is not None else np.zeros((E, T), np.float32)
+            self.advantages = adv
+            self.rewards = rew
+            self.actions = act
+            self.firsts = fir
+            self.logits = lg
             self.trajectory_labels = list(labels) if labels else []
 
     def set_attribution(self, features: Any, residual: Any = None, layer: str = "") -> None:
@@ -200,11 +205,10 @@ class TrajectoryDataMixin(t.HasTraits):
         if f.ndim == 4:
             f = f[None]
             residual = None if residual is None else np.asarray(residual)[None]
-        traits = enc.encode_attribution(f, residual)
-        shape = traits["attr_shape"]
+        maps = encode_attribution(f, residual)
+        shape = maps.shape
         with self.hold_sync():
-            for k, v in traits.items():
-                setattr(self, k, v)
+            self.attributions = maps
             if hasattr(self, "n_features"):
                 k = shape[-1] - 1
                 self.n_features = k

@@ -1,20 +1,19 @@
 """Synced trait groups shared by the component widgets and the Explorer.
 
 Each component's JS reads traits by these names, so a component rendered alone (on its own
-model) and inside the Explorer (on the shared model) behave the same. Binary data travels as
-``traitlets.Bytes`` tagged with ipywidgets' ``bytes_serialization`` (raw websocket buffers).
+model) and inside the Explorer (on the shared model) behave the same. Each logical array is one
+typed trait (``_arrays.py``) that validates and serializes itself (raw websocket buffers); its
+type in JS is in ``js/model_state.ts``.
 """
 
 from __future__ import annotations
 
 import traitlets as t
-from ipywidgets.widgets.trait_types import bytes_serialization
 
 from ..environment.actions import ACTION_GLYPHS, ACTION_GROUPS, ACTION_NAMES, NOOP_BUTTONS
+from ._arrays import ArrayTrait, AttributionMaps, MosaicTrait, PngFrames, PngTiles
 
-
-def _bytes() -> t.Bytes:
-    return t.Bytes(b"").tag(sync=True, **bytes_serialization)
+_TS = ("trajectory", "step")
 
 
 class NavTraits(t.HasTraits):
@@ -46,15 +45,13 @@ class TrajectoryTraits(t.HasTraits):
     title = t.Unicode("").tag(sync=True)
     n_trajectories = t.Int(0).tag(sync=True)
     n_steps = t.Int(0).tag(sync=True)
-    obs_size = t.Int(64).tag(sync=True)
-    obs_png = _bytes()
-    obs_offsets = t.List(t.Int()).tag(sync=True)
-    values = _bytes()
-    advantages = _bytes()
-    rewards = _bytes()
-    actions = _bytes()
-    firsts = _bytes()
-    logits = _bytes()
+    observations = PngFrames(help="observations (E, T, S, S, 3): a PNG strip per trajectory")
+    values = ArrayTrait("float32", _TS, help="value estimates (E, T)")
+    advantages = ArrayTrait("float32", _TS, help="advantages (E, T)")
+    rewards = ArrayTrait("float32", _TS, help="rewards (E, T)")
+    actions = ArrayTrait("uint8", _TS, help="actions taken (E, T)")
+    firsts = ArrayTrait("uint8", _TS, help="1 where an episode starts (E, T)")
+    logits = ArrayTrait("float32", (*_TS, "action"), help="policy logits (E, T, A)")
     action_names = t.List(t.Unicode(), default_value=list(ACTION_NAMES)).tag(sync=True)
     action_glyphs = t.List(t.Unicode(), default_value=list(ACTION_GLYPHS)).tag(sync=True)
     action_groups = t.Dict(default_value={k: list(v) for k, v in ACTION_GROUPS.items()}).tag(
@@ -127,7 +124,8 @@ class DisplayTraits(t.HasTraits):
         """
         if self.blur is not None:
             return 7.0 * float(self.blur)
-        shape = list(getattr(self, "attr_shape", None) or [])
+        maps = getattr(self, "attributions", None)
+        shape = list(maps.shape) if maps is not None else []
         if len(shape) < 3 or shape[2] < 1:
             return None
         from ..analysis.display import default_blur_radius
@@ -148,13 +146,9 @@ class FeatureTraits(t.HasTraits):
 
 
 class AttributionTraits(t.HasTraits):
-    """Per-feature attribution maps of every frame (see ``_encode.encode_attribution``)."""
+    """Per-feature attribution maps of every frame (see ``_arrays.AttributionMaps``)."""
 
-    attr_maps = _bytes()
-    attr_offsets = t.List(t.Int()).tag(sync=True)
-    attr_scales = _bytes()
-    attr_shape = t.List(t.Int()).tag(sync=True)
-    attr_ready = _bytes()  # uint8 (E, T); empty = all ready
+    attributions = AttributionMaps(help="K signed features + residual (E, T, H, W, K+1)")
     attr_layer = t.Unicode("").tag(sync=True)
 
 
@@ -162,18 +156,14 @@ class EditedTraits(t.HasTraits):
     """The shown trajectory under the current edits, and a re-run of the edited agent."""
 
     edited_trajectory = t.Int(-1).tag(sync=True)
-    edited_values = _bytes()
-    edited_logits = _bytes()
-    edited_attr_maps = _bytes()
-    edited_attr_offsets = t.List(t.Int()).tag(sync=True)
-    edited_attr_scales = _bytes()
-    edited_attr_shape = t.List(t.Int()).tag(sync=True)
-    edited_attr_ready = _bytes()
-    rerun_png = _bytes()
-    rerun_values = _bytes()
-    rerun_actions = _bytes()
-    rerun_rewards = _bytes()
-    rerun_firsts = _bytes()
+    edited_values = ArrayTrait("float32", ("step",), help="edited agent's values (T,)")
+    edited_logits = ArrayTrait("float32", ("step", "action"), help="edited logits (T, A)")
+    edited_attributions = AttributionMaps(help="edited attribution (1, T, H, W, K+1)")
+    rerun_frames = PngFrames(help="re-run observations (1, T, S, S, 3)")
+    rerun_values = ArrayTrait("float32", ("step",), help="re-run values (T,)")
+    rerun_actions = ArrayTrait("uint8", ("step",), help="re-run actions (T,)")
+    rerun_rewards = ArrayTrait("float32", ("step",), help="re-run rewards (T,)")
+    rerun_firsts = ArrayTrait("uint8", ("step",), help="re-run episode starts (T,)")
     rerun_info = t.Dict().tag(sync=True)
 
 
@@ -192,10 +182,9 @@ class EditTraits(t.HasTraits):
 
 
 class LegendTraits(t.HasTraits):
-    """Legend thumbnails (one RGBA PNG strip of K square thumbnails side by side)."""
+    """Legend thumbnails (K square RGBA thumbnails side by side in one PNG)."""
 
-    thumbnails_png = _bytes()
-    thumbnail_size = t.Int(0).tag(sync=True)
+    thumbnails = PngTiles(help="dataset-example thumbnails (K, s, s, 4)")
     # per feature its strongest dataset examples: {trajectory, frame, y, x, value, box}
     feature_examples = t.List(t.List(t.Dict())).tag(sync=True)
 
@@ -206,16 +195,11 @@ class GridTraits(t.HasTraits):
     grid_feature = t.Int(-1).tag(sync=True)
     grid_density = t.Int(8).tag(sync=True)
     grid_zoom = t.Float(1.0).tag(sync=True)
-    grid_png = _bytes()
-    grid_shape = t.List(t.Int()).tag(sync=True)  # [rows, cols, cell pixels]
-    grid_sources = _bytes()  # int32 (rows*cols, 2): (trajectory, frame)
-    grid_source_png = _bytes()  # optional strip of source observations
+    grid = MosaicTrait(help="the mosaic of grid_feature computed on request (K = 1)")
+    grid_source_frames = PngFrames(help="observations (1, N, S, S, 3) cells point into")
     grid_busy = t.Bool(False).tag(sync=True)
-    # the mosaic of every feature at one density (static exports; instant switching):
-    # K RGBA mosaics side by side, [K, rows, cols, cell pixels, density], int32 (K, rows, cols, 2)
-    mosaics_png = _bytes()
-    mosaics_shape = t.List(t.Int()).tag(sync=True)
-    mosaics_sources = _bytes()
+    # the mosaic of every feature at one density (static exports; instant switching)
+    mosaics = MosaicTrait(help="every feature's mosaic at one density (K, rows, cols, cell)")
 
     @t.validate("grid_density")
     def _valid_density(self, proposal: t.Bunch) -> int:

@@ -32,6 +32,7 @@ from torch import nn
 
 from . import _encode as enc
 from . import _engine as eng
+from ._arrays import AttributionPayload, wire_bytes
 from ._base import RLVisionWidget, TrajectoryDataMixin
 from ._traits import (
     AttributionTraits,
@@ -569,12 +570,20 @@ class Explorer(
         self._worker.submit("rerun", self._job_rerun)
 
     def payload_bytes(self) -> dict[str, int]:
-        """Bytes of the binary traits sent to the browser, per trait and in total."""
+        """Bytes of the binary buffers sent to the browser, per trait and in total (every
+        buffer the typed array traits serialize to; JSON metadata not counted).
+
+        >>> explorer.payload_bytes()["total"]          # doctest: +SKIP
+        2721460
+        """
         sizes = {}
         for name in self.trait_names(sync=True):
-            v = getattr(self, name)
-            if isinstance(v, (bytes, bytearray, memoryview)):
-                sizes[name] = len(v)
+            to_json = self.trait_metadata(name, "to_json", None)
+            if to_json is None or name in ("_esm", "_css"):
+                continue
+            n = wire_bytes(to_json(getattr(self, name), self))
+            if n:
+                sizes[name] = n
         sizes["total"] = sum(sizes.values())
         return sizes
 
@@ -743,18 +752,12 @@ class Explorer(
     def _clear_edited(self) -> None:
         with self.hold_sync():
             self.edited_trajectory = -1
-            self.edited_values = b""
-            self.edited_logits = b""
-            self.edited_attr_maps = b""
-            self.edited_attr_offsets = []
-            self.edited_attr_scales = b""
-            self.edited_attr_shape = []
-            self.edited_attr_ready = b""
+            self.edited_values = None
+            self.edited_logits = None
+            self.edited_attributions = None
 
-    def _push_attr(self, payload: enc.AttributionPayload, prefix: str = "") -> None:
-        with self.hold_sync():
-            for k, v in payload.traits(prefix).items():
-                setattr(self, k, v)
+    def _push_attr(self, payload: AttributionPayload, prefix: str = "") -> None:
+        setattr(self, f"{prefix}attributions", payload.value())
 
     # -------------------------------------------------------------------------------- jobs
     def _job_collect(self, report: Callable, num_envs: int, num_steps: int) -> None:
@@ -800,7 +803,7 @@ class Explorer(
         H, W = values[order[0]].shape[1:3]
         features = np.zeros((E, T, H, W, K), np.float32)
         residual = np.zeros((E, T, H, W), np.float32)
-        payload = enc.AttributionPayload(E, T, H, W, K + 1)
+        payload = AttributionPayload(E, T, H, W, K + 1)
         # the frames around the shown one first (fast feedback), then its trajectory, then
         # the other trajectories
         e0, t0 = order[0], min(int(self.frame), T - 1)
@@ -1001,12 +1004,10 @@ class Explorer(
                     self._resetting_edits = False
                 self.isolated_feature = -1
                 self._clear_edited()
-                self.thumbnails_png = b""
+                self.thumbnails = None
                 self.feature_examples = []
                 self.label_evidence = []
-                self.mosaics_png = b""
-                self.mosaics_shape = []
-                self.mosaics_sources = b""
+                self.mosaics = None
 
     def _edit_strengths(self) -> np.ndarray:
         K = int(self.n_features)
@@ -1046,13 +1047,12 @@ class Explorer(
         H, W = cur["features"].shape[2:4]
         K = directions.shape[0]
         maps = np.zeros((T, H, W, K + 1), np.float32)
-        payload = enc.AttributionPayload(1, T, H, W, K + 1)
+        payload = AttributionPayload(1, T, H, W, K + 1)
         with self.hold_sync():
             self.edited_trajectory = e
-            self.edited_values = enc.f32(values)
-            self.edited_logits = enc.f32(logits)
-            for k, v in payload.traits("edited_").items():  # nothing ready yet
-                setattr(self, k, v)
+            self.edited_values = np.asarray(values).reshape(T)
+            self.edited_logits = np.asarray(logits).reshape(T, -1)
+            self.edited_attributions = payload.value()  # nothing ready yet
         done: list[int] = []
         t0 = int(self.frame)
         order = sorted(range(T), key=lambda u: (abs(u - t0), u))
@@ -1148,11 +1148,11 @@ class Explorer(
             f"{'the edits' if edits else 'no edits'} (sampled actions, new seed).",
         }
         with self.hold_sync():
-            self.rerun_png = enc.encode_png_strip(new.obs[0])
-            self.rerun_values = enc.f32(new.values[0])
-            self.rerun_actions = enc.u8(new.actions[0])
-            self.rerun_rewards = enc.f32(new.rewards[0])
-            self.rerun_firsts = enc.u8(new.firsts[0])
+            self.rerun_frames = new.obs[0][None]
+            self.rerun_values = new.values[0]
+            self.rerun_actions = new.actions[0]
+            self.rerun_rewards = new.rewards[0]
+            self.rerun_firsts = new.firsts[0]
             self.rerun_info = info
         report(1.0, info["message"])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _encode as enc
+from ._arrays import Tiles
 from ._base import RLVisionWidget
 from ._traits import AttributionTraits, FeatureTraits, GridTraits, LegendTraits, NavTraits
 
@@ -17,7 +17,13 @@ class LegendMixin(LegendTraits, FeatureTraits):
 
     def set_thumbnails(self, thumbnails: Any) -> None:
         """Dataset-example thumbnails, (K, s, s, 3|4) uint8, one per feature (RGBA alpha shows
-        response strength)."""
+        response strength).
+
+        >>> legend = AttributionLegend()
+        >>> legend.set_thumbnails(np.zeros((3, 8, 8, 3), np.uint8))
+        >>> legend.thumbnails.shape
+        (3, 8, 8, 4)
+        """
         th = np.asarray(thumbnails)
         if (
             th.ndim != 4
@@ -28,11 +34,7 @@ class LegendMixin(LegendTraits, FeatureTraits):
             raise ValueError(f"thumbnails must be uint8 (K, s, s, 3|4), got {th.dtype} {th.shape}")
         if th.shape[-1] == 3:
             th = np.concatenate([th, np.full(th.shape[:3] + (1,), 255, np.uint8)], -1)
-        k, s = th.shape[0], th.shape[1]
-        strip = th.transpose(1, 0, 2, 3).reshape(s, k * s, 4)  # side by side
-        with self.hold_sync():
-            self.thumbnail_size = int(s)
-            self.thumbnails_png = enc.encode_png(strip)
+        self.thumbnails = Tiles.encode(th)  # side by side in one PNG
 
     def set_label_suggestions(self, suggestions: Sequence[Any]) -> None:
         """Suggested labels, one per feature: strings ("" for none) or dicts with ``label`` and

@@ -283,7 +283,7 @@ def test_blur_scales_with_layer_and_control_shows_radius(page, explorer):
     """Default blur: the article's radius 7 on 32 x 32 scaled to the layer (3.5 on the
     compact network's 16 x 16 layer 2b); the control shows the radius in use, radius 7 stays
     available, and "auto" returns to the scaled default."""
-    assert explorer.blur is None and explorer.attr_shape[2] == 16
+    assert explorer.blur is None and explorer.attributions.shape[2] == 16
     mount(page, explorer)
     val = page.locator(".rlv-controls .rlv-blur-val")
     slider = ".rlv-controls input.rlv-blur"
@@ -347,22 +347,14 @@ def test_rank_change_from_python_updates_legend(page, explorer):
         new = widget_payload(explorer)
     finally:
         explorer.rank = rank
-    names = [
-        "attr_maps",
-        "attr_offsets",
-        "attr_scales",
-        "attr_shape",
-        "attr_ready",
-        "n_features",
-        "feature_labels",
-        "thumbnails_png",
-        "rank",
-    ]
+    names = ["attributions", "n_features", "feature_labels", "thumbnails", "rank"]
     page.evaluate(
         """([p, names]) => { const b64 = (s) => { const bin = atob(s); const u = new Uint8Array(bin.length);
              for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return new DataView(u.buffer); };
            const ch = {}; for (const n of names) ch[n] = p.state[n];
-           for (const b of p.buffers) if (names.includes(b.path[0])) ch[b.path[0]] = b64(b.data);
+           for (const b of p.buffers) if (names.includes(b.path[0])) {  // nested: data, scales.data
+             let o = ch; for (let i = 0; i < b.path.length - 1; i++) o = o[b.path[i]];
+             o[b.path[b.path.length - 1]] = b64(b.data); }
            window.model.fromPython(ch); }""",
         [new, names],
     )
@@ -378,7 +370,8 @@ def test_edited_values_redraw_value_graph(page, explorer):
     edited = (np.linspace(-3, 3, T)).astype("<f4").tobytes()
     page.evaluate(
         """(b) => { const u = Uint8Array.from(b);
-        window.model.fromPython({ edited_values: new DataView(u.buffer), edited_trajectory: 0 }); }""",
+        const edited_values = { dtype: "float32", shape: [u.length / 4], data: new DataView(u.buffer) };
+        window.model.fromPython({ edited_values, edited_trajectory: 0 }); }""",
         list(edited),
     )
     next_frame(page)
@@ -432,8 +425,8 @@ def test_feature_grid_patch_shows_source_and_moves_timeline(page, explorer):
         assert page.locator(".rlv-grid").is_visible()
         mosaic = canvas_pixels(page, ".rlv-mosaic")
         assert mosaic[..., 3].max() > 0  # opaque cells exist
-        rows, cols, _ = explorer.grid_shape
-        src = np.frombuffer(explorer.grid_sources, "<i4").reshape(rows, cols, 2)
+        rows, cols = explorer.grid.rows, explorer.grid.cols
+        src = explorer.grid.sources[0]
         r, c = np.argwhere(src[..., 1] >= 0)[0]
         box = page.locator(".rlv-mosaic").bounding_box()
         page.mouse.click(

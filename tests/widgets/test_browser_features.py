@@ -50,10 +50,10 @@ def ensure_gallery(ex) -> None:
         a = ex.analysis
         ex.set_examples(
             eng.examples_from_frames(
-                a.example_frames, a.example_strengths, rf, ex.obs_size, acts.shape[2]
+                a.example_frames, a.example_strengths, rf, ex.observations.shape[2], acts.shape[2]
             )
         )
-    if not ex.mosaics_png:
+    if ex.mosaics is None:
         d = ex.analysis.directions
         ex.set_mosaics(
             *eng.feature_mosaics(d, acts, ex._arrays["obs"], ex.grid_density, rf), ex.grid_density
@@ -97,7 +97,7 @@ def test_legend_icons_96px_and_enlarged_on_hover(page, explorer):
     icon = box(page, ".rlv-legend-item[data-feature='0'] .rlv-thumb")
     assert icon["width"] >= 96 and icon["height"] >= 96, icon
     px = canvas_pixels(page, ".rlv-legend-item[data-feature='0'] .rlv-thumb")
-    assert px.shape[:2] == (explorer.thumbnail_size,) * 2 and px[..., :3].std() > 10
+    assert px.shape[:2] == explorer.thumbnails.shape[1:3] and px[..., :3].std() > 10
     layout = [".rlv-screens", ".rlv-timeline", ".rlv-legend", ".rlv-transport"]
     before = boxes(page, layout)
     page.hover(".rlv-legend-item[data-feature='0'] .rlv-swatch")
@@ -135,7 +135,8 @@ def test_click_opens_feature_grid_with_examples_and_mosaic(page, explorer):
         if 0 <= oy < 64 and 0 <= ox < 64:  # inside the screen: the observation's pixel
             assert np.array_equal(got[int((y + 0.5) * q), int((x + 0.5) * q)], obs[oy, ox])
     # the mosaic: at least 256 px, each cell a receptive-field crop (20 px on this network)
-    k, rows, cols, cell, dens = explorer.mosaics_shape
+    mos = explorer.mosaics
+    rows, cols, cell, dens = mos.rows, mos.cols, mos.cell, mos.density
     assert cell == 20 and dens == explorer.grid_density
     m = box(page, ".rlv-mosaic")
     assert m["width"] >= 256 and m["height"] >= 256, m
@@ -232,12 +233,15 @@ def test_editing_view_on_a_later_trajectory_and_reset_clears_rerun(page, explore
         assert rerun_pixels() == 0 and not page.locator(".rlv-cmp").is_visible()
         state = page.evaluate(
             "() => [window.model.get('edit_off'), window.model.get('rerun_info'),"
-            " window.model.get('rerun_values').byteLength]"
+            " window.model.get('rerun_values'), window.model.saved.at(-1)]"
         )
-        assert state == [[False] * K, {}, 0]
-        # what the browser sends back is accepted by Python (empty buffers arrive as memoryview)
-        explorer.set_state({"rerun_values": memoryview(b""), "rerun_info": {}})
-        assert explorer.rerun_values == b"" and explorer.rerun_info == {}
+        cleared = {"rerun_frames", "rerun_values", "rerun_actions", "rerun_rewards", "rerun_firsts"}
+        assert state[:3] == [[False] * K, {}, None]
+        assert cleared <= set(state[3]) and all(state[3][n] is None for n in cleared)
+        # what the browser sends back is accepted by Python (the typed traits' from_json)
+        explorer.set_state({n: None for n in cleared} | {"rerun_info": {}})
+        assert explorer.rerun_values is None and explorer.rerun_frames is None
+        assert explorer.rerun_info == {}
     finally:
         explorer.edit_off = [False] * K
         explorer.trajectory = 0

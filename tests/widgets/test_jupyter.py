@@ -94,7 +94,7 @@ def test_explorer_end_to_end(app, tmp_path):
             # --- switching a feature off changes the value graph
             timeline = canvas_pixels(page, TIMELINE)
             page.locator(".rlv-edit-row[data-feature='0'] input[type=checkbox]").check()
-            probe.wait_for("ex.edited_trajectory == 0 and len(ex.edited_values) > 0", timeout=60)
+            probe.wait_for("ex.edited_trajectory == 0 and ex.edited_values is not None", timeout=60)
             _wait_changed(page, TIMELINE, timeline, timeout=15)
             probe.wait_for("not ex.busy", timeout=60)
             screenshot(page, f"jupyter_{app}_edited")

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 import pytest
 import traitlets
+from ipywidgets.widgets.widget import _remove_buffers
 
 from rlvision_widgets.widgets import (
     AttributionLegend,
@@ -20,6 +21,7 @@ from rlvision_widgets.widgets import (
     TrajectoryViewer,
     output_options,
 )
+from rlvision_widgets.widgets import _arrays as arr
 from rlvision_widgets.widgets import _encode as enc
 from rlvision_widgets.widgets.export import STATIC
 
@@ -31,37 +33,122 @@ def _obs(E=2, T=6, seed=0):
 # ------------------------------------------------------------------------------ encodings
 def test_png_strips_round_trip():
     obs = _obs(3, 5)
-    data, offsets = enc.encode_png_strips(obs)
-    assert len(offsets) == 4 and offsets[-1] == len(data)
+    frames = arr.Frames.encode(obs)
+    assert frames.shape == (3, 5, 64, 64, 3)
+    assert len(frames.offsets) == 4 and frames.offsets[-1] == len(frames.data)
     for e in range(3):
-        img = enc.decode_png(data[offsets[e] : offsets[e + 1]])
+        img = enc.decode_png(frames.data[frames.offsets[e] : frames.offsets[e + 1]])
         assert img.shape == (5 * 64, 64, 3)
         assert np.array_equal(img.reshape(5, 64, 64, 3), obs[e])
+    assert np.array_equal(frames.decode(), obs)
 
 
 def test_attribution_quantisation_error_and_layout():
     rng = np.random.default_rng(1)
     f = rng.normal(size=(2, 4, 8, 8, 3)).astype(np.float32)
     r = rng.normal(size=(2, 4, 8, 8)).astype(np.float32)
-    tr = enc.encode_attribution(f, r)
-    assert tr["attr_shape"] == [2, 4, 8, 8, 4]
-    back = enc.decode_attribution(tr)
+    maps = arr.encode_attribution(f, r)
+    assert maps.shape == (2, 4, 8, 8, 4) and maps.ready is None
+    back = maps.decode()
     full = np.concatenate([f, r[..., None]], -1)
     scale = np.abs(full).max(axis=(2, 3), keepdims=True)
     assert np.all(np.abs(back - full) <= scale / 254 + 1e-6)
     # one zlib stream per trajectory, int8 inside
-    off = tr["attr_offsets"]
-    raw = zlib.decompress(tr["attr_maps"][off[1] : off[2]])
+    off = maps.offsets
+    raw = zlib.decompress(maps.data[off[1] : off[2]])
     assert len(raw) == 4 * 8 * 8 * 4
 
 
 def test_progressive_payload_marks_ready_frames():
-    p = enc.AttributionPayload(2, 5, 4, 4, 3)
+    p = arr.AttributionPayload(2, 5, 4, 4, 3)
     p.set(1, np.ones((5, 4, 4, 3), np.float32), frames=[0, 2])
-    tr = p.traits()
-    ready = np.frombuffer(tr["attr_ready"], np.uint8).reshape(2, 5)
-    assert ready[1].tolist() == [1, 0, 1, 0, 0] and not ready[0].any()
-    assert tr["attr_offsets"][1] == 0  # trajectory 0 not computed: empty chunk
+    maps = p.value()
+    assert maps.ready.astype(int)[1].tolist() == [1, 0, 1, 0, 0] and not maps.ready[0].any()
+    assert maps.offsets[1] == 0  # trajectory 0 not computed: empty chunk
+    p.set(1, np.ones((5, 4, 4, 3), np.float32), frames=[1])
+    assert maps.ready[1].tolist() == [True, False, True, False, False]  # a snapshot
+
+
+# ------------------------------------------------------------------------ typed traits
+class _Typed(traitlets.HasTraits):
+    values = arr.ArrayTrait("float32", ("trajectory", "step"))
+    actions = arr.ArrayTrait("uint8", ("trajectory", "step"))
+    observations = arr.PngFrames()
+    thumbnails = arr.PngTiles()
+    mosaics = arr.MosaicTrait()
+    attributions = arr.AttributionMaps()
+
+
+def _wire(obj, name):
+    """A trait's value as it travels: JSON with its buffers out, then back as the browser's
+    memoryviews (what ipywidgets does both ways)."""
+    trait = obj.traits()[name]
+    state, paths, buffers = _remove_buffers({name: trait.to_json(getattr(obj, name), obj)})
+    json.dumps(state)  # no bytes left in the JSON part
+    value = json.loads(json.dumps(state))[name]
+    for path, buf in zip(paths, buffers):
+        target = value
+        for key in path[1:-1]:
+            target = target[key]
+        target[path[-1]] = memoryview(bytes(buf))
+    return trait.from_json(value, obj), sum(len(bytes(b)) for b in buffers)
+
+
+def test_array_trait_validates_dtype_axes_and_names_the_trait():
+    w = _Typed(values=np.arange(6, dtype=np.float64).reshape(2, 3), actions=[[0, 1, 14]])
+    assert w.values.dtype == np.float32 and w.actions.dtype == np.uint8
+    with pytest.raises(
+        traitlets.TraitError,
+        match=r"_Typed.values: expected a float32 array "
+        r"with axes \(trajectory, step\), got shape \(6,\)",
+    ):
+        w.values = np.zeros(6)
+    with pytest.raises(traitlets.TraitError, match=r"_Typed.values: .* got dtype <U1"):
+        w.values = [["a"]]
+    with pytest.raises(traitlets.TraitError, match=r"_Typed.actions: .*non-integral"):
+        w.actions = [[0.5]]
+    with pytest.raises(traitlets.TraitError, match=r"_Typed.actions: .*negative"):
+        w.actions = [[-1]]
+    with pytest.raises(traitlets.TraitError, match=r"_Typed.observations: expected uint8"):
+        w.observations = np.zeros((2, 4, 8, 8, 3), np.float32)
+    with pytest.raises(traitlets.TraitError, match=r"_Typed.mosaics: expected Mosaics"):
+        w.mosaics = np.zeros((1, 8, 8, 4), np.uint8)
+    assert w.values.tolist() == [[0, 1, 2], [3, 4, 5]]  # refused values leave the old one
+
+
+def test_typed_traits_round_trip_over_the_wire_as_raw_buffers():
+    rng = np.random.default_rng(3)
+    obs = _obs(2, 3)
+    w = _Typed(
+        values=rng.normal(size=(2, 3)),
+        actions=rng.integers(0, 15, (2, 3)),
+        observations=obs,
+        thumbnails=rng.integers(0, 255, (3, 8, 8, 4), dtype=np.uint8),
+        mosaics=arr.Mosaics.encode(
+            rng.integers(0, 255, (2, 20, 20, 4), dtype=np.uint8),
+            rng.integers(-1, 9, (2, 2, 2, 2)),
+            2,
+        ),
+        attributions=rng.normal(size=(2, 3, 4, 4, 3)).astype(np.float32),
+    )
+    values, n = _wire(w, "values")
+    assert np.array_equal(values, w.values) and n == 2 * 3 * 4  # raw float32, no base64
+    actions, n = _wire(w, "actions")
+    assert np.array_equal(actions, w.actions) and n == 6
+    frames, n = _wire(w, "observations")
+    assert np.array_equal(frames.decode(), obs) and n == len(w.observations.data)
+    tiles, _ = _wire(w, "thumbnails")
+    assert np.array_equal(tiles.decode(), w.thumbnails.decode())
+    mos, _ = _wire(w, "mosaics")
+    assert (mos.K, mos.rows, mos.cols, mos.cell, mos.density) == (2, 2, 2, 10, 2)
+    assert np.array_equal(mos.sources, w.mosaics.sources)
+    assert np.array_equal(mos.tiles.decode(), w.mosaics.tiles.decode())
+    maps, n = _wire(w, "attributions")
+    assert np.array_equal(maps.decode(), w.attributions.decode())
+    assert n == len(w.attributions.data) + 2 * 3 * 3 * 4  # zlib chunks + float32 scales
+    for name in ("values", "observations", "mosaics", "attributions"):
+        setattr(w, name, None)
+        assert _wire(w, name) == (None, 0)
 
 
 # ------------------------------------------------------------------------- components
@@ -76,9 +163,9 @@ def test_trajectory_viewer_accepts_arrays():
         features=np.ones((E, T, 16, 16, 3), np.float32),
     )
     assert (v.n_trajectories, v.n_steps, v.n_features) == (E, T, 3)
-    assert v.attr_shape == [E, T, 16, 16, 4]
-    assert np.frombuffer(v.values, "<f4").tolist() == list(range(E * T))
-    assert len(v.logits) == E * T * 15 * 4
+    assert v.attributions.shape == (E, T, 16, 16, 4)
+    assert v.values.ravel().tolist() == list(range(E * T)) and v.values.dtype == np.float32
+    assert v.logits.shape == (E, T, 15) and v.actions.dtype == np.uint8
     seen = []
     v.observe(lambda ch: seen.append(ch["new"]), "frame")
     v.frame = 5
@@ -103,21 +190,45 @@ def test_trajectory_viewer_accepts_arrays():
 
 
 def test_single_trajectory_and_binary_traits_are_bytes():
-    v = TrajectoryViewer(_obs(1, 4)[0], values=np.zeros(4))
-    assert v.n_trajectories == 1
-    state = v.get_state()
-    for name in ("obs_png", "values", "attr_maps"):
-        assert isinstance(state[name], (bytes, memoryview)), name  # raw buffers, not JSON lists
-    json.dumps({k: x for k, x in state.items() if not isinstance(x, (bytes, memoryview))})
+    v = TrajectoryViewer(
+        _obs(1, 4)[0], values=np.zeros(4), features=np.zeros((4, 8, 8, 2), np.float32)
+    )
+    assert v.n_trajectories == 1 and v.observations.shape == (1, 4, 64, 64, 3)
+    state, paths, _ = _remove_buffers(v.get_state())
+    for path in (["observations", "data"], ["values", "data"], ["attributions", "data"]):
+        assert path in paths, path  # raw buffers, not JSON lists
+    assert state["values"] == {"dtype": "float32", "shape": [1, 4]}
+    json.dumps({k: x for k, x in state.items() if k not in ("_esm", "_css")})
+
+
+def test_loose_array_traits_are_gone_and_typed_ones_are_keywords():
+    """Each logical array is one typed trait: the old loose names are unknown keywords."""
+    for cls, old in [
+        (TrajectoryViewer, "obs_png"),
+        (TrajectoryViewer, "attr_shape"),
+        (EditPanel, "rerun_png"),
+        (AttributionLegend, "thumbnails_png"),
+        (FeatureGrid, "mosaics_shape"),
+    ]:
+        with pytest.raises(TypeError, match=f"unknown keyword argument.*'{old}'"):
+            cls(**{old: b""})
+    grid = FeatureGrid(
+        mosaics=arr.Mosaics.encode(np.zeros((2, 8, 8, 4), np.uint8), np.zeros((2, 2, 2, 2), int))
+    )
+    assert grid.mosaics.K == 2
+    panel = EditPanel(rerun_values=np.arange(3.0))
+    assert panel.rerun_values.dtype == np.float32
+    with pytest.raises(traitlets.TraitError, match=r"EditPanel.rerun_values: expected"):
+        EditPanel(rerun_values=np.zeros((2, 3)))
 
 
 def test_component_widgets_construct_and_validate():
     legend = AttributionLegend(np.zeros((3, 8, 8, 3), np.uint8), labels=["a", "b", "c"])
-    assert legend.n_features == 3 and legend.thumbnail_size == 8
-    img = enc.decode_png(legend.thumbnails_png)
+    assert legend.n_features == 3 and legend.thumbnails.shape == (3, 8, 8, 4)
+    img = enc.decode_png(legend.thumbnails.data)
     assert img.shape == (8, 24, 4)
     grid = FeatureGrid(np.zeros((64, 64, 4), np.uint8), np.zeros((2, 2, 2), int), grid_feature=0)
-    assert grid.grid_shape == [2, 2, 32]
+    assert (grid.grid.K, grid.grid.rows, grid.grid.cols, grid.grid.cell) == (1, 2, 2, 32)
     with pytest.raises(traitlets.TraitError):
         grid.grid_density = 0
     panel = EditPanel(n_features=3)
@@ -161,16 +272,14 @@ def test_explorer_initial_state(explorer):
     ex = explorer
     assert ex.layer == "2b" and ex.layers == ["1a", "2a", "2b", "3a", "4a"]
     assert (ex.n_trajectories, ex.n_steps, ex.n_features) == (2, 24, 4)
-    assert ex.attr_shape == [2, 24, 16, 16, 5] and ex.attr_ready == b""
+    assert ex.attributions.shape == (2, 24, 16, 16, 5) and ex.attributions.ready is None
     assert ex.blur is None and ex.blur_radius() == 3.5  # 7 x 16 / 32 on the 16 x 16 layer 2b
     assert len(ex.feature_labels) == 4 and ex.edit_strengths == [0.0] * 4
-    assert ex.thumbnail_size > 0 and ex.busy is False and ex.error == ""
+    assert ex.thumbnails.shape[1] > 0 and ex.busy is False and ex.error == ""
     f, r = ex.features()
     assert f.shape == (2, 24, 16, 16, 4) and r.shape == (2, 24, 16, 16)
     # the browser receives what the engine computed (up to int8 quantisation)
-    back = enc.decode_attribution(
-        {k: getattr(ex, k) for k in ("attr_maps", "attr_offsets", "attr_scales", "attr_shape")}
-    )
+    back = ex.attributions.decode()
     assert np.abs(back[..., :4] - f).max() <= np.abs(f).max() / 100
     kinds = {b["kind"] for b in ex.bookmarks}
     assert {"high", "low"} <= kinds
@@ -189,7 +298,7 @@ def test_explorer_state_settable_and_observable(explorer):
 def test_explorer_rank_output_grid_edit(explorer):
     ex = explorer
     ex.rank = 3
-    assert ex.n_features == 3 and ex.attr_shape[-1] == 4 and len(ex.feature_labels) == 3
+    assert ex.n_features == 3 and ex.attributions.shape[-1] == 4 and len(ex.feature_labels) == 3
     # the status ends with the analysis summary (not a follow-up "edits cleared")
     assert ex.status.startswith("3 features at 2b · value") and "residual share" in ex.status
     assert "edits cleared" not in ex.status
@@ -209,21 +318,24 @@ def test_explorer_rank_output_grid_edit(explorer):
     assert ex.output == "logit:7" and ex.layer == "2b"
     ex.output = "value"
     ex.grid_feature = 1
-    rows, cols, cell = ex.grid_shape
-    assert rows == cols == ex.grid_density and cell > 0
-    src = np.frombuffer(ex.grid_sources, "<i4").reshape(-1, 2)
+    rows, cols, cell = ex.grid.rows, ex.grid.cols, ex.grid.cell
+    assert rows == cols == ex.grid_density and cell > 0 and ex.grid.K == 1
+    src = ex.grid.sources.reshape(-1, 2)
     assert ((src[:, 0] >= -1) & (src[:, 0] < 2)).all() and (src[:, 1] < 24).all()
     ex.grid_feature = -1
     # switching a feature off changes the shown trajectory's value (the value graph)
     ex.frame = 5
     ex.edit_off = [True, False, False]
     assert ex.edited_trajectory == 0
-    edited = np.frombuffer(ex.edited_values, "<f4")
-    original = np.frombuffer(ex.values, "<f4")[:24]
+    edited = ex.edited_values
+    original = ex.values[0]
     assert edited.shape == (24,) and not np.allclose(edited, original)
-    assert ex.edited_attr_shape == [1, 24, 16, 16, 4] and ex.edited_attr_ready == b""
+    assert ex.edited_logits.shape == (24, 15)
+    assert ex.edited_attributions.shape == (1, 24, 16, 16, 4)
+    assert ex.edited_attributions.ready is None
     ex.edit_off = [False, False, False]
-    assert ex.edited_trajectory == -1 and ex.edited_values == b""
+    assert ex.edited_trajectory == -1 and ex.edited_values is None
+    assert ex.edited_attributions is None
     assert ex.status == "edits cleared"
     # new features (rank change) reset active edits; the status keeps the analysis summary
     ex.edit_off = [True, False, False]
@@ -234,7 +346,10 @@ def test_explorer_rank_output_grid_edit(explorer):
 
 def test_explorer_payload_is_binary_and_small(explorer):
     sizes = explorer.payload_bytes()
-    assert sizes["obs_png"] > 0 and sizes["attr_maps"] > 0
+    assert sizes["observations"] > 0 and sizes["attributions"] > 0
+    # every buffer of the state is counted, nothing else
+    _, _, buffers = _remove_buffers(explorer.get_state())
+    assert sizes["total"] == sum(len(bytes(b)) for b in buffers)
     per_frame = sizes["total"] / (2 * 24)
     assert per_frame < 7000  # 8 x 512 frames at this rate stay far below 30 MB
 
@@ -245,11 +360,11 @@ def test_payload_8x512_within_30mb():
     from rlvision_widgets.rollouts import collect_trajectories
 
     traj = collect_trajectories("random", num_envs=8, num_steps=512, seed=0, progress=False)
-    png, _ = enc.encode_png_strips(traj.obs)
+    frames = arr.Frames.encode(traj.obs)
     feats = np.random.default_rng(0).normal(size=(8, 512, 16, 16, 8)).astype(np.float32)
-    tr = enc.encode_attribution(feats, feats[..., 0])
+    maps = arr.encode_attribution(feats, feats[..., 0])
     series = 8 * 512 * (4 * 4 + 2 + 15 * 4)
-    total = len(png) + len(tr["attr_maps"]) + len(tr["attr_scales"]) + series
+    total = len(frames.data) + len(maps.data) + maps.scales.nbytes + series
     assert total < 30e6, f"payload {total / 1e6:.1f} MB"
 
 
@@ -258,7 +373,7 @@ def test_save_html_is_self_contained(explorer, tmp_path):
         pytest.skip("JS bundles not built (npm ci && npm run build)")
     path = explorer.save_html(tmp_path / "ex.html")
     html = path.read_text()
-    assert "rlvisionWidgets" in html and "obs_png" in html
+    assert "rlvisionWidgets" in html and '"observations":{"format":"png"' in html
     assert not re.search(r"<script[^>]+src=", html), "no external scripts"
     assert not re.search(r"<link[^>]+href=", html), "no external stylesheets"
     assert "cdn." not in html and "unpkg" not in html
@@ -280,9 +395,9 @@ def test_explorer_answers_full_frame_and_rerun(explorer):
     explorer._on_msg(explorer, {"type": "rerun"}, [])
     info = explorer.rerun_info
     assert info["trajectory"] == 1 and info["steps"] == 24 - info["start"]
-    assert np.frombuffer(explorer.rerun_values, "<f4").shape == (info["steps"],)
-    strip = enc.decode_png(explorer.rerun_png)
-    assert strip.shape == (64 * info["steps"], 64, 3)
+    assert explorer.rerun_values.shape == (info["steps"],)
+    assert explorer.rerun_actions.shape == (info["steps"],)
+    assert explorer.rerun_frames.decode().shape == (1, info["steps"], 64, 64, 3)
     assert info["outcome"] and "level" in info["message"]
     explorer.edit_off = [False] * n
     explorer.trajectory, explorer.frame = 0, 0
@@ -365,7 +480,7 @@ def test_explorer_edit_is_the_one_editing_mechanism(explorer):
     directions = ex._current["directions"]
     ex.edit_off = [True, True, False]
     try:
-        shown = np.frombuffer(ex.edited_values, "<f4")
+        shown = ex.edited_values
         same = apply_edit(ex._agent, Edit("2b", directions[[0, 1]]))
         assert [e.mode for e in same.edits] == ["weight"]
         with torch.no_grad():
@@ -504,7 +619,7 @@ def test_explorer_shows_what_the_headless_analysis_computes():
 
         from PIL import Image
 
-        strip = np.asarray(Image.open(io.BytesIO(ex.thumbnails_png)))
+        strip = np.asarray(Image.open(io.BytesIO(ex.thumbnails.data)))
         K, S = shown.example_thumbnails.shape[:2]
         np.testing.assert_array_equal(
             strip, shown.example_thumbnails.transpose(1, 0, 2, 3).reshape(S, K * S, 4)
@@ -625,8 +740,10 @@ def test_feature_mosaics_cells_are_receptive_field_crops_of_their_source():
     # the widget carries them all (a static export has every feature's mosaic)
     grid = FeatureGrid()
     grid.set_mosaics(images, src, 8)
-    assert grid.mosaics_shape == [2, 8, 8, 20, 8]
-    assert np.array_equal(enc.decode_png(grid.mosaics_png)[:, 160:], images[1])
+    m = grid.mosaics
+    assert (m.K, m.rows, m.cols, m.cell, m.density) == (2, 8, 8, 20, 8)
+    assert np.array_equal(enc.decode_png(m.tiles.data)[:, 160:], images[1])
+    assert np.array_equal(m.tiles.decode(), images) and np.array_equal(m.sources, src)
     with pytest.raises(ValueError, match="mosaic sources must be"):
         grid.set_mosaics(images, src[:1], 8)
 

@@ -53,7 +53,7 @@ def _shows_controls(ex: Explorer) -> None:
     assert ex.error == "" and not ex.busy
     assert ex.attr_layer == ex.layer
     assert ex.n_features == ex.rank == len(ex.feature_labels)
-    assert ex.attr_shape[-1] == ex.rank + 1
+    assert ex.attributions.shape[-1] == ex.rank + 1
     assert ex.status.startswith(f"{ex.rank} features at {ex.layer} · {output_label(ex.output)}")
     cur = ex._current
     assert (cur["layer"], cur["output"], cur["rank"]) == (ex.layer, ex.output, ex.rank)
