@@ -26,7 +26,7 @@ const common = {
   legalComments: "none",
 };
 
-const components = ["trajectory_viewer", "legend", "feature_grid", "controls", "edit_panel", "explorer"];
+const components = ["trajectory_viewer", "legend", "feature_grid", "controls", "edit_panel", "counterfactual_panel", "explorer"];
 
 const esm = {
   ...common,

@@ -1,15 +1,16 @@
 """Live Jupyter widgets (anywidget): one Python class per TypeScript component in ``js/``, and
 the :class:`Explorer` that composes them and binds them to the analysis engines.
 
-=====================  ==========================================================================
-``TrajectoryViewer``   observation + attribution overlays, policy, video controls, timeline
-``AttributionLegend``  feature colours, dataset-example thumbnails, labels; hover isolates
-``FeatureGrid``        spatially-aware dataset-example mosaic with zoom and density
-``Controls``           layer, output, rank, residual, gain, blur, scale; bookmarks
-``EditPanel``          per-feature edit strength / switch-off; re-run the edited agent
-``Explorer``           all of the above on one model, bound to the engines
-``explore()``          the explorer on the shipped reference agent, in one line
-=====================  ==========================================================================
+========================  ===========================================================================
+``TrajectoryViewer``      observation + attribution overlays, policy, video controls, timeline
+``AttributionLegend``     feature colours, dataset-example thumbnails, labels; hover isolates
+``FeatureGrid``           spatially-aware dataset-example mosaic with zoom and density
+``Controls``              layer, output, rank, residual, gain, blur, scale; bookmarks
+``EditPanel``             per-feature edit strength / switch-off; re-run the edited agent
+``CounterfactualPanel``   edit the game on a frame (hide, move, place objects): value, policy, features
+``Explorer``              all of the above on one model, bound to the engines
+``explore()``             the explorer on the shipped reference agent, in one line
+========================  ===========================================================================
 
 Every widget also exports to one self-contained HTML file: ``widget.save_html(path)``.
 
@@ -18,6 +19,7 @@ Every widget also exports to one self-contained HTML file: ``widget.save_html(pa
 """
 
 from .controls import Controls, output_options
+from .counterfactual_panel import CounterfactualPanel
 from .edit_panel import EditPanel
 from .explorer import Explorer, explore, export_explorer
 from .export import save_html
@@ -28,6 +30,7 @@ from .trajectory_viewer import TrajectoryViewer
 __all__ = [
     "AttributionLegend",
     "Controls",
+    "CounterfactualPanel",
     "EditPanel",
     "Explorer",
     "FeatureGrid",
