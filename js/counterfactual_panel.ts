@@ -49,6 +49,9 @@ export function mountCounterfactualPanel(ctx: Ctx, host: HTMLElement): { redraw:
   const move = btn("Move…", "rlv-cf-move", "Then click where the selected object should go");
   const undo = btn("Undo", "rlv-cf-undo", "Take back the last edit of this frame");
   const reset = btn("Reset", "rlv-cf-reset", "Back to the original frame (clears this frame's history)");
+  // inside the explorer: edit the frame the viewer shows (the panel does no work until asked)
+  const composed = model.get("frame") !== undefined && model.get("trajectory") !== undefined;
+  const follow = btn("Edit the shown frame", "rlv-cf-follow", "Load the frame the viewer shows now (its earlier edits come back)");
   const palette = h("select", { class: "rlv-cf-palette", title: "Place an object: pick a kind, then click a free place", ...sup }) as HTMLSelectElement;
   palette.append(h("option", { value: "", text: "Place…" }), ...KINDS.map((k) => h("option", { value: k, text: k })));
   const selInfo = h("span", { class: "rlv-muted rlv-cf-selected" });
@@ -58,7 +61,7 @@ export function mountCounterfactualPanel(ctx: Ctx, host: HTMLElement): { redraw:
   body.append(
     h("div", { class: "rlv-cf-screens" },
       h("div", { class: "rlv-cf-screen" }, origCap, orig), h("div", { class: "rlv-cf-screen" }, editCap, edit)),
-    h("div", { class: "rlv-row" }, hide, remove, move, palette, undo, reset, selInfo),
+    h("div", { class: "rlv-row" }, ...(composed ? [follow] : []), hide, remove, move, palette, undo, reset, selInfo),
     error, result, h("div", { class: "rlv-muted", text: "Edits of this frame:" }), history);
 
   let origFrames: Frames | null = null;
@@ -106,7 +109,8 @@ export function mountCounterfactualPanel(ctx: Ctx, host: HTMLElement): { redraw:
     const hist = (get("cf_history") as string[]) ?? [];
     const tr = get("cf_trajectory");
     const fr = get("cf_frame");
-    origCap.textContent = tr >= 0 ? `Original · trajectory ${tr}, step ${fr}` : "Original";
+    origCap.textContent = !origFrames ? (composed ? "Original · press “Edit the shown frame” to load the viewer's frame" : "Original")
+      : tr >= 0 ? `Original · T${tr + 1}·${fr} (trajectory ${tr + 1}, step ${fr})` : "Original";
     editCap.textContent = hist.length ? `Counterfactual · ${hist.length} edit${hist.length > 1 ? "s" : ""}` : "Counterfactual · no edits yet";
     const selObj = objs.find((x) => sameRef(x.ref, selected));
     const mode = get("cf_mode") as string;
@@ -115,6 +119,8 @@ export function mountCounterfactualPanel(ctx: Ctx, host: HTMLElement): { redraw:
     hide.disabled = remove.disabled = move.disabled = !live || busy || !selObj || selObj.kind === "agent";
     undo.disabled = reset.disabled = !live || busy || !hist.length;
     palette.disabled = !live || busy;
+    follow.disabled = !live || busy;
+    if (composed) follow.textContent = `Edit the shown frame (T${(get("trajectory") as number) + 1}·${get("frame")})`;
     move.classList.toggle("rlv-cf-active", mode === "move");
     palette.value = mode === "add" ? ((get("cf_palette_kind") as string) ?? "") : "";
     error.textContent = (get("cf_error") as string) || "";
@@ -192,10 +198,11 @@ export function mountCounterfactualPanel(ctx: Ctx, host: HTMLElement): { redraw:
   ctx.dom(move, "click", () => setMode(get("cf_mode") === "move" ? "select" : "move"));
   ctx.dom(undo, "click", () => model.send({ type: "cf_undo" }));
   ctx.dom(reset, "click", () => model.send({ type: "cf_reset" }));
+  ctx.dom(follow, "click", () => model.send({ type: "cf_follow" }));
   ctx.dom(palette, "change", () => (palette.value ? setMode("add", palette.value) : setMode("select", "")));
 
   ctx.watch(["cf_original", "cf_edited"] as any, () => { decode(); sched.request(); });
-  ctx.watch(["cf_objects", "cf_selected", "cf_history", "cf_result", "cf_busy", "cf_error", "cf_mode", "cf_palette_kind", "cf_trajectory", "cf_frame"] as any, () => sched.request());
+  ctx.watch(["cf_objects", "cf_selected", "cf_history", "cf_result", "cf_busy", "cf_error", "cf_mode", "cf_palette_kind", "cf_trajectory", "cf_frame", "trajectory", "frame"] as any, () => sched.request());
   ctx.onDispose(() => sched.cancel());
   decode();
   draw();

@@ -6,6 +6,7 @@ import { mountLegend } from "./legend";
 import { mountFeatureGrid } from "./feature_grid";
 import { mountControls, mountStatus } from "./controls";
 import { mountEditPanel } from "./edit_panel";
+import { mountCounterfactualPanel } from "./counterfactual_panel";
 
 export function mountExplorer(ctx: Ctx, el: HTMLElement): Record<string, { redraw: () => void }> {
   ensureStyle();
@@ -27,12 +28,17 @@ export function mountExplorer(ctx: Ctx, el: HTMLElement): Record<string, { redra
   root.append(lower);
   const grid = mountFeatureGrid(ctx, lower, { closable: true });
   const edit = mountEditPanel(ctx, lower);
+  // counterfactual frames (edit the game): when the Python side carries the cf_* traits
+  // (its own full-width row: two 320-px frames side by side would squeeze the feature grid)
+  const cfRow = h("div", { class: "rlv-lower rlv-cf-row" });
+  const counterfactual = (model as any).get("cf_objects") !== undefined ? mountCounterfactualPanel(ctx, cfRow) : null;
+  if (counterfactual) root.append(cfRow);
   const drawTitle = () => {
     title.textContent = (model.get("title") as string) || "Understanding RL Vision · explorer";
   };
   ctx.watch(["title"], drawTitle);
   drawTitle();
-  const api = { viewer, legend, grid, controls, edit };
+  const api = { viewer, legend, grid, controls, edit, ...(counterfactual ? { counterfactual } : {}) };
   (el as HTMLElement & { rlv?: typeof api }).rlv = api;
   return api;
 }

@@ -5,16 +5,25 @@
 // receptive-field crop beside the frame it comes from (click one to show it in the timeline).
 // The mosaic of every feature may be precomputed (`mosaics`, also in static exports); another
 // density asks Python. Pressing a mosaic cell shows its source observation with the receptive
-// field outlined, and can move the timeline.
+// field outlined, and can move the timeline. Beside the gallery, on request ("Optimize": Python's
+// `optvis` job, never automatic), the image gradient ascent finds for the feature's NMF direction
+// (issue 15), with its objective value against the best real frame; a static export shows it
+// when it was computed, and no button action.
 import { Ctx, ensureStyle, Example, h, panel, scheduler, widgetEntry } from "./model";
+import type { OptvisInfo, TilesWire } from "./model_state";
 import { dataOf, Grid } from "./data";
 import { RGBAImage } from "./decode";
+import { pngTiles } from "./arrays";
 import { cssColor } from "./display";
 
 /** Smallest displayed mosaic side (CSS px) at zoom 1. */
 export const MOSAIC_MIN_PX = 256;
 /** Displayed side of a gallery crop (CSS px). */
 export const EXAMPLE_PX = 96;
+/** Displayed side of the optimized image (CSS px; whole pixels of a 64 px image). */
+export const OPTVIS_PX = 192;
+
+const fmt = (x: number | null | undefined, d = 3): string => (typeof x === "number" && isFinite(x) ? x.toFixed(d) : "–");
 
 export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?: boolean } = {}): { redraw: () => void } {
   ensureStyle();
@@ -43,7 +52,20 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
   const goto = h("button", { class: "rlv-btn rlv-hidden", text: "Show in timeline", title: "Move the timeline to this observation", "data-lm-suppress-shortcuts": "true" });
   const side = h("div", { class: "rlv-grid-side" }, srcCanvas, srcInfo, goto);
   const empty = h("div", { class: "rlv-empty rlv-hidden" });
-  body.append(bar, galleryHead, gallery,
+  // the optimized image of the feature (computed on request), beside the dataset examples
+  const ovCanvas = h("canvas", { class: "rlv-optvis-img rlv-hidden" });
+  const ovNote = h("div", { class: "rlv-optvis-note" });
+  const ovValue = h("div", { class: "rlv-optvis-val" });
+  const ovCap = h("div", { class: "rlv-optvis-cap" });
+  const ovBtn = h("button", { class: "rlv-btn rlv-optvis-btn", type: "button", text: "Optimize",
+    title: "Optimize an input image for this feature's NMF direction (gradient ascent in Python; a few seconds), shown beside the dataset examples",
+    "data-lm-suppress-shortcuts": "true" });
+  // before a result: one inline control on the gallery's heading row (no extra height)
+  const ovAsk = h("span", { class: "rlv-optvis-ask" }, ovNote, ovBtn);
+  const ovBox = h("div", { class: "rlv-optvis rlv-hidden" },
+    h("div", { class: "rlv-sub-head", text: "Optimized image" }), ovCanvas, ovValue, ovCap);
+  body.append(bar, h("div", { class: "rlv-grid-top" },
+    h("div", { class: "rlv-grid-examples" }, h("div", { class: "rlv-subtitle-row" }, galleryHead, ovAsk), gallery), ovBox),
     h("div", { class: "rlv-sub-head", text: "Spatially-aware feature visualization" }),
     h("div", { class: "rlv-grid-main" }, scroller, side), empty);
 
@@ -117,6 +139,64 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     cg.strokeRect(cx - side / 2 - 1.5, cy - side / 2 - 1.5, side + 3, side + 3);
     srcInfo.textContent = tr >= 0 ? `Trajectory ${tr + 1}, step ${fr} · cell (${selected.r}, ${selected.c})` : `Dataset observation ${fr} · cell (${selected.r}, ${selected.c})`;
     if (tr >= 0 && ctx.has("frame")) goto.classList.remove("rlv-hidden");
+  };
+
+  let ovWire: TilesWire | null | undefined;
+  let ovPixels: RGBAImage | null = null;
+  const drawOptvis = () => {
+    const k = feature();
+    const info = (model.get("optvis_info") as OptvisInfo | undefined) ?? {};
+    const layer = model.get("attr_layer") as string | undefined;
+    const K = model.get("n_features") as number | undefined;
+    // a result belongs to one feature of one analysis (layer, rank)
+    const mine = k >= 0 && info.feature === k && (info.layer === undefined || !layer || info.layer === layer)
+      && (info.rank === undefined || !K || info.rank === K);
+    const wire = model.get("optvis_image") as TilesWire | null | undefined;
+    if (wire !== ovWire) {
+      ovWire = wire;
+      const t = pngTiles(wire);
+      ovPixels = t ? { width: t.w, height: t.h, data: t.image.data.subarray(0, t.w * t.h * 4) } : null;
+      if (t && t.K > 1) { // first tile only
+        const px = new Uint8ClampedArray(t.w * t.h * 4);
+        for (let y = 0; y < t.h; y++) px.set(t.image.data.subarray(y * t.image.width * 4, (y * t.image.width + t.w) * 4), y * t.w * 4);
+        ovPixels = { width: t.w, height: t.h, data: px };
+      }
+    }
+    const enabled = !!model.get("optvis_enabled");
+    const ready = mine && info.state === "ready" && !!ovPixels;
+    const computing = mine && info.state === "computing";
+    const failed = mine && info.state === "error";
+    ovBox.classList.toggle("rlv-hidden", !ready);
+    ovAsk.classList.toggle("rlv-hidden", ready || k < 0 || (!enabled && !ctx.isStatic));
+    root.dataset.optvis = ready ? "ready" : computing ? "computing" : failed ? "error" : "none";
+    ovCanvas.classList.toggle("rlv-hidden", !ready);
+    if (ready && ovPixels) {
+      ovCanvas.width = ovPixels.width;
+      ovCanvas.height = ovPixels.height;
+      ovCanvas.getContext("2d")!.putImageData(new ImageData(new Uint8ClampedArray(ovPixels.data), ovPixels.width, ovPixels.height), 0, 0);
+      ovCanvas.style.width = `${OPTVIS_PX}px`;
+      ovCanvas.style.height = `${(OPTVIS_PX * ovPixels.height) / ovPixels.width}px`;
+      const ratio = typeof info.ratio === "number" ? `${fmt(info.ratio, 2)}× ` : "";
+      const bf = info.best_frame;
+      ovValue.textContent = `Objective ${fmt(info.value)}: ${ratio}the best of ${info.n_frames ?? "the"} real frames (${fmt(info.best_real)}${bf ? `, T${bf[0] + 1}·${bf[1]}` : ""}).`;
+      ovValue.title = `Projection on the feature's direction at ${info.layer ?? "the layer"}, mean over positions. `
+        + `Strongest position: ${fmt(info.cell_value)} vs ${fmt(info.best_cell)} for the strongest dataset example`
+        + (typeof info.cell_ratio === "number" ? ` (${fmt(info.cell_ratio, 2)}×).` : ".")
+        + (info.seconds !== undefined ? ` ${info.steps ?? ""} steps, ${fmt(info.seconds, 1)} s.` : "");
+      ovCap.textContent = info.caption ?? "An input image optimized to raise this feature's direction: not a real frame.";
+    } else {
+      ovValue.textContent = "";
+      ovCap.textContent = "";
+    }
+    ovNote.title = "";
+    if (ctx.isStatic) ovNote.textContent = "Optimized image: needs a live kernel";
+    else if (computing) ovNote.textContent = `Optimizing (${info.steps ?? ""} steps)…`;
+    else if (failed) {
+      ovNote.textContent = "Optimization failed";
+      ovNote.title = info.message ?? "";
+    } else ovNote.textContent = "Optimized image:";
+    ovBtn.disabled = ctx.isStatic || !enabled || computing;
+    ovBtn.classList.toggle("rlv-hidden", ctx.isStatic);
   };
 
   const drawGallery = () => {
@@ -195,6 +275,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
       h("b", { text: k >= 0 ? `Feature ${k + 1}` : "Feature" }),
       labels[k] ? ` · ${labels[k]}` : "");
     drawGallery();
+    drawOptvis();
     const g = current();
     const busy = !!model.get("grid_busy") && !(all && all.density === density());
     empty.classList.toggle("rlv-hidden", !!g && !busy);
@@ -247,6 +328,12 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     densVal.textContent = `${dens.value}²`;
   });
   ctx.dom(close, "click", () => ctx.set("grid_feature", -1));
+  ctx.dom(ovBtn, "click", () => {
+    const k = feature();
+    if (k < 0 || ctx.isStatic) return;
+    model.send({ type: "optvis", feature: k });
+    ovBtn.disabled = true; // until Python answers (optvis_info)
+  });
   ctx.dom(goto, "click", () => {
     const g = current();
     if (!g || !selected) return;
@@ -256,7 +343,7 @@ export function mountFeatureGrid(ctx: Ctx, host: HTMLElement, opts: { closable?:
     ctx.set("frame", fr);
   });
   const sched = scheduler(draw);
-  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_frames", "feature_examples"], () => {
+  ctx.watch(["grid_feature", "grid_zoom", "grid_density", "n_features", "feature_labels", "grid_busy", "grid_source_frames", "feature_examples", "optvis_info", "optvis_image", "optvis_enabled", "attr_layer"], () => {
     sched.request();
   });
   ctx.watch(["grid_feature"], () => {

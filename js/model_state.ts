@@ -93,6 +93,28 @@ export interface RerunInfo {
   message?: string;
 }
 
+/** `optvis_info`: the optimized image of one feature (widgets/explorer.py `_job_optvis`). */
+export interface OptvisInfo {
+  state?: "computing" | "ready" | "error";
+  feature?: number;
+  layer?: string;
+  rank?: number;
+  steps?: number;
+  method?: string;
+  value?: number; // the objective (projection on the direction, mean over positions) on the image
+  best_real?: number; // the same on the best real frame of the explorer's data
+  best_frame?: number[]; // [trajectory, frame] of that frame
+  ratio?: number | null; // value / best_real
+  cell_value?: number; // the strongest position's projection on the image
+  best_cell?: number; // the strongest dataset example's (position) projection
+  cell_ratio?: number | null;
+  n_frames?: number;
+  seconds?: number;
+  cached?: boolean;
+  caption?: string;
+  message?: string; // state "error"
+}
+
 /** An entry of `outputs`: an output spec, or [spec, label, group]. */
 export type OutputOption = string | [string, string] | [string, string, string];
 
@@ -165,6 +187,9 @@ export interface ModelState {
   grid_source_frames: FramesWire | null; // (1, N, S, S, 3): what (-2, i) cells point to
   grid_busy: boolean;
   mosaics: MosaicWire | null; // every feature's mosaic at one density
+  optvis_image: TilesWire | null; // (1, S, S, 3): the optimized image of optvis_info.feature
+  optvis_info: OptvisInfo;
+  optvis_enabled: boolean; // a live explorer answers the "optimize" button
   // ControlTraits
   layers: string[];
   layer: string;

@@ -200,6 +200,11 @@ class GridTraits(t.HasTraits):
     grid_busy = t.Bool(False).tag(sync=True)
     # the mosaic of every feature at one density (static exports; instant switching)
     mosaics = MosaicTrait(help="every feature's mosaic at one density (K, rows, cols, cell)")
+    # the optimized image of one feature's NMF direction, computed on request (issue 15)
+    optvis_image = PngTiles(help="optimized image of a feature's NMF direction (1, S, S, 3)")
+    # {state: "computing"|"ready"|"error", feature, layer, rank, value, best_real, ratio, ...}
+    optvis_info = t.Dict().tag(sync=True)
+    optvis_enabled = t.Bool(False).tag(sync=True)  # a live explorer answers "optimize"
 
     @t.validate("grid_density")
     def _valid_density(self, proposal: t.Bunch) -> int:

@@ -11,6 +11,7 @@ panel; :class:`CounterfactualPanel` is the standalone widget. See ``docs/counter
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -137,6 +138,7 @@ class CounterfactualMixin(CounterfactualTraits):
 
         >>> w.setup_counterfactuals(load_agent(), traj, directions=analysis)  # doctest: +SKIP
         """
+        self._cf_lock = threading.RLock()  # the kernel's messages vs a composing worker thread
         self._cf_agent = resolve_agent(agent)
         self._cf_traj = trajectories
         self._cf_layer = layer
@@ -154,13 +156,14 @@ class CounterfactualMixin(CounterfactualTraits):
 
         >>> w.set_directions(analysis.directions, "2b", ["coin", "saw"])   # doctest: +SKIP
         """
-        self._cf_directions = directions
-        if layer is not None:
-            self._cf_layer = layer
-        if feature_labels is not None:
-            self._cf_labels = list(feature_labels)
-        if self._cf_key() in getattr(self, "_cf_edits", {}):
-            self._cf_refresh()
+        with self._cf_lock:
+            self._cf_directions = directions
+            if layer is not None:
+                self._cf_layer = layer
+            if feature_labels is not None:
+                self._cf_labels = list(feature_labels)
+            if self._cf_key() in getattr(self, "_cf_edits", {}):
+                self._cf_refresh()
 
     def close_counterfactuals(self) -> None:
         """Close the scratch renderer (a composing widget calls this from its ``close``).
@@ -181,7 +184,8 @@ class CounterfactualMixin(CounterfactualTraits):
         """
         if not isinstance(content, dict) or not str(content.get("type", "")).startswith("cf_"):
             return False
-        self._cf_on_msg(self, content, [])
+        with self._cf_lock:
+            self._cf_on_msg(self, content, [])
         return True
 
     # ------------------------------------------------------------------------------ frames
@@ -366,8 +370,12 @@ class CounterfactualMixin(CounterfactualTraits):
                 self.undo()
             elif kind == "cf_reset":
                 self.reset()
+            elif kind == "cf_follow":  # a composing widget's shown frame (the explorer's)
+                if not (self.has_trait("trajectory") and self.has_trait("frame")):
+                    raise ValueError("cf_follow needs a widget with trajectory and frame traits")
+                self.select_frame(int(self.trajectory), int(self.frame))
             else:
-                known = "cf_click, cf_drag, cf_hide, cf_remove, cf_undo, cf_reset"
+                known = "cf_click, cf_drag, cf_hide, cf_remove, cf_undo, cf_reset, cf_follow"
                 self.cf_error = f"unknown counterfactual message {kind!r}; known: {known}"
         except (CounterfactualError, StateError, KeyError, TypeError, ValueError) as exc:
             self.cf_error = f"{type(exc).__name__}: {exc}"

@@ -46,12 +46,16 @@ from ._traits import (
     TrajectoryTraits,
 )
 from .controls import output_label, output_options
+from .counterfactual_panel import CounterfactualMixin
 from .feature_grid import GridMixin
 from .legend import LegendMixin
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Explorer", "explore"]
+__all__ = ["OPTVIS_STEPS", "Explorer", "explore"]
+
+#: Optimization steps of the feature grid's "optimize" (a few seconds on two CPU cores).
+OPTVIS_STEPS = 128
 
 
 class _Superseded(Exception):
@@ -69,7 +73,7 @@ class _Worker:
     (synchronously its exception also reaches the caller, after the other pending jobs ran).
     """
 
-    ORDER = ("collect", "analysis", "edit", "grid", "rerun", "prefetch")
+    ORDER = ("collect", "analysis", "edit", "grid", "optvis", "rerun", "prefetch")
 
     def __init__(self, owner: Explorer, background: bool):
         self.owner = owner
@@ -267,6 +271,8 @@ class _Data:
         self.ig: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self.acts: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self.nmf: dict[tuple[str, int], Any] = {}  # (layer, rank) -> fitted NMF
+        # (layer, rank, feature, steps) -> (optimized image, info): the grid's "optimize"
+        self.optvis: dict[tuple[str, int, int, int], tuple[np.ndarray, dict]] = {}
         self.lock = threading.RLock()
 
     @property
@@ -312,6 +318,7 @@ class Explorer(
     ControlTraits,
     StatusTraits,
     NavTraits,
+    CounterfactualMixin,
     RLVisionWidget,
 ):
     """The live explorer: trajectory viewer, attribution legend, feature grid, controls and
@@ -431,6 +438,7 @@ class Explorer(
         self.observe(self._on_edit_change, names=["edit_strengths", "edit_off"])
         self.observe(self._on_trajectory_change, names=["trajectory"])
         self.on_msg(self._on_msg)
+        self.optvis_enabled = True  # the grid's "optimize" button asks this explorer
 
         if trajectories is None:
             self._worker.submit("collect", lambda rep: self._job_collect(rep, num_envs, num_steps))
@@ -502,6 +510,15 @@ class Explorer(
                 k: np.asarray(getattr(trajectories, k))
                 for k in ("obs", "values", "advantages", "rewards", "actions", "firsts", "logits")
             }
+        # counterfactual frames need engine states; they run on their own copy of the agent
+        # (attribution hooks must never meet the worker's on one module)
+        import copy
+
+        self.setup_counterfactuals(
+            copy.deepcopy(self._agent),
+            self._traj if hasattr(self._traj, "state_at") else None,
+            layer=self.layer,
+        )
         obs = arrays["obs"]
         if obs.ndim == 4:
             arrays = {k: v[None] for k, v in arrays.items()}
@@ -569,6 +586,42 @@ class Explorer(
         start of the shown episode); the new trajectory appears beside the old one."""
         self._worker.submit("rerun", self._job_rerun)
 
+    def optimize_feature(self, feature: int | None = None, steps: int = OPTVIS_STEPS) -> None:
+        """Optimize an input image for ``feature``'s NMF direction at the analysed layer (default:
+        the feature in the grid), on demand, in the worker (progress in the widget; a newer
+        request supersedes it): the decorrelated Fourier parameterization of
+        :func:`rlvision_widgets.analysis.optvis.optimize` (``steps``, the explorer's seed).
+        The image and its objective value against the best real frame go to ``optvis_image`` /
+        ``optvis_info`` and are shown beside the feature's dataset examples; results are
+        cached per (layer, rank, feature, steps). The browser's "optimize" button calls it.
+
+        >>> explorer.optimize_feature(2); explorer.wait()      # doctest: +SKIP
+        >>> explorer.optvis_info["ratio"]                      # doctest: +SKIP
+        4.2
+        """
+        directions = self._current.get("directions")
+        if directions is None:
+            raise ValueError("no features yet: wait for the analysis (explorer.wait())")
+        k = int(self.grid_feature) if feature is None else feature
+        K = len(directions)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < K:
+            raise ValueError(
+                f"feature must be an integer in [0, {K - 1}] (or None for grid_feature), "
+                f"got {feature if feature is not None else k!r}"
+            )
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        k, steps = int(k), int(steps)
+        cur = self._current
+        self.optvis_info = {
+            "state": "computing",
+            "feature": k,
+            "layer": cur["layer"],
+            "rank": int(cur["rank"]),
+            "steps": steps,
+        }
+        self._worker.submit("optvis", lambda rep: self._job_optvis(rep, k, steps))
+
     def payload_bytes(self) -> dict[str, int]:
         """Bytes of the binary buffers sent to the browser, per trait and in total (every
         buffer the typed array traits serialize to; JSON metadata not counted).
@@ -594,6 +647,7 @@ class Explorer(
         if worker is not None and not worker.close(timeout):
             log.warning("the explorer's worker is still running after %s s", timeout)
         _LIVE.discard(self)
+        self.close_counterfactuals()
         super().close()
 
     # ----------------------------------------------------------------------- validation
@@ -656,6 +710,8 @@ class Explorer(
 
     def _on_msg(self, _widget: Any, content: dict, buffers: list) -> None:
         """Custom messages from the browser; a malformed one is refused with a status line."""
+        if self.handle_counterfactual_message(content):  # cf_*: the counterfactual panel
+            return
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "full_frame":
             e, f = content.get("trajectory", 0), content.get("frame", 0)
@@ -669,6 +725,17 @@ class Explorer(
             self._send_full_frame(e, f)
         elif kind == "rerun":
             self.rerun()
+        elif kind == "optvis":
+            k = content.get("feature")
+            n = len(self.directions) if self.directions is not None else 0
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n:
+                self.status = (
+                    f"optvis refused: feature {k!r} must be an integer in [0, {n - 1}]"
+                    if n
+                    else "optvis refused: no features yet (the analysis is still running)"
+                )
+                return
+            self.optimize_feature(k)
         else:
             log.warning("Explorer: unknown message from the browser: %r", kind)
 
@@ -867,6 +934,7 @@ class Explorer(
             f"residual share {getattr(nmf, 'residual_share_', float('nan')):.0%}"
         )
         publish(1.0, summary)
+        self.set_directions(directions, layer, list(self.feature_labels))  # the panel's features
         self._summary = summary
         if self.grid_feature >= 0:
             self.grid_feature = min(self.grid_feature, K - 1)
@@ -1008,6 +1076,7 @@ class Explorer(
                 self.feature_examples = []
                 self.label_evidence = []
                 self.mosaics = None
+                self.set_optvis(None)
 
     def _edit_strengths(self) -> np.ndarray:
         K = int(self.n_features)
@@ -1096,6 +1165,105 @@ class Explorer(
             self.set_mosaic(img, sources)
             self.grid_busy = False
         report(1.0, f"feature {k + 1}: {density}×{density} mosaic")
+
+    def _job_optvis(self, report: Callable, k: int, steps: int) -> None:
+        """The grid's "optimize": an image for feature ``k``'s NMF direction (see
+        :meth:`optimize_feature`), compared with the best real frame of the explorer's data."""
+        d, cur = self._data, self._current  # held for the whole job
+        directions = cur.get("directions")
+        if directions is None or k >= len(directions):
+            return
+        layer, rank = cur["layer"], int(cur["rank"])
+        key = (layer, rank, k, steps)
+        base = {"feature": k, "layer": layer, "rank": rank, "steps": steps}
+        try:
+            with d.lock:
+                hit = d.optvis.get(key)
+            if hit is None:
+                image, info = self._optimize_direction(report, d, layer, directions[k], steps)
+                info = {**base, **info}
+                with d.lock:
+                    d.optvis[key] = (image, info)
+                cached = False
+            else:
+                (image, info), cached = hit, True
+            report(0.99)  # a newer request replaced this one: show nothing
+            self.set_optvis(image, {**info, "cached": cached})
+        except _Superseded:
+            raise
+        except Exception as exc:
+            self.optvis_info = {**base, "state": "error", "message": f"{type(exc).__name__}: {exc}"}
+            raise
+        ratio = info["ratio"]
+        vs = f"{ratio:.2f}× the best real frame" if ratio is not None else "no real frame responds"
+        when = " (cached)" if cached else f" ({info['seconds']:.1f} s)"
+        report(1.0, f"feature {k + 1}: optimized image, {vs}{when}")
+
+    def _optimize_direction(
+        self, report: Callable, d: _Data, layer: str, direction: np.ndarray, steps: int
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Optimize one image for ``direction`` at ``layer`` and measure it against ``d``'s
+        frames (the objective: the projection on the direction, mean over positions)."""
+        import copy
+
+        from ..analysis import optvis
+        from ..analysis.layers import get_layer
+
+        # a private copy of the agent: the step-counting hook and optvis' own temporary hooks
+        # never touch the module other threads may run
+        model = copy.deepcopy(self._agent)
+        step = [0]
+
+        def on_step(*_: Any) -> None:  # one forward of the layer per optimization step
+            step[0] += 1
+            if step[0] <= steps and (step[0] % 4 == 0 or step[0] == 1):
+                msg = f"optimizing an image for the feature at {layer}: step {step[0]}/{steps}"
+                report(0.95 * step[0] / steps, msg)
+
+        report(0.0, f"optimizing an image for the feature at {layer} ({steps} steps)…")
+        hook = get_layer(model, layer).register_forward_hook(on_step)
+        t0 = time.perf_counter()
+        try:
+            r = optvis.optimize(
+                model,
+                [optvis.Direction(layer, direction)],
+                steps=steps,
+                seed=self._seed,
+                method="fourier",
+                progress=False,
+            )
+        finally:
+            hook.remove()
+        seconds = time.perf_counter() - t0
+        report(0.96, "comparing with the real frames…")
+        v = np.asarray(direction, np.float32)
+        real = self._acts_all(layer, d) @ v  # (E, T, H, W) projections of every real frame
+        E, T = real.shape[:2]
+        per_frame = real.mean(axis=(2, 3))
+        best = np.unravel_index(int(np.argmax(per_frame)), per_frame.shape)
+        img_proj = self._access.activations(r.images, layer).numpy()[0] @ v  # (H, W)
+        value, best_real = float(r.values[0]), float(per_frame[best])
+        cell, best_cell = float(img_proj.max()), float(real.max())
+        info = {
+            "state": "ready",
+            "method": "fourier",
+            "seed": self._seed,
+            "value": value,
+            "best_real": best_real,
+            "best_frame": [int(best[0]), int(best[1])],
+            "ratio": value / best_real if best_real > 0 else None,  # None: no real response
+            "cell_value": cell,
+            "best_cell": best_cell,
+            "cell_ratio": cell / best_cell if best_cell > 0 else None,
+            "n_frames": int(E * T),
+            "seconds": seconds,
+            "caption": (
+                f"An input image optimized ({steps} steps, decorrelated Fourier "
+                f"parameterization) to raise this feature's NMF direction at {layer}: what "
+                "gradient ascent finds, not a real frame"
+            ),
+        }
+        return r.images[0], info
 
     def _job_rerun(self, report: Callable) -> None:
         cur = self._current  # held for the whole job

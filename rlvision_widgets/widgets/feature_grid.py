@@ -1,4 +1,5 @@
-"""FeatureGrid widget (``js/feature_grid.ts``)."""
+"""FeatureGrid widget (``js/feature_grid.ts``): a feature's dataset examples, its
+spatially-aware mosaic and, computed on request, its optimized image."""
 
 from __future__ import annotations
 
@@ -48,6 +49,34 @@ class GridMixin(GridTraits):
             raise ValueError(f"mosaics must be uint8 (K, H, W, 4), got {img.dtype} {img.shape}")
         m = Mosaics.encode(img, sources, density)
         self.mosaics = m if m.K else None
+
+    def set_optvis(self, image: Any, info: dict[str, Any] | None = None) -> None:
+        """Show an optimized image (S, S, 3|4) uint8 beside the dataset examples, or clear it
+        (None). ``info``: what the view prints beside it; ``feature`` (the image is shown only
+        while that feature is in the grid), ``layer``, ``rank``, ``value`` (the objective on
+        the image), ``best_real`` and ``ratio`` (against the best real frame), ``caption``.
+
+        >>> g = FeatureGrid()
+        >>> g.set_optvis(np.zeros((64, 64, 3), np.uint8), {"feature": 0, "value": 1.0})
+        >>> g.optvis_image.shape, g.optvis_info["state"]
+        ((1, 64, 64, 3), 'ready')
+        """
+        if image is None:
+            with self.hold_sync():
+                self.optvis_image = None
+                self.optvis_info = dict(info or {})
+            return
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[-1] not in (3, 4) or img.dtype != np.uint8:
+            raise ValueError(
+                f"optimized image must be uint8 (S, S, 3|4), got {img.dtype} {img.shape}"
+            )
+        info = {"state": "ready", **dict(info or {})}
+        if not isinstance(info.get("feature", 0), int):
+            raise ValueError(f"info['feature'] must be a feature index, got {info['feature']!r}")
+        with self.hold_sync():
+            self.optvis_image = img[None]
+            self.optvis_info = info
 
 
 class FeatureGrid(

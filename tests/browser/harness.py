@@ -166,6 +166,8 @@ DOC_IMAGES = {
     "features_explorer_1024": "explorer-1024px.png",
     "features_edited_other_trajectory": "explorer-edited-trajectory-2.png",
     "features_static_export_grid": "static-export-feature-grid.png",
+    "features_optvis": "feature-grid-optimized-image.png",
+    "counterfactual_panel_hidden_saw": "counterfactual-panel.png",
 }
 
 

@@ -328,6 +328,76 @@ def test_noop_actions_grouped_with_a_toggle_for_all_15(page, explorer):
 
 
 # ------------------------------------------------------------------------ static export
+# ------------------------------------------------------- optimized image (issue 15, R3)
+PUSH_JS = """([p, names]) => { const b64 = (s) => { const bin = atob(s);
+     const u = new Uint8Array(bin.length);
+     for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return new DataView(u.buffer); };
+   const ch = {}; for (const n of names) ch[n] = p.state[n];
+   for (const b of p.buffers) if (names.includes(b.path[0])) {
+     let o = ch; for (let i = 0; i < b.path.length - 1; i++) o = o[b.path[i]];
+     o[b.path[b.path.length - 1]] = b64(b.data); }
+   window.model.fromPython(ch); }"""
+
+
+def test_optimize_button_shows_the_optimized_image(browser, page, explorer, tmp_path):
+    """Clicking "Optimize" asks Python (never automatic); Python's answer (the optvis job on the
+    shipped agent) draws the optimized image large beside the dataset examples, with its value
+    against the best real frame; the static export shows it, without a working button."""
+    import torch
+    from browser.harness import payload
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on the busy 2-core test machine: ~100x slower
+    try:
+        explorer.grid_feature = 1
+        mount(page, explorer, width=1400)
+        next_frame(page)
+        btn = page.locator(".rlv-grid .rlv-optvis-btn")
+        assert btn.is_visible() and btn.is_enabled()
+        assert not page.locator(".rlv-optvis-img").is_visible()
+        assert page.evaluate("() => window.model.sent") == []  # nothing computed on its own
+        btn.click()
+        sent = page.evaluate("() => window.model.sent")
+        assert sent == [{"type": "optvis", "feature": 1}] and not btn.is_enabled()
+        explorer._on_msg(explorer, sent[0], [])  # what the comm does with the message
+        info = explorer.optvis_info
+        assert info["state"] == "ready" and info["feature"] == 1
+        page.evaluate(PUSH_JS, [payload(explorer), ["optvis_image", "optvis_info"]])
+        next_frame(page)
+        img = box(page, ".rlv-optvis-img")
+        assert img["width"] >= 192 and img["height"] >= 192, img
+        px = canvas_pixels(page, ".rlv-optvis-img")
+        want = explorer.optvis_image.decode()[0]
+        assert np.array_equal(px[..., :3], want) and px[..., :3].std() > 10  # not blank
+        gallery = box(page, ".rlv-grid .rlv-gallery")  # beside the dataset examples
+        assert img["x"] > gallery["x"] and img["y"] < gallery["y"] + gallery["height"]
+        text = page.locator(".rlv-optvis").inner_text()
+        assert f"{info['ratio']:.2f}×" in text and "not a real frame" in text
+        assert not btn.is_visible()  # shown: nothing more to ask
+        assert page.locator(".rlv-grid").get_attribute("data-optvis") == "ready"
+        screenshot(page, "features_optvis", ".rlv-grid")
+        # the static export carries the computed image; no button action without a kernel
+        path = explorer.save_html(tmp_path / "explorer.html")
+        sp = browser.new_page()
+        sp.set_viewport_size({"width": 1400, "height": 1400})
+        errors: list[str] = []
+        sp.on("pageerror", lambda e: errors.append(str(e)))
+        sp.goto(path.as_uri())
+        sp.wait_for_selector(".rlv-legend-item")
+        for k, shown in ((1, True), (0, False)):
+            sp.click(f".rlv-legend-item[data-feature='{k}'] .rlv-lbar-row")
+            next_frame(sp)
+            assert sp.locator(".rlv-optvis-img").is_visible() == shown
+            assert not sp.locator(".rlv-optvis-btn").is_visible()
+        assert "needs a live kernel" in sp.locator(".rlv-grid").inner_text()  # feature 0
+        assert not errors, errors
+        sp.close()
+    finally:
+        torch.set_num_threads(old)
+        explorer.set_optvis(None)
+        explorer.grid_feature = -1
+
+
 def test_static_export_has_icons_mosaics_and_examples(browser, explorer, tmp_path):
     path = explorer.save_html(tmp_path / "explorer.html")
     page = browser.new_page()

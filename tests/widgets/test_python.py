@@ -403,6 +403,96 @@ def test_explorer_answers_full_frame_and_rerun(explorer):
     explorer.trajectory, explorer.frame = 0, 0
 
 
+# ------------------------------------------------------- optimized image (issue 15, R3)
+@pytest.fixture()
+def one_thread():
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads on a busy 2-core machine: ~100x slower steps
+    yield
+    torch.set_num_threads(old)
+
+
+def test_explorer_optimizes_a_feature_on_request(explorer, monkeypatch, one_thread):
+    """The grid's "optimize": the image's objective, recomputed independently (LayerAccess
+    activations projected on the NMF direction, mean over positions), is the reported value and
+    beats every real frame; progress is reported; a second request is a cache hit."""
+    from rlvision_widgets.analysis import optvis
+    from rlvision_widgets.analysis.layers import LayerAccess
+    from rlvision_widgets.widgets.explorer import OPTVIS_STEPS
+
+    ex = explorer
+    calls = []
+    real_optimize = optvis.optimize
+    monkeypatch.setattr(
+        optvis, "optimize", lambda *a, **kw: calls.append(kw["steps"]) or real_optimize(*a, **kw)
+    )
+    assert ex.optvis_enabled and ex.optvis_image is None
+    statuses: list[tuple[float, str]] = []
+    ex.observe(lambda ch: statuses.append((ex.progress, ch["new"])), "status")
+    k = 1
+    ex.optimize_feature(k)  # synchronous worker: done on return
+    ex.unobserve_all("status")
+    info = ex.optvis_info
+    assert calls == [OPTVIS_STEPS] and info["state"] == "ready" and not info["cached"]
+    assert (info["feature"], info["layer"], info["rank"]) == (k, ex.layer, ex.n_features)
+    steps_seen = [p for p, m in statuses if re.search(r"step \d+/128", m)]
+    assert steps_seen and all(0 < p < 1 for p in steps_seen)  # the progress bar moved
+    image = ex.optvis_image.decode()[0]
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and image.std() > 0
+    # ground truth, independently: activations of the image and of every real frame
+    access = LayerAccess(ex.agent)
+    v = ex.directions[k]
+    proj = access.activations(image[None], ex.layer).numpy()[0] @ v  # (H, W)
+    obs = ex._arrays["obs"].reshape(-1, 64, 64, 3)
+    real = access.activations(obs, ex.layer).numpy() @ v  # (N, H, W)
+    assert info["value"] == pytest.approx(float(proj.mean()), rel=1e-4, abs=1e-6)
+    assert info["best_real"] == pytest.approx(float(real.mean(axis=(1, 2)).max()), rel=1e-4)
+    assert info["cell_value"] == pytest.approx(float(proj.max()), rel=1e-4)
+    assert info["best_cell"] == pytest.approx(float(real.max()), rel=1e-4)
+    assert info["value"] > info["best_real"] > 0
+    assert info["ratio"] == pytest.approx(info["value"] / info["best_real"])
+    e, t = info["best_frame"]
+    assert real.mean(axis=(1, 2))[e * ex.n_steps + t] == pytest.approx(info["best_real"])
+    assert info["n_frames"] == len(obs) and "not a real frame" in info["caption"]
+    # another feature runs; asking again (from the browser) for the first is a cache hit
+    ex.optimize_feature(2, steps=8)
+    assert calls == [OPTVIS_STEPS, 8] and ex.optvis_info["feature"] == 2
+    ex._on_msg(ex, {"type": "optvis", "feature": k}, [])
+    assert calls == [OPTVIS_STEPS, 8] and ex.optvis_info["cached"] is True
+    assert np.array_equal(ex.optvis_image.decode()[0], image)
+    assert ex.optvis_info["value"] == info["value"] and "cached" in ex.status
+    # bad requests name the problem
+    for bad in ("x", -1, ex.n_features, True):
+        ex._on_msg(ex, {"type": "optvis", "feature": bad}, [])
+        assert ex.status.startswith("optvis refused") and calls == [OPTVIS_STEPS, 8]
+    with pytest.raises(ValueError, match=r"feature must be an integer in \[0, "):
+        ex.optimize_feature(99)
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        ex.optimize_feature(0, steps=0)
+
+
+def test_superseded_optimization_publishes_nothing_and_leaves_the_agent(explorer, one_thread):
+    from rlvision_widgets.widgets.explorer import _Superseded
+
+    ex = explorer
+    before = (ex.optvis_image, dict(ex.optvis_info))
+    hooks = {n: len(m._forward_hooks) for n, m in ex.agent.named_modules()}
+    n = [0]
+
+    def report(frac: float, msg: str = "") -> None:  # a newer request arrives at step 8
+        n[0] += 1
+        if "step 8/" in msg:
+            raise _Superseded
+
+    with pytest.raises(_Superseded):
+        ex._job_optvis(report, 0, 64)
+    assert n[0] >= 3 and (ex.optvis_image, ex.optvis_info) == before
+    assert not any(key[2] == 0 and key[3] == 64 for key in ex._data.optvis)  # nothing cached
+    assert {n: len(m._forward_hooks) for n, m in ex.agent.named_modules()} == hooks
+
+
 # ------------------------------------------------------------------------ agent, threads
 def test_explorer_unknown_agent_is_an_error_not_a_random_network():
     with pytest.raises(ValueError, match=r"unknown agent 'no-such-agent'.*'coinrun'"):
