@@ -421,13 +421,13 @@ class _StderrProgress:
 
 def cmd_export(a: argparse.Namespace) -> int:
     from .agents.registry import load_agent
+    from .analysis.features import object_layer
     from .widgets import export_explorer
-    from .widgets._engine import default_layer
 
     check_output_path(a.out, "export")
     agent = load_agent(a.agent)
     _network_agent(agent, a.agent, "export")
-    _check_rank(agent, a.layer, a.rank, default_layer)
+    _check_rank(agent, a.layer, a.rank, object_layer)
     report = _StderrProgress("export")
     out = export_explorer(
         a.out,

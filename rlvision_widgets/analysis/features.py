@@ -1230,7 +1230,9 @@ def identify_features(
 
 
 def object_layer(agent: nn.Module) -> str:
-    """The agent's object layer: ``config.object_layer`` ("2b") or the middle conv layer.
+    """The agent's object layer: ``config.object_layer`` ("2b") or, for any other model, the
+    middle of its layers that are not activations (no "relu" in the name). The default layer of
+    :func:`~rlvision_widgets.analysis.pipeline.analyze`, the explorer and the CLI.
 
     >>> from rlvision_widgets.agents import build_network
     >>> object_layer(build_network("compact"))
@@ -1244,4 +1246,5 @@ def object_layer(agent: nn.Module) -> str:
     names = LayerAccess(agent).layer_names
     if name in names:
         return name
-    return names[len(names) // 2]
+    convs = [n for n in names if "relu" not in n.lower()] or names
+    return convs[len(convs) // 2]

@@ -10,19 +10,6 @@ from torch import nn
 
 
 # ------------------------------------------------------------------------------ layers
-def default_layer(agent: nn.Module) -> str:
-    """The object layer (config.object_layer, "2b") when the agent has one, else a middle conv."""
-    from ..analysis.layers import LayerAccess
-
-    names = LayerAccess(agent).layer_names
-    cfg = getattr(agent, "config", None)
-    obj = getattr(cfg, "object_layer", None)
-    if obj in names:
-        return obj
-    convs = [n for n in names if "relu" not in n.lower()] or names
-    return convs[len(convs) // 2]
-
-
 # ------------------------------------------------------------------------ trajectories
 def collect(
     agent: nn.Module, num_envs: int, num_steps: int, seed: int, env_options: Any = None

@@ -404,7 +404,9 @@ class Explorer(
         _LIVE.add(self)  # closed (worker joined) at interpreter exit
 
         names = self._access.layer_names
-        chosen = layer or eng.default_layer(self._agent)
+        from ..analysis.features import object_layer
+
+        chosen = layer or object_layer(self._agent)
         self._access.check_layer(chosen)
         spec = parse_output(output).name
         cfg = getattr(self._agent, "config", None)

@@ -859,3 +859,38 @@ def test_save_html_reports_its_stages(tmp_path):
     save_html(Controls(), tmp_path / "c.html", progress=lambda f, m: seen.append((f, m)))
     fr = [f for f, _ in seen]
     assert fr == sorted(fr) and fr[0] == 0.0 and fr[-1] == 1.0 and "wrote" in seen[-1][1]
+
+
+def test_explorer_and_analyze_default_to_the_same_layer_on_any_model():
+    """One default layer (``analysis.features.object_layer``) for the explorer, ``analyze`` and
+    the CLI; on a model without a config it is the middle non-activation layer."""
+    import torch
+    from torch import nn
+
+    import rlvision_widgets as rv
+    from rlvision_widgets.analysis.features import object_layer
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.relu1 = nn.Conv2d(3, 8, 3, stride=2), nn.ReLU()
+            self.conv2, self.relu2 = nn.Conv2d(8, 8, 3, stride=2), nn.ReLU()
+            self.conv3, self.relu3 = nn.Conv2d(8, 8, 3, stride=2), nn.ReLU()
+            self.head = nn.Linear(8, 16)
+
+        def forward(self, obs):
+            x = obs.permute(0, 3, 1, 2).float() / 255
+            x = self.relu3(self.conv3(self.relu2(self.conv2(self.relu1(self.conv1(x))))))
+            out = self.head(x.mean((2, 3)))
+            return out[:, :15], out[:, 15]
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    obs = np.random.default_rng(0).integers(0, 255, (1, 4, 64, 64, 3), dtype=np.uint8)
+    layer = object_layer(net)
+    assert "relu" not in layer
+    ex = Explorer(net, {"obs": obs}, rank=2, background=False, suggest_labels=False)
+    try:
+        assert ex.layer == layer == rv.analyze(net, obs, rank=2).settings["layer"]
+    finally:
+        ex.close()
