@@ -216,26 +216,7 @@ def _directions(nmf: Any, layer: str | None) -> tuple[AttributionNMF | None, str
             "nmf must be None, a fitted AttributionNMF, an Analysis or a (K, C) array of "
             f"non-negative directions; got {type(nmf).__name__} {getattr(comps, 'shape', '')}"
         )
-    k = comps.shape[0]
-    meta = {
-        "params": {"n_components": k},
-        **dict.fromkeys(
-            (
-                "reconstruction_err",
-                "relative_error",
-                "residual_share",
-                "n_rows",
-                "n_nonzero_rows",
-                "coreset_rows",
-                "n_iter",
-                "x_norm",
-            ),
-            0,
-        ),
-    }
-    est = AttributionNMF.from_arrays(
-        {"components": comps.astype(np.float32), "component_mass": np.ones(k)}, meta
-    )
+    est = AttributionNMF.from_directions(comps)
     return est, layer or DEFAULT_LAYER
 
 

@@ -606,6 +606,18 @@ class AttributionNMF(TransformerMixin, BaseEstimator):
         return arrays, meta
 
     @classmethod
+    def from_directions(cls, directions: np.ndarray) -> AttributionNMF:
+        """An estimator that reduces onto given (K, C) non-negative ``directions`` (e.g. an
+        Analysis' ``directions``): no fit statistics, no coreset.
+
+        >>> AttributionNMF.from_directions(np.eye(2, 3)).components_.shape
+        (2, 3)
+        """
+        comps = np.asarray(directions, np.float32)
+        meta = {"params": {"n_components": int(comps.shape[0])}, **dict.fromkeys(_META_NUMBERS, 0)}
+        return cls.from_arrays({"components": comps, "component_mass": np.ones(len(comps))}, meta)
+
+    @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> AttributionNMF:
         """Inverse of :meth:`to_arrays` (a fitted estimator without its coreset). Raises
         :class:`NMFFileError` naming what is wrong when the arrays or metadata are damaged or

@@ -286,6 +286,21 @@ def _overlaps(st: GameState, box, skip: set[int], what: str) -> None:
             )
 
 
+def _check_free_tile(st: GameState, cx: int, cy: int, what: str, allow_overlap: bool) -> None:
+    """:func:`_check_free` for the whole tile (cx, cy) (coins and other tiles)."""
+    _check_free(
+        st,
+        cx + 0.5,
+        cy + 0.5,
+        0.5,
+        0.5,
+        skip=set(),
+        what=what,
+        allow_overlap=allow_overlap,
+        tile=True,
+    )
+
+
 def _check_free(
     st: GameState,
     x: float,
@@ -483,17 +498,7 @@ def move_object(
         cx, cy = int(np.floor(x)), int(np.floor(y))
         tile = st.grid.tile(*obj.ref)
         ed = st.editable().set_tile(*obj.ref, int(Tile.SPACE))
-        _check_free(
-            ed,
-            cx + 0.5,
-            cy + 0.5,
-            0.5,
-            0.5,
-            skip=set(),
-            what=what,
-            allow_overlap=allow_overlap,
-            tile=True,
-        )
+        _check_free_tile(ed, cx, cy, what, allow_overlap)
         ed.set_tile(cx, cy, tile)
         return _checked(ed.to_bytes(), what)
     _check_free(st, x, y, obj.rx, obj.ry, skip={obj.ref}, what=what, allow_overlap=allow_overlap)
@@ -543,17 +548,7 @@ def add_object(
     what = f"adding a {kind} at ({x}, {y})"
     if kind == "coin":
         cx, cy = int(np.floor(x)), int(np.floor(y))
-        _check_free(
-            st,
-            cx + 0.5,
-            cy + 0.5,
-            0.5,
-            0.5,
-            skip=set(),
-            what=what,
-            allow_overlap=allow_overlap,
-            tile=True,
-        )
+        _check_free_tile(st, cx, cy, what, allow_overlap)
         ed = st.editable().set_tile(cx, cy, int(Tile.GOAL))
         return _checked(ed.to_bytes(), what)
     if direction not in (-1, 1):
