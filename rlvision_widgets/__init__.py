@@ -7,6 +7,7 @@ in this list:
 Package map
 -----------
 files           atomic writes, strict JSON, npz array pairs, hashes (the base of every layer)
+engines         the engine option of the large jobs: local or Ray, the same results
 environment     CoinRun options and vectorized env; the action table; engine state, failure
                 causes, invisible saws, object masks, full-resolution frames
 agents          networks ("article", "compact"), checkpoints, the sampler, editing, ``load_agent``
@@ -15,9 +16,10 @@ rollouts        ``collect_trajectories`` -> ``Trajectories``; ``evaluate``; the 
 training        PPO trainer (``rlvision train``) and packaging of a shipped agent
 analysis        integrated gradients, attribution NMF, feature visualization, display maths,
                 bookmarks, feature identification, caching
-studies         blindness experiments (model editing), failure dissection, reports, charts
+studies         blindness experiments (model editing), failure dissection, reports, charts,
+                the diversity sweep
 widgets         anywidget components and the composed ``Explorer``
-cli             ``rlvision train | evaluate | export | explore``
+cli             ``rlvision train | evaluate | export | sweep | explore``
 
 Quick start
 -----------
@@ -64,6 +66,7 @@ _SUBPACKAGES = {
     "widgets",
     "cli",
     "files",
+    "engines",
 }
 
 _compat.install()

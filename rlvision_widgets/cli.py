@@ -1,4 +1,4 @@
-"""The ``rlvision`` command line: train, evaluate, export, explore.
+"""The ``rlvision`` command line: train, evaluate, export, sweep, explore.
 
 Bad input never ends in a traceback: options are checked when parsed, output paths before any
 work, and the package's errors for bad files or settings print as
@@ -221,12 +221,14 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     import json
 
     from .agents.registry import load_agent
+    from .engines import check_engine
     from .rollouts.evaluate import evaluate
     from .studies.charts import plot_failures
 
     for path, what in ((a.csv, "--csv"), (a.chart, "--chart")):
         if path:
             check_output_path(path, what)
+    check_engine(a.engine, a.address)
     if a.threads > 0:
         import torch
 
@@ -241,6 +243,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         num_envs=a.num_envs,
         sample=not a.argmax,
         progress=True,
+        engine=a.engine,
+        address=a.address,
+        threads=a.threads or None,
+        parts=a.parts,
     )
     if a.edit is None:
         result = evaluate(agent, **kwargs)
@@ -446,6 +452,73 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweep ---------------------------------------------------------------------------------------
+def _level_counts(text: str) -> tuple[int, ...]:
+    """``"100,1000,unbounded"`` -> ``(100, 1000, 0)`` (0 = unbounded)."""
+    out = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part in ("unbounded", "0", "inf"):
+            out.append(0)
+            continue
+        try:
+            n = int(part.replace("_", ""))
+        except ValueError:
+            n = -1
+        if n < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated level counts >= 1 or 'unbounded', got {part!r}"
+            )
+        out.append(n)
+    return tuple(out)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        seeds = (-1,)
+    if any(not 0 <= s < 2**31 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds >= 0, got {text!r}")
+    return seeds
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .engines import check_engine
+    from .studies.sweep import SweepConfig, plot_sweep, run_sweep
+
+    check_engine(a.engine, a.address)
+    out = Path(a.out_dir)
+    saved = out / "sweep.json"
+    if a.config:
+        cfg = SweepConfig.from_json(a.config)
+    elif saved.is_file():  # a stopped sweep resumes with its own settings
+        cfg = SweepConfig.from_json(saved)
+    else:
+        cfg = SweepConfig()
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("levels", a.levels),
+            ("seeds", a.seeds),
+            ("steps", a.steps),
+            ("eval_levels", a.eval_levels),
+        )
+        if v is not None
+    }
+    if a.precision is not None:
+        changes["ppo"] = {**cfg.ppo, "precision": a.precision}
+    if changes:
+        cfg = cfg.replace(**changes)
+    figures = a.figures or out
+    check_output_path(Path(figures) / "success.png", "--figures")
+    results = run_sweep(cfg, out, engine=a.engine, address=a.address, threads=a.threads)
+    print(results.table())
+    plot_sweep(results, figures)
+    print(f"results: {out / 'results.json'}, {out / 'results.csv'}; figures in {figures}")
+    return 0
+
+
 def cmd_explore(a: argparse.Namespace) -> int:
     from .launch import launch_jupyterlab
 
@@ -454,7 +527,7 @@ def cmd_explore(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``rlvision`` argument parser (subcommands train, evaluate, export, explore).
+    """The ``rlvision`` argument parser (subcommands train, evaluate, export, sweep, explore).
 
     >>> build_parser().parse_args(["evaluate", "--levels", "10"]).levels
     10
@@ -501,8 +574,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=NONNEGATIVE,
         default=1,
-        help="torch threads (default 1: evaluation runs small batches, and extra "
-        "threads on a busy CPU slow it down many times; 0 = torch default)",
+        help="torch threads, per task on --engine ray (default 1: evaluation runs small "
+        "batches, and extra threads on a busy CPU slow it down many times; 0 = torch "
+        "default here, 1 per Ray task)",
+    )
+    g = p.add_argument_group("where it runs (the same result on every engine)")
+    g.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process (default); ray: split the levels over Ray workers, one "
+        "task per part with --threads torch threads (needs pip install "
+        "'rlvision_widgets[ray]')",
+    )
+    g.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join this Ray cluster ('auto', host:6379 or "
+        "ray://host:10001; its nodes need rlvision_widgets installed) instead of starting a "
+        "local Ray",
+    )
+    g.add_argument(
+        "--parts",
+        type=POSITIVE,
+        default=None,
+        help="split the levels into this many tasks (default: one per Ray worker slot; "
+        "1 on the local engine)",
     )
     g = p.add_argument_group("model editing (evaluate an agent blinded to one NMF feature)")
     g.add_argument(
@@ -573,6 +670,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rank", type=_int_in(1, 16), default=8, help="NMF features, 1..16 (default 8)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "sweep",
+        help="the diversity sweep: train, evaluate and score agents on more and more levels",
+        description="Train one agent per cell (training levels x seed) with the project's PPO, "
+        "evaluate it on its training levels and on unseen levels (sampled with replacement, "
+        "the same number for every cell) and score its interpretability automatically "
+        "(docs/diversity.md). Done cells are skipped, stopped ones resume; a sweep folder "
+        "keeps its settings in sweep.json, so `rlvision sweep DIR` continues it.",
+    )
+    p.add_argument("out_dir", nargs="?", default="runs/sweep", help="(default runs/sweep)")
+    p.add_argument("--config", metavar="JSON", help="a SweepConfig JSON file")
+    p.add_argument(
+        "--levels",
+        type=_level_counts,
+        default=None,
+        help="training-level counts, e.g. 100,1000,10000,unbounded (the default)",
+    )
+    p.add_argument("--seeds", type=_seeds, default=None, help="training seeds, e.g. 0,1 (0)")
+    p.add_argument("--steps", type=POSITIVE, default=None, help="PPO steps per cell (5M)")
+    p.add_argument(
+        "--eval-levels",
+        type=POSITIVE,
+        default=None,
+        help="train and unseen levels played per cell (1000; the article 10,000)",
+    )
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
+    p.add_argument("--threads", type=POSITIVE, default=1, help="torch threads per cell (1)")
+    p.add_argument("--figures", metavar="DIR", help="where the plots go (default OUT_DIR)")
+    g = p.add_argument_group("where it runs (the same result on every engine)")
+    g.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: one cell after another here (default); ray: cells in parallel on Ray "
+        "workers (pip install 'rlvision_widgets[ray]')",
+    )
+    g.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join this Ray cluster (OUT_DIR must be on a shared filesystem)",
+    )
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("explore", help="open JupyterLab (headless) on the quick-start notebook")
     p.add_argument("--notebook", help="notebook to open (default: notebooks/01_quickstart.ipynb)")

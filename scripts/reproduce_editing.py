@@ -14,6 +14,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/reproduce_editing.py                 # shipped agent, 10,000 levels
     .venv/bin/python scripts/reproduce_editing.py --agent runs/reference --levels 2000
     .venv/bin/python scripts/reproduce_editing.py --from-results docs/results   # redraw only
+    .venv/bin/python scripts/reproduce_editing.py --engine ray     # levels split over Ray workers
 
 Runtime on the shared 2-core machine (one torch thread): about 1.5 minutes for the corpus,
 features and frame-level checks, plus 2.5-3 minutes per model at 10,000 levels (30-40 s at
@@ -344,6 +345,17 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads (default 1: on a shared CPU, more threads than free "
         "cores slow the small-batch forward passes down by 10-100x)",
     )
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="where the evaluations run: local (default) or ray (each model's levels split "
+        "over Ray workers, --threads torch threads per task; the same results)",
+    )
+    p.add_argument("--address", default=None, help="with --engine ray: join this Ray cluster")
+    p.add_argument(
+        "--parts", type=int, default=None, help="tasks per model (default: one per Ray worker)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--from-results",
@@ -392,10 +404,15 @@ def main(argv: list[str] | None = None) -> int:
             corpus_seed=a.corpus_seed,
             unidentified=a.unidentified,
             progress=not a.quiet,
+            engine=a.engine,
+            address=a.address,
+            threads=a.threads if a.threads > 0 else None,
+            parts=a.parts,
         )
         report.settings["agent"] = agent_name
         report.settings["runtime_s"] = round(time.perf_counter() - t0, 1)
         report.settings["threads"] = a.threads
+        report.settings["engine"] = a.engine
         paths = report.write(a.out, chart=a.chart)
         runtime = time.perf_counter() - t0
     if a.save_agents and not a.from_results:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: .venv at the repository root with the CPU build of torch (CUDA where a GPU
-# is present), procgen2, the package in editable mode with its dev extras, and the JS bundle.
+# is present), procgen2, the package in editable mode with its dev and ray extras (the tests run
+# the Ray engine too), and the JS bundle.
 # Usage: bash scripts/setup.sh [--browser]   (--browser also installs Debian's chromium for tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,9 +26,9 @@ if [ ! -f rlvision_widgets/widgets/static/explorer.js ] || [ -n "$(find js -newe
   if [ ! -d node_modules ]; then npm ci --no-audit --no-fund --loglevel=error; fi
   npm run --silent build
 fi
-echo "[setup] installing rlvision_widgets (editable, dev extras)"
-"$VPY" -m pip install -q -e ".[dev]" 2>&1 | grep -v -E "^(WARNING: Location|  Location)" || true
-"$VPY" -c "import rlvision_widgets, procgen, torch" 2>/dev/null || { echo "[setup] install failed"; exit 1; }
+echo "[setup] installing rlvision_widgets (editable, dev and ray extras)"
+"$VPY" -m pip install -q -e ".[dev,ray]" 2>&1 | grep -v -E "^(WARNING: Location|  Location)" || true
+"$VPY" -c "import rlvision_widgets, procgen, torch, ray" 2>/dev/null || { echo "[setup] install failed"; exit 1; }
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   echo "[setup] installing Debian's chromium for browser tests"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -42,6 +42,8 @@ def run_cli(argv, capsys):
         (["evaluate", "--rank", "2.7"], "argument --rank: expected an integer, got '2.7'"),
         (["evaluate", "--rank", "0"], "argument --rank: must be an integer >= 1"),
         (["evaluate", "--edit-strength", "1.5"], "argument --edit-strength: must be a finite"),
+        (["evaluate", "--engine", "spark"], "argument --engine: invalid choice: 'spark'"),
+        (["evaluate", "--parts", "0"], "argument --parts: must be an integer >= 1"),
         (["export", "--rank", "-5"], "argument --rank: must be an integer in 1..16"),
         (["export", "--rank", "1000"], "argument --rank: must be an integer in 1..16"),
         (["export", "--rank", "2.7"], "argument --rank: expected an integer"),
@@ -68,6 +70,7 @@ def _bad_runtime_inputs(tmp):
         (["evaluate", "--csv", str(not_a_folder / "x.csv")], "is not a folder"),
         (["evaluate", "--chart", "/sys/rlvision-chart.png"], "cannot be written"),
         (["evaluate", "--agent", "no-such-agent", "--levels", "1"], "unknown agent"),
+        (["evaluate", "--address", "auto", "--levels", "1"], "use it with engine 'ray'"),
         (["train", "--resume", str(tmp / "missing")], "has no latest.json"),
         (["train", str(tmp / "r"), "--num-minibatches", "9", "--num-steps", "1", "--num-envs",
           "8"], "num_minibatches 9 is more than the 8 samples"),
@@ -107,6 +110,26 @@ def test_the_result_is_printed_before_outputs_that_can_fail(tmp_path, capsys, mo
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
     result = json.loads(out)  # the evaluation is not lost
     assert result["levels"] == 2 and result["settings"]["seed"] == 0
+
+
+def test_evaluate_engine_options(monkeypatch, capsys):
+    """--parts splits the levels (the code path of --engine ray) with the plain run's result;
+    --engine ray without Ray says what to install, before any work."""
+    argv = ["evaluate", "--agent", "random", "--levels", "3", "--start-level", "9", "--json"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    code, out_split, err = run_cli(argv + ["--parts", "2", "--per-level"], capsys)
+    assert code == 0, err
+    plain, split = json.loads(out), json.loads(out_split)
+    assert [r["level_seed"] for r in split.pop("per_level")] == [9, 10, 11]
+    assert split == plain
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code, out, err = run_cli(argv + ["--engine", "ray"], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err == (
+        "rlvision evaluate: error: engine 'ray' needs Ray, which is not installed: "
+        "pip install 'rlvision_widgets[ray]' (or use engine 'local')\n"
+    )
 
 
 def test_export_has_help_for_every_argument():

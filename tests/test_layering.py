@@ -31,6 +31,7 @@ PLACE = {
     "__init__": "base",
     "_compat": "base",
     "files": "base",
+    "engines": "base",
     "environment": "environment",
     "agents": "agents",
     "rollouts": "rollouts",

@@ -18,7 +18,8 @@ Everything works on plain numpy arrays and any torch agent (no Jupyter):
 Modules (one method per module, as in Captum): :mod:`.layers`, :mod:`.outputs`,
 :mod:`.integrated_gradients`, :mod:`.nmf`, :mod:`.featureviz`, :mod:`.display`,
 :mod:`.bookmarks`, :mod:`.features`, :mod:`.labels`, :mod:`.cache`; :mod:`.settings` (the one
-set of NMF settings) and :mod:`.pipeline` (:func:`analyze`: the whole analysis -> ``Analysis``).
+set of NMF settings), :mod:`.pipeline` (:func:`analyze`: the whole analysis -> ``Analysis``) and
+:mod:`.interpretability` (an automatic interpretability score against the engine's objects).
 """
 
 from .._compat import moved_names
@@ -54,6 +55,7 @@ from .featureviz import (
     reuse_cap,
 )
 from .integrated_gradients import Attribution, input_gradients, integrated_gradients
+from .interpretability import InterpretabilityScore, interpretability_score
 from .labels import CAUSE_LABELS, CLASS_LABELS, HAZARD_CLASSES, LABELS, label
 from .layers import EditHandle, LayerAccess, get_layer
 from .nmf import AttributionNMF, NMFFileError, Reduction
@@ -80,6 +82,7 @@ __all__ = [
     "EditHandle",
     "FailedEpisode",
     "FeatureVisualizer",
+    "InterpretabilityScore",
     "LayerAccess",
     "Mosaic",
     "NMFFileError",
@@ -106,6 +109,7 @@ __all__ = [
     "get_layer",
     "input_gradients",
     "integrated_gradients",
+    "interpretability_score",
     "label",
     "legend_thumbnails",
     "make_nmf",

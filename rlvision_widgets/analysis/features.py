@@ -770,8 +770,13 @@ def fixed_classes(
     return tuple(out)
 
 
-def _near_maps(maps: np.ndarray, near: int) -> np.ndarray:
-    """(F, h, w, C) bool: class present in the cell or within ``near`` cells of it."""
+def near_maps(maps: np.ndarray, near: int) -> np.ndarray:
+    """(F, h, w, C) bool: class present in the cell or within ``near`` cells of it.
+
+    >>> m = np.zeros((1, 3, 3, 1)); m[0, 0, 0, 0] = 1
+    >>> near_maps(m, 1)[0, :, :, 0].astype(int).tolist()
+    [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    """
     hold = np.asarray(maps) > 0
     if near:
         from scipy.ndimage import maximum_filter
@@ -863,7 +868,7 @@ def label_features(
             f"{min_share}, {min_lift}, {alpha}, {permutations}"
         )
     F, K, C = x.shape[0], x.shape[-1], len(classes)
-    hold = _near_maps(y, int(near))  # (F, h, w, C)
+    hold = near_maps(y, int(near))  # (F, h, w, C)
     base = hold.reshape(-1, C).mean(0) if F else np.zeros(C)
     fixed = fixed_classes(hold, classes)
     rng = np.random.default_rng(seed)

@@ -4,10 +4,12 @@ dissection and hallucination search, with their statistics, reports and charts.
 One job per module: :mod:`.article` (the article's table: conditions, cause columns, figures),
 :mod:`.statistics` (comparison statistics), :mod:`.choice` (which feature to edit),
 :mod:`.removal` (the frame-level blindness check), :mod:`.report` (``BlindnessReport``, its
-files), :mod:`.charts`, :mod:`.blindness` (preparing edits and running the experiments) and
-:mod:`.failures` (failure dissection and hallucinations as explorer bookmarks) and
+files), :mod:`.charts`, :mod:`.blindness` (preparing edits and running the experiments),
+:mod:`.failures` (failure dissection and hallucinations as explorer bookmarks),
 :mod:`.counterfactual_saws` (hide every saw in view: does the saw features' attribution predict
-what the agent loses? A check of the attribution the article could not make).
+what the agent loses? A check of the attribution the article could not make) and :mod:`.sweep`
+(the diversity hypothesis: agents trained on more and more levels, their generalization and an
+automatic interpretability score; ``run_sweep`` runs locally or on Ray).
 
 >>> from rlvision_widgets.studies import run_blindness_experiments, load_report
 >>> report = run_blindness_experiments(load_agent("coinrun"), levels=2000)   # doctest: +SKIP
@@ -46,8 +48,30 @@ from .failures import (
 from .removal import removal_effects
 from .report import BlindnessReport, load_report
 from .statistics import compare_results, holm_adjust, paired_bootstrap_blindness, rate_ratio_ci
+from .sweep import (
+    ARTICLE_DIVERSITY,
+    SweepCell,
+    SweepConfig,
+    SweepResults,
+    cell_name,
+    load_sweep,
+    plot_sweep,
+    run_cell,
+    run_sweep,
+    sample_levels,
+)
 
 __all__ = [
+    "ARTICLE_DIVERSITY",
+    "SweepCell",
+    "SweepConfig",
+    "SweepResults",
+    "cell_name",
+    "load_sweep",
+    "plot_sweep",
+    "run_cell",
+    "run_sweep",
+    "sample_levels",
     "SawStudy",
     "bootstrap_spearman",
     "saw_counterfactual_study",

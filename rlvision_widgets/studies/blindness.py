@@ -53,6 +53,7 @@ from ..analysis.features import (
     resolve_class,
 )
 from ..analysis.nmf import AttributionNMF
+from ..engines import check_engine
 from ..environment.coinrun import EnvOptions
 from ..rollouts import Trajectories, collect_trajectories
 from ..rollouts.evaluate import EvaluationResult, evaluate
@@ -219,6 +220,10 @@ def run_blindness_experiments(
     distribution_mode: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    engine: str = "local",
+    address: str | None = None,
+    threads: int | None = None,
+    parts: int | None = None,
 ) -> BlindnessReport:
     """Run the article's blindness experiments on ``agent`` (see the module doc).
 
@@ -231,8 +236,15 @@ def run_blindness_experiments(
     ``identified=False``), ``min_score``: no longer used (deprecated), ``diagnose``: run :func:`removal_effects` on the corpus for each
     edit (frame-level value and policy blindness).
 
+    ``engine``, ``address``, ``threads``, ``parts``: where each model's evaluation runs, as in
+    :func:`~rlvision_widgets.rollouts.evaluate.evaluate`: ``engine="ray"`` splits the levels
+    of every model over Ray's workers (edited agents travel through Ray's object store), with
+    results identical to the local run; the corpus, features and frame-level checks run here.
+
     >>> report = run_blindness_experiments(agent, levels=2000)                # doctest: +SKIP
+    >>> report = run_blindness_experiments(agent, levels=10_000, engine="ray")  # doctest: +SKIP
     """
+    check_engine(engine, address)  # before any work
     bad = [c for c in conditions if c not in CONDITIONS]
     if bad:
         raise ValueError(f"unknown condition(s) {bad}; valid conditions: {list(CONDITIONS)}")
@@ -379,6 +391,10 @@ def run_blindness_experiments(
             sample=True,
             env_options=env,
             progress=progress,
+            engine=engine,
+            address=address,
+            threads=threads,
+            parts=parts,
         )
         timings[f"evaluate_{name}"] = time.perf_counter() - t0
         c = table_counts(results[name])

@@ -108,7 +108,9 @@ def test_completeness_improves_with_steps(net):
 def test_matches_captum_random_weights(net, layer):
     obs = _obs(4, seed=2)
     ours = integrated_gradients(net, obs, layer, "value", steps=10).attributions
-    assert _rel(ours, _captum(net, obs, layer, "value")) < 1e-5
+    # fp32 round-off of two summation orders: up to 3.1e-5 of the largest attribution at the
+    # early layers with AVX2 kernels (1a, 2a), under 1e-5 with AVX-512 ones
+    assert _rel(ours, _captum(net, obs, layer, "value")) < 1e-4
 
 
 @pytest.mark.parametrize("output", ["logit:RIGHT", "group:up", "logprob:3", "logit:14"])

@@ -249,3 +249,93 @@ def test_evaluation_samples_once_per_step_with_the_levels_streams(monkeypatch):
     assert len(set(batched.lengths.tolist())) > 1
     greedy = evaluate(agent, num_envs=3, sample=False, **kw)
     assert np.array_equal(greedy.lengths, evaluate(agent, num_envs=1, sample=False, **kw).lengths)
+
+
+def test_a_level_list_with_repeats_plays_each_entry_with_its_own_stream():
+    """Sampling levels with replacement (the article's footnote 10): the k-th occurrence of a
+    level draws from its own stream; its first occurrence is the episode an integer ``levels``
+    plays, and row i depends only on (level, occurrence, seed)."""
+    agent = _TiltedAgent()
+    levels = [31, 30, 31, 31, 33, 30]
+    r = evaluate(agent, levels=levels, seed=5, num_envs=3, progress=False)
+    assert r.level_seeds.tolist() == levels and len(r.outcomes) == r.levels == 6
+    assert all(o in ("success", *FAILURE_CAUSES) for o in r.outcomes)
+    consecutive = evaluate(agent, levels=4, start_level=30, seed=5, num_envs=2, progress=False)
+    first = {30: 1, 31: 0, 33: 4}  # the row of each level's first occurrence in `levels`
+    for lvl, row in first.items():  # k = 0 is the plain evaluation's episode
+        assert r.outcomes[row] == consecutive.outcomes[lvl - 30]
+        assert r.lengths[row] == consecutive.lengths[lvl - 30]
+    assert len({r.lengths[0], r.lengths[2], r.lengths[3]}) > 1  # repeats are new episodes
+    again = evaluate(agent, levels=levels, seed=5, num_envs=5, progress=False)
+    assert again.outcomes == r.outcomes and np.array_equal(again.lengths, r.lengths)
+    assert again.settings == {**r.settings, "num_envs": 5}
+    # the same (level, occurrence) pairs in another order: the same episodes, reordered
+    other = evaluate(agent, levels=[30, 31, 33, 31, 30, 31], seed=5, num_envs=2, progress=False)
+    pairs = lambda res: sorted(  # noqa: E731
+        zip(res.level_seeds.tolist(), evaluate_module.occurrences(res.level_seeds).tolist(),
+            res.outcomes, res.lengths.tolist())
+    )  # fmt: skip
+    assert pairs(other) == pairs(r)
+    assert evaluate_module.occurrences(levels).tolist() == [0, 0, 1, 2, 0, 1]
+
+
+def test_a_level_list_is_recorded_compactly():
+    import hashlib
+
+    r = evaluate("random", levels=[8, 3, 8], seed=1, num_envs=2, progress=False)
+    s = r.settings
+    assert s["levels"] == 3 and s["start_level"] is None
+    assert s["level_list"] == {
+        "distinct": 2,
+        "min": 3,
+        "max": 8,
+        "sha256": hashlib.sha256(b"8,3,8").hexdigest(),
+    }
+    assert "SeedSequence([seed, level, k])" in s["action_streams"]
+    json.dumps(r.to_json(per_level=True), allow_nan=False)
+    assert [row["level_seed"] for row in r.to_json(per_level=True)["per_level"]] == [8, 3, 8]
+    # a consecutive list without repeats is recorded (and played) as the integer form is
+    a = evaluate("random", levels=[4, 5, 6], seed=1, num_envs=2, progress=False)
+    b = evaluate("random", levels=3, start_level=4, seed=1, num_envs=2, progress=False)
+    assert a.settings == b.settings and a.outcomes == b.outcomes
+    assert np.array_equal(a.lengths, b.lengths)
+
+
+def test_split_over_parts_is_identical_to_one_run():
+    """The code path of ``engine="ray"``, run locally: parts played one after another,
+    each with its own env and batch, rows put back in order."""
+    agent = _TiltedAgent()
+    kw = dict(seed=2, num_envs=4, progress=False)
+    one = evaluate(agent, levels=11, start_level=60, **kw)
+    for parts in (2, 3, 11, 40):
+        split_run = evaluate(agent, levels=11, start_level=60, parts=parts, threads=1, **kw)
+        assert split_run.outcomes == one.outcomes, parts
+        assert np.array_equal(split_run.lengths, one.lengths)
+        assert split_run.settings == one.settings
+    levels = [60, 61, 60, 70, 60, 61, 75]
+    listed = evaluate(agent, levels=levels, **kw)
+    assert evaluate(agent, levels=levels, parts=3, **kw).outcomes == listed.outcomes
+    assert len(set(one.lengths.tolist())) > 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(levels=[]), "empty list"),
+        (dict(levels=[3, -1]), r"level seeds must be in 0..2\*\*31 - 1"),
+        (dict(levels=[3, 2**31]), r"level seeds must be in 0..2\*\*31 - 1"),
+        (dict(levels=[1.5, 2]), "flat sequence of integer level seeds"),
+        (dict(levels=[[1, 2]]), "flat sequence of integer level seeds"),
+        (dict(levels=[True, 2]), "flat sequence of integer level seeds"),
+        (dict(levels="12"), "positive integer or a sequence of level seeds"),
+        (dict(levels=2.0), "positive integer or a sequence of level seeds"),
+        (dict(levels=[1, 2], start_level=5), "give the seeds themselves"),
+        (dict(engine="spark"), "unknown engine 'spark': choose one of local, ray"),
+        (dict(address="auto"), "use it with engine 'ray'"),
+        (dict(parts=0), "parts must be >= 1"),
+        (dict(threads=0), "threads must be >= 1"),
+    ],
+)
+def test_bad_level_lists_and_engine_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate("random", **{"levels": 2, **kwargs, "progress": False})

@@ -153,3 +153,35 @@ def test_prepare_edit_edits_a_copy_with_the_weight_edit(random_net, tmp_path):
     np.testing.assert_allclose(e.direction, nmf.components_[1], rtol=1e-6)
     assert all(torch.equal(t, before[k]) for k, t in random_net.state_dict().items())
     assert _hooks(random_net) == 0
+
+
+def test_runner_split_over_parts_is_identical_to_one_run(random_net, planted_identification):
+    """The levels of every model split over tasks (the code path of engine="ray", run
+    locally) give the report of the plain run, edited models included."""
+    kw = dict(
+        levels=5,
+        start_level=20,
+        seed=2,
+        conditions=("original", "saw_blind", "invisible_saws"),
+        identification=planted_identification(),
+        num_envs=2,
+        diagnose=False,
+        progress=False,
+        log=None,
+    )
+    one = run_blindness_experiments(random_net, **kw)
+    split = run_blindness_experiments(random_net, parts=3, threads=1, **kw)
+    assert set(one.results) == set(split.results) == {"original", "saw_blind", "invisible_saws"}
+    for name, r in one.results.items():
+        s = split.results[name]
+        assert s.outcomes == r.outcomes and np.array_equal(s.lengths, r.lengths), name
+        assert s.settings == r.settings
+    assert split.settings == one.settings
+    assert len(set(one.results["original"].lengths.tolist())) > 1  # the levels really differ
+
+
+def test_runner_refuses_a_bad_engine_before_any_work(random_net):
+    with pytest.raises(ValueError, match="unknown engine 'spark'"):
+        run_blindness_experiments(random_net, engine="spark", log=None)
+    with pytest.raises(ValueError, match="use it with engine 'ray'"):
+        run_blindness_experiments(random_net, address="auto", log=None)

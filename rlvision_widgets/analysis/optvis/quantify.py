@@ -39,7 +39,7 @@ from ..features import (
     OBJECT_CLASSES,
     PER_FRAME,
     TOP_CELLS,
-    _near_maps,
+    near_maps,
     resolve_class,
     strongest_cells,
     trajectory_class_maps,
@@ -412,7 +412,7 @@ def objectness(
     ok = np.ones(F, bool) if valid is None else np.asarray(valid, bool)
     if ok.shape != (F,):
         raise ValueError(f"valid must be (frames,) = ({F},), got {ok.shape}")
-    hold = _near_maps(maps, int(near))  # (F, h, w, C)
+    hold = near_maps(maps, int(near))  # (F, h, w, C)
     base = hold[ok].reshape(-1, len(classes)).mean(0) if ok.any() else np.full(len(classes), 0.0)
     obj_idx = [classes.index(c) for c in objects]
     K = len(patches.labels)
