@@ -182,6 +182,25 @@ def _add_env_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--monochrome-assets", action="store_true", default=None)
 
 
+def _add_engine_flags(p: argparse.ArgumentParser, engine_help: str, address_note: str = ""):
+    """--engine and --address (the one engine option of the large jobs); returns the group."""
+    g = p.add_argument_group("where it runs (the same result on every engine)")
+    g.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help=f"{engine_help} (ray needs pip install 'rlvision_widgets[ray]')",
+    )
+    g.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: join this Ray cluster ('auto', host:6379 or "
+        "ray://host:10001; its nodes need rlvision_widgets installed) instead of starting a "
+        f"local Ray{address_note}",
+    )
+    return g
+
+
 def train_settings(a: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The training and env settings the user passed explicitly (PPOConfig / EnvOptions
     field names); what ``train`` applies to a new run and checks against a resumed one.
@@ -578,21 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
         "batches, and extra threads on a busy CPU slow it down many times; 0 = torch "
         "default here, 1 per Ray task)",
     )
-    g = p.add_argument_group("where it runs (the same result on every engine)")
-    g.add_argument(
-        "--engine",
-        default="local",
-        choices=["local", "ray"],
-        help="local: this process (default); ray: split the levels over Ray workers, one "
-        "task per part with --threads torch threads (needs pip install "
-        "'rlvision_widgets[ray]')",
-    )
-    g.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="with --engine ray: join this Ray cluster ('auto', host:6379 or "
-        "ray://host:10001; its nodes need rlvision_widgets installed) instead of starting a "
-        "local Ray",
+    g = _add_engine_flags(
+        p,
+        "local: this process (default); ray: split the levels over Ray workers, one task per "
+        "part with --threads torch threads",
     )
     g.add_argument(
         "--parts",
@@ -699,18 +707,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
     p.add_argument("--threads", type=POSITIVE, default=1, help="torch threads per cell (1)")
     p.add_argument("--figures", metavar="DIR", help="where the plots go (default OUT_DIR)")
-    g = p.add_argument_group("where it runs (the same result on every engine)")
-    g.add_argument(
-        "--engine",
-        default="local",
-        choices=["local", "ray"],
-        help="local: one cell after another here (default); ray: cells in parallel on Ray "
-        "workers (pip install 'rlvision_widgets[ray]')",
-    )
-    g.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="with --engine ray: join this Ray cluster (OUT_DIR must be on a shared filesystem)",
+    _add_engine_flags(
+        p,
+        "local: one cell after another here (default); ray: cells in parallel on Ray workers",
+        " (OUT_DIR must be on a filesystem every node shares)",
     )
     p.set_defaults(func=cmd_sweep)
 

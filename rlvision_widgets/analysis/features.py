@@ -1080,6 +1080,8 @@ class FeatureIdentification:
     the identification by strongest examples (None for an identification loaded without
     it); ``scores``: :class:`FeatureScores`, the older whole-map correlation scores (kept for
     reports; not used to label); ``layer``, ``output``; ``frames`` (F, 2) the frames used.
+    ``attributions``, ``activations`` (F, h, w, C) and ``class_maps`` (F, h, w, classes): what
+    the identification computed on those frames (None for one loaded from a file).
     """
 
     nmf: AttributionNMF
@@ -1089,6 +1091,9 @@ class FeatureIdentification:
     frames: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     labels: FeatureLabels | None = None
+    attributions: np.ndarray | None = field(default=None, repr=False)
+    activations: np.ndarray | None = field(default=None, repr=False)
+    class_maps: np.ndarray | None = field(default=None, repr=False)
 
     def direction(self, feature: int | str) -> np.ndarray:
         """Channel-space direction of a feature given by index or object-class name (the
@@ -1231,6 +1236,9 @@ def identify_features(
             "seed": int(seed),
         },
         labels,
+        attributions=np.asarray(attr.attributions)[rows],
+        activations=acts,
+        class_maps=maps,
     )
 
 

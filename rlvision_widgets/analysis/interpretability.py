@@ -60,9 +60,7 @@ from .features import (
     identify_features,
     near_maps,
     project,
-    trajectory_class_maps,
 )
-from .settings import IG_STEPS
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -191,8 +189,6 @@ def interpretability_score(
     >>> s = interpretability_score(agent, traj, rank=8)                       # doctest: +SKIP
     >>> s.score, s.components()["identified"]                                 # doctest: +SKIP
     """
-    from .integrated_gradients import integrated_gradients
-
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
         raise ValueError(f"rank must be a positive integer, got {rank!r}")
     _check("active", active, 0.0, 1.0)
@@ -211,18 +207,13 @@ def interpretability_score(
     assert labels is not None  # identify_features always labels
     fixed = set(labels.settings.get("fixed_place_classes", ()))
     frames = ident.frames
-    obs = trajectories.obs[frames[:, 0], frames[:, 1]]
-    # the identification's IG is not returned: recompute it on the same frames (same result)
-    attr = integrated_gradients(agent, obs, ident.layer, output=output, steps=IG_STEPS)
-    h, w = attr.attributions.shape[1:3]
-    maps, kept = trajectory_class_maps(trajectories, (h, w), [tuple(f) for f in frames])
-    if not np.array_equal(kept, frames):  # the identification kept exactly these frames
-        raise RuntimeError("class maps and identification frames differ")
+    maps, attributions = ident.class_maps, ident.attributions  # on exactly these frames
+    h, w = attributions.shape[1:3]
     F = len(frames)
 
     # (a) identified: confirmed for a class that is not fixed in place
     hold = near_maps(maps, NEAR)  # (F, h, w, C): class on or next to the cell
-    feats = np.maximum(project(attr.activations, ident.nmf.components_), 0.0)  # (F, h, w, K)
+    feats = np.maximum(project(ident.activations, ident.nmf.components_), 0.0)  # (F, h, w, K)
     rows = []
     cons = []
     for e in labels.evidence:
@@ -254,7 +245,7 @@ def interpretability_score(
     consistency = float(np.mean(cons)) if cons else 0.0
 
     # (c) background: attribution magnitude on cells no class covers
-    mag = np.abs(attr.attributions.sum(-1, dtype=np.float64))  # (F, h, w)
+    mag = np.abs(attributions.sum(-1, dtype=np.float64))  # (F, h, w)
     bg = maps.sum(-1) <= 0
     total = float(mag.sum())
     background = float(mag[bg].sum() / total) if total > 0 else float("nan")
@@ -281,11 +272,11 @@ def interpretability_score(
         {
             "rank": int(rank),
             "layer": ident.layer,
-            "output": str(attr.output),
+            "output": ident.output,
             "max_frames": None if max_frames is None else int(max_frames),
             "active": float(active),
             "near": int(NEAR),
-            "ig_steps": int(IG_STEPS),
+            "ig_steps": int(ident.meta["ig_steps"]),
             "masks": "boxes",
             "fixed_place_classes": sorted(fixed),
             "seed": int(seed),

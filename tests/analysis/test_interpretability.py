@@ -15,6 +15,7 @@ from rlvision_widgets.analysis.interpretability import (
     InterpretabilityScore,
     interpretability_score,
 )
+from rlvision_widgets.engines import torch_threads
 from rlvision_widgets.environment import EnvOptions
 from rlvision_widgets.rollouts.collect import collect_trajectories
 
@@ -23,10 +24,8 @@ UNSEEN = EnvOptions(start_level=1_000_000, num_levels=2**20)
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,15 @@ from rlvision_widgets.analysis.features import (
     score_features,
 )
 from rlvision_widgets.analysis.nmf import AttributionNMF
+from rlvision_widgets.engines import torch_threads
 from rlvision_widgets.rollouts.evaluate import EvaluationResult
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Small-batch evaluation with more torch threads than free cores is 10-100x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
