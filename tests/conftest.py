@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,31 @@ def saw_level_state() -> bytes:
                 return state
         env.close()
     pytest.fail("no level with a saw in 200 levels")
+
+
+@pytest.fixture(scope="session")
+def saw_in_view_files(tmp_path_factory) -> tuple[Path, Path]:
+    """Two engine states as files, for child processes: the first state (hard mode, rand_seed
+    3, 8 envs holding "right") with a saw in view after at least 3 steps of its level, and
+    another env's state at that moment."""
+    from rlvision_widgets.environment import CoinRunEnv, parse_state
+    from rlvision_widgets.environment.render import object_boxes
+
+    env = CoinRunEnv(num_envs=8, rand_seed=3, distribution_mode="hard")
+    try:
+        for _ in range(300):
+            states = env.get_state()
+            for i, s in enumerate(states):
+                if len(object_boxes(s, 512).boxes["saw"]) and parse_state(s).cur_time > 3:
+                    folder = tmp_path_factory.mktemp("saw_in_view")
+                    saw, other = folder / "saw.state", folder / "other.state"
+                    saw.write_bytes(s)
+                    other.write_bytes(states[(i + 1) % len(states)])
+                    return saw, other
+            env.step(np.full(8, 8))
+    finally:
+        env.close()
+    pytest.fail("no saw in view in 300 steps of 8 envs (hard mode, rand_seed 3)")
 
 
 @pytest.fixture()

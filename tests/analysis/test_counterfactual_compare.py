@@ -9,16 +9,12 @@ replay (:func:`~rlvision_widgets.environment.causes.episode_cause`, run in the c
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from children import result_of, run_child
 
 from rlvision_widgets.agents.registry import load_agent
 from rlvision_widgets.analysis.counterfactual import Rollout, compare, policy_kl, rollout
@@ -26,8 +22,6 @@ from rlvision_widgets.analysis.integrated_gradients import integrated_gradients
 from rlvision_widgets.environment import CoinRunEnv
 from rlvision_widgets.environment.causes import FAILURE_CAUSES
 from rlvision_widgets.environment.render import object_boxes
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, sys, warnings
@@ -103,20 +97,10 @@ print("RESULT " + json.dumps(res))
 def child(tmp_path_factory) -> tuple[dict, dict]:
     """(JSON results, arrays) of the comparisons run in a child process (~15 s)."""
     path = tmp_path_factory.mktemp("cf") / "cf.npz"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    result = result_of(run_child(CHILD, path, timeout=300))
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
-    return json.loads(line[len("RESULT ") :]), arrays
+    return result, arrays
 
 
 @pytest.fixture(scope="module")

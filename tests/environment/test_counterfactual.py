@@ -8,14 +8,9 @@ check. Edits that never reach the engine (errors, byte layout) run in-process.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from children import result_of, run_child
 
 from rlvision_widgets.environment import CoinRunEnv, StateError, parse_state
 from rlvision_widgets.environment.counterfactual import (
@@ -32,8 +27,6 @@ from rlvision_widgets.environment.counterfactual import (
     show_object,
 )
 from rlvision_widgets.environment.state import ENTITY_DTYPE, EntityType, Tile
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, sys, warnings
@@ -199,18 +192,7 @@ print("RESULT " + json.dumps(out))
 @pytest.fixture(scope="module")
 def engine() -> dict:
     """Facts the engine reported about edited states (one child process, ~10-20 s)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+    return result_of(run_child(CHILD, timeout=300))
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,19 @@ The engine calls run in a child process: a crafted state that slipped through wo
 
 from __future__ import annotations
 
-import os
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from children import run_child
 
 from rlvision_widgets.agents.sampling import sample_actions, sample_with_log_probs
 from rlvision_widgets.environment import EnvOptions, parse_state
 from rlvision_widgets.environment.state import ENTITY_DTYPE, EntityType
 from rlvision_widgets.rollouts import Trajectories, TrajectoryFileError, collect_trajectories
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import sys, warnings
@@ -144,19 +140,10 @@ def test_crafted_files_never_kill_the_process(saved, tmp_path):
     files = [str(path)]
     for k, (edit, _) in enumerate(EDITS.values()):
         files.append(str(craft(arrays, tmp_path, f"c{k}", k % len(arrays["ep_env"]), edit)))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, *files],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = proc.stdout.split("\n")
+    stdout = run_child(CHILD, *files, timeout=300)
+    lines = stdout.split("\n")
     assert f"rendered {files[0]}" in lines
-    assert all(f"refused {f}" in lines for f in files[1:]), proc.stdout
+    assert all(f"refused {f}" in lines for f in files[1:]), stdout
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])

@@ -10,16 +10,13 @@ engine's own render of the hidden state.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from browser.harness import STATIC, skip_reason
+from children import run_child
 
-ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = STATIC / "counterfactual_panel.js"
 
 
@@ -35,12 +32,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(_skip() is not None, reaso
 CHILD = r"""
 import base64, json, sys, time, warnings
 warnings.filterwarnings("ignore")
-sys.path.insert(0, sys.argv[2])
 import numpy as np, torch
 torch.set_num_threads(1)
 from browser.harness import canvas_pixels, launch, mount, next_frame, screenshot
 from rlvision_widgets.agents.registry import load_agent
-from rlvision_widgets.environment import CoinRunEnv, parse_state
+from rlvision_widgets.environment import parse_state
 from rlvision_widgets.environment.counterfactual import (
     CounterfactualError, hide_object, move_object, objects, render_state)
 from rlvision_widgets.environment.render import object_boxes
@@ -48,17 +44,7 @@ from rlvision_widgets.widgets.counterfactual_panel import CounterfactualPanel
 from rlvision_widgets.widgets.export import widget_payload
 
 out = sys.argv[1]
-env = CoinRunEnv(num_envs=8, rand_seed=3, distribution_mode="hard")
-saw_state = None
-for _ in range(300):
-    for s in env.get_state():
-        if len(object_boxes(s, 512).boxes["saw"]) and parse_state(s).cur_time > 3:
-            saw_state = s
-            break
-    if saw_state is not None:
-        break
-    env.step(np.full(8, 8))
-env.close()
+saw_state = open(sys.argv[2], "rb").read()
 
 class Traj:
     obs = np.zeros((1, 1, 1, 1, 3), np.uint8)
@@ -172,18 +158,9 @@ with open(out + ".json", "w") as f:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
+def session(tmp_path_factory, saw_in_view_files):
     out = tmp_path_factory.mktemp("cf_browser") / "session"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(out), str(ROOT / "tests")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_child(CHILD, out, saw_in_view_files[0])
     res = json.loads(Path(f"{out}.json").read_text())
     with np.load(f"{out}.npz") as z:
         arr = {k: z[k] for k in z.files}

@@ -11,18 +11,14 @@ truth made independently in the child: the engine's own render of the edited sta
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from children import run_child
 
 from rlvision_widgets.environment import CoinRunEnv
 from rlvision_widgets.widgets.counterfactual_panel import CounterfactualPanel, pixel_to_world
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, sys, time, warnings
@@ -31,25 +27,14 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from rlvision_widgets.agents.registry import load_agent
 from rlvision_widgets.analysis.counterfactual import compare
-from rlvision_widgets.environment import CoinRunEnv, parse_state
+from rlvision_widgets.environment import parse_state
 from rlvision_widgets.environment.counterfactual import (
     CounterfactualError, hide_object, move_object, objects, render_state)
 from rlvision_widgets.environment.render import object_boxes
 from rlvision_widgets.widgets.counterfactual_panel import CounterfactualPanel
 
 out = sys.argv[1]
-env = CoinRunEnv(num_envs=8, rand_seed=3, distribution_mode="hard")
-saw_state = None
-for _ in range(300):
-    for s in env.get_state():
-        if len(object_boxes(s, 512).boxes["saw"]) and parse_state(s).cur_time > 3:
-            saw_state = s
-            break
-    if saw_state is not None:
-        break
-    env.step(np.full(8, 8))
-other = env.get_state()[1]
-env.close()
+saw_state, other = (open(p, "rb").read() for p in sys.argv[2:4])
 
 class Traj:  # what the panel needs of Trajectories: state_at and obs' (E, T) shape
     obs = np.zeros((1, 2, 1, 1, 3), np.uint8)
@@ -166,18 +151,9 @@ with open(out + ".json", "w") as f:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, saw_in_view_files):
     out = tmp_path_factory.mktemp("cf_panel") / "panel"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_child(CHILD, out, *saw_in_view_files)
     res = json.loads(Path(f"{out}.json").read_text())
     with np.load(f"{out}.npz") as z:
         arr = {k: z[k] for k in z.files}

@@ -9,12 +9,8 @@ showed; the test checks it against an independent ``compare`` call made in the c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from children import run_child
 
 CHILD = r"""
 import json, sys, warnings
@@ -63,16 +59,7 @@ json.dump(out, open(sys.argv[1], "w"))
 
 def test_explorer_edits_the_shown_frame(tmp_path):
     path = tmp_path / "out.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_child(CHILD, path)
     out = json.loads(path.read_text())
     assert out["objects_before"] == 0  # no work until the user asks for a frame
     assert out["frame"] is not None, "no saw in view in 4 x 48 frames of seed 3"
