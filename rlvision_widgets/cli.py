@@ -504,7 +504,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .engines import check_engine
-    from .studies.sweep import SweepConfig, plot_sweep, run_sweep
+    from .studies.sweep import SweepConfig, plot_sweep, publish_sweep, run_sweep
 
     check_engine(a.engine, a.address)
     out = Path(a.out_dir)
@@ -529,12 +529,15 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         changes["ppo"] = {**cfg.ppo, "precision": a.precision}
     if changes:
         cfg = cfg.replace(**changes)
-    figures = a.figures or out
-    check_output_path(Path(figures) / "success.png", "--figures")
+    if a.publish:
+        check_output_path(Path(a.publish) / "results.json", "--publish")
     results = run_sweep(cfg, out, engine=a.engine, address=a.address, threads=a.threads)
     print(results.table())
-    plot_sweep(results, figures)
-    print(f"results: {out / 'results.json'}, {out / 'results.csv'}; figures in {figures}")
+    plot_sweep(results, out)
+    print(f"results: {out / 'results.json'}, {out / 'results.csv'}; figures in {out}")
+    if a.publish:
+        publish_sweep(out, a.publish)
+        print(f"published results, figures and {len(results.cells)} agents to {a.publish}")
     return 0
 
 
@@ -706,7 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--precision", default=None, choices=["fp32", "bf16"])
     p.add_argument("--threads", type=POSITIVE, default=1, help="torch threads per cell (1)")
-    p.add_argument("--figures", metavar="DIR", help="where the plots go (default OUT_DIR)")
+    p.add_argument(
+        "--publish",
+        metavar="DIR",
+        help="also copy results, plots and each cell's agent (weights, learning curve) into "
+        "DIR, e.g. docs/results/diversity (the plots always go to OUT_DIR)",
+    )
     _add_engine_flags(
         p,
         "local: one cell after another here (default); ray: cells in parallel on Ray workers",

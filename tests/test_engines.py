@@ -228,12 +228,15 @@ def test_tiny_sweep_gives_the_same_results_from_the_cli_locally_and_on_ray(ray_c
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(tiny.to_json()))
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert main(["sweep", str(local), "--config", str(config)]) == 0
+    published = tmp_path / "published"
+    assert main(["sweep", str(local), "--config", str(config), "--publish", str(published)]) == 0
     run_sweep(tiny, on_ray, engine="ray", threads=1, progress=False)
     a = json.loads((local / "results.json").read_text())
     b = json.loads((on_ray / "results.json").read_text())
     assert len(a["cells"]) == 2 and _without_timing(a) == _without_timing(b)
     assert (local / "success.png").stat().st_size > 0
+    assert json.loads((published / "results.json").read_text()) == a
+    assert len(list((published / "agents").glob("*/model.safetensors"))) == 2
     done = {p: p.stat().st_mtime_ns for p in local.glob("*/result.json")}
     assert main(["sweep", str(local)]) == 0  # settings from local/sweep.json
     assert {p: p.stat().st_mtime_ns for p in local.glob("*/result.json")} == done

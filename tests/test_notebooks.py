@@ -69,6 +69,7 @@ def test_notebooks_exist():
         "05_model_editing",
         "06_bring_your_own_model",
         "07_training",
+        "08_diversity_hypothesis",
         "09_counterfactuals",
     ):
         assert any(n.startswith(prefix) for n in names), f"missing notebook {prefix}*.ipynb"

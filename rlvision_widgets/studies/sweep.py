@@ -25,7 +25,8 @@ its training. The cell name (:func:`cell_name`) comes from what defines the trai
 settings are recorded in ``result.json``, and changing them re-evaluates without retraining.
 Everything in a result except its ``"timing"`` section depends only on the settings, so two
 runs (local or Ray) can be compared exactly. :func:`run_sweep` then writes
-``<out_dir>/results.json`` and ``results.csv``; :func:`plot_sweep` draws the article's figures.
+``<out_dir>/results.json`` and ``results.csv``; :func:`plot_sweep` draws the article's figures;
+:func:`publish_sweep` copies results, figures and each cell's weights into the docs.
 
 >>> config = SweepConfig(levels=(100, 1000, 10_000, 0), seeds=(0,))
 >>> [c.name[:-9] for c in config.cells()]   # each name ends in a hash of the cell's settings
@@ -70,6 +71,7 @@ __all__ = [
     "cell_name",
     "load_sweep",
     "plot_sweep",
+    "publish_sweep",
     "run_cell",
     "run_sweep",
     "sample_levels",
@@ -848,3 +850,51 @@ def plot_sweep(
             with atomic_open(out / f"{name}.png", "wb") as fh:
                 f.savefig(fh, format="png")
     return figs
+
+
+# ------------------------------------------------------------------------------- publish
+def publish_sweep(
+    out_dir: str | os.PathLike, dest: str | os.PathLike, article: bool = True
+) -> dict[str, Any]:
+    """Copy what a finished sweep in ``out_dir`` shows into ``dest`` (e.g.
+    ``docs/results/diversity``): ``results.json``, ``results.csv``, the two figures of
+    :func:`plot_sweep`, and per cell ``agents/<cell>/`` with the newest checkpoint's
+    ``config.json`` and ``model.safetensors`` (weights only, no optimizer state: loadable with
+    ``load_agent``, not resumable), the cell's ``result.json`` and ``learning_curve.png``.
+    Returns ``{"results": SweepResults, "agents": {cell: Path}, "figures": {name: Path}}``.
+
+    >>> publish_sweep("runs/sweep", "docs/results/diversity")              # doctest: +SKIP
+    """
+    from ..training.package import plot_learning_curve
+
+    results = load_sweep(out_dir)
+    src, dst = Path(out_dir), Path(dest)
+    dst.mkdir(parents=True, exist_ok=True)
+    results.write(dst)
+    plot_sweep(results, dst, article=article)
+    agents: dict[str, Path] = {}
+    for c in results.cells:
+        ckpt = src / c["cell"] / c["checkpoint"]
+        missing = [n for n in ("config.json", "model.safetensors") if not (ckpt / n).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{ckpt} lacks {', '.join(missing)}: the cell's checkpoint is gone; run the "
+                f"sweep again (`rlvision sweep {src}`) to retrain or restore it"
+            )
+        folder = dst / "agents" / c["cell"]
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            with open(ckpt / name, "rb") as fin, atomic_open(folder / name, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        write_json_atomic(folder / "result.json", c)
+        label = "unbounded" if c["levels"] == 0 else f"{c['levels']:,}"
+        test = c["test"]
+        plot_learning_curve(
+            src / c["cell"],
+            folder / "learning_curve.png",
+            title=f"{label} training levels, seed {c['seed']}",
+            eval_point=(c["steps"], test["success_rate"], tuple(test["ci95"])),
+        )
+        agents[c["cell"]] = folder
+    figures = {name: dst / f"{name}.png" for name in ("success", "interpretability")}
+    return {"results": results, "agents": agents, "figures": figures}

@@ -23,6 +23,7 @@ from rlvision_widgets.studies.sweep import (
     cell_name,
     load_sweep,
     plot_sweep,
+    publish_sweep,
     run_sweep,
     sample_levels,
 )
@@ -254,6 +255,44 @@ def test_plots_write_pngs(tiny, tmp_path):
     assert labels[-1] == "unbounded" and "1" in labels
     with pytest.raises(ValueError, match="no cells to plot"):
         plot_sweep(SweepResults(TINY, []))
+
+
+def test_publish_copies_results_figures_and_loadable_agents(tiny, tmp_path):
+    import shutil
+
+    import torch
+
+    from rlvision_widgets.agents.registry import load_agent
+
+    dest = tmp_path / "docs" / "diversity"
+    pub = publish_sweep(tiny.out, dest)
+    assert json.loads((dest / "results.json").read_text()) == tiny.results.to_json()
+    assert (dest / "results.csv").read_text() == (tiny.out / "results.csv").read_text()
+    for name in ("success", "interpretability"):
+        assert pub["figures"][name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    obs = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), np.uint8))
+    assert sorted(pub["agents"]) == sorted(c["cell"] for c in tiny.results.cells)
+    for c in tiny.results.cells:
+        folder = dest / "agents" / c["cell"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "config.json",
+            "learning_curve.png",
+            "model.safetensors",
+            "result.json",
+        ]
+        assert json.loads((folder / "result.json").read_text()) == c
+        # the published weights are the cell's trained agent
+        with torch.no_grad():
+            a, va = load_agent(folder)(obs)
+            b, vb = load_agent(tiny.out / c["cell"])(obs)
+        assert torch.equal(a, b) and torch.equal(va, vb)
+    # a cell whose checkpoint is gone is named, with how to get it back
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny.out, broken)
+    cell = tiny.results.cells[0]
+    (broken / cell["cell"] / cell["checkpoint"] / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"lacks model.safetensors.*rlvision sweep"):
+        publish_sweep(broken, tmp_path / "other")
 
 
 def test_load_sweep_errors(tmp_path):
