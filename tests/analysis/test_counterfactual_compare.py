@@ -71,7 +71,8 @@ hid = compare(agent, Counterfactual(saw_state).hide(saw), nmf=nmf)
 hid_arr = compare(agent, saw_state, hidden, nmf=nmf.components_)
 hid_logit = compare(agent, saw_state, hidden, output="logit:RIGHT", steps=5)
 s0 = CoinRunEnv(num_envs=1, rand_seed=0).get_state()[0]
-with_saw = add_object(s0, "saw", 2.6, 1.5)
+a0 = parse_state(s0).agent
+with_saw = add_object(s0, "saw", a0.x, a0.y, allow_overlap=True)  # on the agent: any policy dies
 roll = compare(agent, s0, with_saw, rollout_steps=60, seed=0)
 arrays = {}
 for name, c in (("same", same), ("hid", hid), ("hid_arr", hid_arr), ("hid_logit", hid_logit), ("roll", roll)):
@@ -176,7 +177,7 @@ def test_rollouts_use_the_engines_cause(child):
     original, edited = r["rollouts"]
     # the rollout's own label and the engine's full episode replay agree
     assert [original["outcome"], edited["outcome"]] == r["causes"]
-    assert edited["outcome"] == "saw"  # a saw next to the start kills the shipped agent
+    assert edited["outcome"] == "saw"  # the saw placed on the agent kills it
     assert original["outcome"] in ("success", "unfinished", *FAILURE_CAUSES)
     assert len(r["actions"][1]) == edited["length"] < 60
 
