@@ -511,6 +511,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     saved = out / "sweep.json"
     if a.config:
         cfg = SweepConfig.from_json(a.config)
+    elif a.smoke:
+        cfg = SweepConfig.smoke()
     elif saved.is_file():  # a stopped sweep resumes with its own settings
         cfg = SweepConfig.from_json(saved)
     else:
@@ -692,7 +694,13 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps its settings in sweep.json, so `rlvision sweep DIR` continues it.",
     )
     p.add_argument("out_dir", nargs="?", default="runs/sweep", help="(default runs/sweep)")
-    p.add_argument("--config", metavar="JSON", help="a SweepConfig JSON file")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="JSON", help="a SweepConfig JSON file")
+    source.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a one-minute sweep that checks the set-up (SweepConfig.smoke(); numbers mean nothing)",
+    )
     p.add_argument(
         "--levels",
         type=_level_counts,

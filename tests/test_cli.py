@@ -246,3 +246,24 @@ def test_stop_process_group_kills_what_ignores_sigterm():
     assert proc.returncode == -signal.SIGKILL
     assert time.monotonic() - started < 10
     assert not os.path.exists(f"/proc/{proc.pid}/status") or not _alive(proc.pid)
+
+
+def test_sweep_smoke_picks_the_smoke_config_and_excludes_config(monkeypatch, tmp_path, capsys):
+    from rlvision_widgets.studies import sweep
+    from rlvision_widgets.studies.sweep import SweepConfig
+
+    class Ran(Exception):
+        pass
+
+    def fake_run_sweep(cfg, out, **kwargs):
+        raise Ran(cfg, kwargs)
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_run_sweep)
+    with pytest.raises(Ran) as ran:
+        main(["sweep", str(tmp_path / "s"), "--smoke", "--engine", "local", "--threads", "2"])
+    cfg, kwargs = ran.value.args
+    assert cfg == SweepConfig.smoke() and kwargs["threads"] == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(tmp_path / "s"), "--smoke", "--config", str(tmp_path / "c.json")])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -214,17 +214,7 @@ def test_tiny_sweep_gives_the_same_results_from_the_cli_locally_and_on_ray(ray_c
     from rlvision_widgets.cli import main
     from rlvision_widgets.studies.sweep import SweepConfig, run_sweep
 
-    tiny = SweepConfig(
-        levels=(2, 0),
-        steps=256,
-        env_options={"num_envs": 4},
-        ppo={"num_steps": 32},
-        eval_levels=8,
-        interp_envs=2,
-        interp_steps=32,
-        interp_frames=64,
-        interp_rank=4,
-    )
+    tiny = SweepConfig.smoke()
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(tiny.to_json()))
     local, on_ray = tmp_path / "local", tmp_path / "ray"

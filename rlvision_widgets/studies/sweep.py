@@ -311,6 +311,28 @@ class SweepConfig:
         """A validated copy with ``changes``."""
         return replace(self, **changes)
 
+    @classmethod
+    def smoke(cls) -> SweepConfig:
+        """A sweep that checks a set-up end to end in about a minute (an engine, a cluster's
+        shared folder, a notebook): cells of 2 and unbounded levels, 256 PPO steps each (two
+        updates of 4 envs x 32 steps), 8 levels per evaluation, 64 frames scored at rank 4.
+        Its numbers mean nothing.
+
+        >>> [c.name[:-9] for c in SweepConfig.smoke().cells()]
+        ['levels-2_seed-0_256', 'levels-unbounded_seed-0_256']
+        """
+        return cls(
+            levels=(2, 0),
+            steps=256,
+            env_options={"num_envs": 4},
+            ppo={"num_steps": 32},
+            eval_levels=8,
+            interp_envs=2,
+            interp_steps=32,
+            interp_frames=64,
+            interp_rank=4,
+        )
+
 
 def _steps_text(steps: int) -> str:
     for unit, size in (("M", 1_000_000), ("k", 1000)):

@@ -30,18 +30,7 @@ from rlvision_widgets.studies.sweep import (
 from rlvision_widgets.training import train
 
 #: a few hundred steps per cell (2 updates of 4 envs x 32 steps), 8 levels each evaluation
-TINY = SweepConfig(
-    levels=(2, 0),
-    seeds=(0,),
-    steps=256,
-    env_options={"num_envs": 4},
-    ppo={"num_steps": 32},
-    eval_levels=8,
-    interp_envs=2,
-    interp_steps=32,
-    interp_frames=64,
-    interp_rank=4,
-)
+TINY = SweepConfig.smoke()
 
 
 # ---------------------------------------------------------------------------- the config
