@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "ARRAYS_FORMAT",
     "array_hash",
     "atomic_open",
+    "copy_file_atomic",
     "json_safe",
     "load_arrays",
     "save_arrays",
@@ -106,6 +108,20 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_open(path, "w") as f:
         f.write(text)
     return Path(path)
+
+
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike, *, fsync: bool = True) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically (a reader never sees half a file); returns
+    ``dst``.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> copy_file_atomic(write_text_atomic(os.path.join(d, "a"), "hi"), os.path.join(d, "b")).read_text()
+    'hi'
+    """
+    with open(src, "rb") as fin, atomic_open(dst, "wb", fsync=fsync) as fout:
+        shutil.copyfileobj(fin, fout)
+    return Path(dst)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> None:

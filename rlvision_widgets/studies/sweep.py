@@ -56,7 +56,7 @@ import numpy as np
 
 from ..environment.causes import FAILURE_CAUSES
 from ..environment.coinrun import EnvOptions
-from ..files import atomic_open, json_safe, write_json_atomic
+from ..files import atomic_open, copy_file_atomic, json_safe, write_json_atomic
 from ..training.ppo import PPOConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -906,8 +906,7 @@ def publish_sweep(
         folder = dst / "agents" / c["cell"]
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "model.safetensors"):
-            with open(ckpt / name, "rb") as fin, atomic_open(folder / name, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
+            copy_file_atomic(ckpt / name, folder / name)
         write_json_atomic(folder / "result.json", c)
         label = "unbounded" if c["levels"] == 0 else f"{c['levels']:,}"
         test = c["test"]

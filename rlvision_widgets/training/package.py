@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ..agents.checkpoint import load_checkpoint, resolve_checkpoint
 from ..agents.networks import multiply_adds
-from ..files import atomic_open, sha256_file, write_json_atomic
+from ..files import atomic_open, copy_file_atomic, sha256_file, write_json_atomic
 from ..rollouts.evaluate import evaluate
 
 # openai/train-procgen, CoinRun easy, unseen levels (see ../shared/docs/machine-and-anchors.md)
@@ -116,11 +115,7 @@ def package_agent(
     model, config = load_checkpoint(src)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with (
-        open(src / "model.safetensors", "rb") as fsrc,
-        atomic_open(dest / "model.safetensors", "wb", fsync=True) as fdst,
-    ):
-        shutil.copyfileobj(fsrc, fdst)
+    copy_file_atomic(src / "model.safetensors", dest / "model.safetensors")
     slim = {k: v for k, v in config.items() if k not in ("recent_successes",)}
     slim["files"] = {"model.safetensors": sha256_file(dest / "model.safetensors")}
     write_json_atomic(dest / "config.json", slim)
