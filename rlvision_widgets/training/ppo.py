@@ -456,7 +456,9 @@ class Trainer:
         run = {k: v for k, v in changes.items() if k in RUN_SETTINGS}
         run.setdefault("num_threads", 0)  # the stored count was the previous machine's
         self.config = PPOConfig.from_dict({**asdict(saved), **run})
-        if self.config.total_steps < counts["steps"]:
+        # the last update may pass the run's own budget (updates are whole): that run is
+        # finished, not refused; only a budget asked for below the trained steps is an error
+        if "total_steps" in run and self.config.total_steps < counts["steps"]:
             raise ValueError(
                 f"total_steps {self.config.total_steps:,} is below the {counts['steps']:,} "
                 f"steps {self.run_dir} has trained; ask for more to continue the run"

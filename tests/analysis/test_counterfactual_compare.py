@@ -115,8 +115,10 @@ def agent():
 def test_identical_states_give_no_difference(child):
     res, a = child
     r = res["same"]
-    assert r["kl"] == 0.0
-    assert r["values"][0] == r["values"][1]
+    # the two identical states run as two rows of one batch: equal up to float32 rounding
+    # (the convolution kernels may treat rows differently), far below any real difference
+    assert r["kl"] <= 1e-6
+    assert r["values"][0] == pytest.approx(r["values"][1], rel=1e-6, abs=1e-6)
     assert np.array_equal(a["same_observations"][0], a["same_observations"][1])
     assert np.array_equal(a["same_attributions"][0], a["same_attributions"][1])
     assert np.allclose(r["feature_change"], 0.0)

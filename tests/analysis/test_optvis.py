@@ -279,7 +279,9 @@ def test_optimized_images_beat_the_best_real_frame(agent, corpus):
     analysis = rv.analyze(agent, corpus[:128], rank=4)
     objs = [Channel("2b", c) for c in (0, 5, 11, 23)] + nmf_objectives(analysis.directions[:2])
     objs.append(Neuron("2b", 14))
-    r = optimize(agent, objs, steps=64, lr=0.1, seed=0, progress=False)
+    # 128 steps (the default is 256): at 64 the centre neuron of the 25M-step agent reached
+    # 0.64 of its best real frame in this batch (3.0 alone), at 128 every ratio is >= 2
+    r = optimize(agent, objs, steps=128, lr=0.1, seed=0, progress=False)
     c = r.compare(agent, corpus)
     assert (c.best_real > 0).all(), c.table()
     assert (c.ratio >= 1).all(), c.table()

@@ -134,6 +134,23 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_never_repeats_steps(run)
     assert [r["steps"] for r in read_log(run)] == [PER_UPDATE, 2 * PER_UPDATE, 3 * PER_UPDATE]
 
 
+def test_a_run_whose_last_update_passed_its_budget_reopens_as_finished(tmp_path):
+    run = Trainer(  # 40 steps asked, one whole update of 64 trained
+        tmp_path / "run",
+        PPOConfig(**TINY, total_steps=40),
+        EnvOptions(num_envs=4, rand_seed=5),
+        progress=False,
+    )
+    assert run.run()["steps"] == PER_UPDATE
+    t = Trainer(tmp_path / "run", resume=True, progress=False)
+    assert (t.steps, t.config.total_steps) == (PER_UPDATE, 40)
+    assert t.run()["steps"] == PER_UPDATE  # nothing left to train
+    t = Trainer(tmp_path / "run", {"total_steps": 2 * PER_UPDATE}, resume=True, progress=False)
+    assert t.run()["steps"] == 2 * PER_UPDATE
+    with pytest.raises(ValueError, match="below the 128 steps"):
+        Trainer(tmp_path / "run", {"total_steps": 100}, resume=True, progress=False)
+
+
 def test_resuming_a_finished_run_does_not_rewrite_its_checkpoint(run):
     ckpt = run / json.loads((run / "latest.json").read_text())["checkpoint"]
     before = os.stat(ckpt / "model.safetensors").st_ino
@@ -235,7 +252,9 @@ def test_the_reference_run_resumes_with_the_next_sessions_command(tmp_path, thre
     run = _copy_reference(tmp_path / "reference")
     saved = json.loads((run / "latest.json").read_text())["steps"]
     command = ["train", "--resume", str(run), "--precision", "bf16", "--threads", "1"]
-    for extra, total in (([], 25_000_000), (["--steps", "50000000"], 50_000_000)):
+    stored = json.loads((run / f"ckpt-{saved:012d}" / "config.json").read_text())
+    stored_total = stored["training"]["total_steps"]
+    for extra, total in (([], stored_total), (["--steps", "50000000"], 50_000_000)):
         config, env = train_settings(build_parser().parse_args(command + extra))
         t = Trainer(run, config, env, resume=True, progress=False)
         close(t)

@@ -197,7 +197,9 @@ def test_result_matches_an_independent_compare(run):
     assert [f["label"] for f in r["features"]] == ["a", "b", "feature 3"]
     changes = [abs(p["change"]) for p in r["policy_changes"]]
     assert changes == sorted(changes, reverse=True)
-    assert res["result0"]["value_change"] == 0.0 and res["result0"]["kl"] == 0.0
+    # no edit: the same observation twice in one batch, equal up to float32 rounding
+    assert res["result0"]["value_change"] == pytest.approx(0.0, abs=1e-5)
+    assert res["result0"]["kl"] <= 1e-6
 
 
 def test_bad_reference_is_refused_with_the_reason(run):
