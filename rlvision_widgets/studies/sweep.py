@@ -67,6 +67,7 @@ __all__ = [
     "SweepCell",
     "SweepConfig",
     "SweepResults",
+    "SweepStopped",
     "TEST_RANGE",
     "cell_name",
     "load_sweep",
@@ -86,7 +87,9 @@ TEST_RANGE = 2**20
 ALL_LEVELS = 2**31 - 1
 #: PPO settings the sweep sets itself (steps, seeds, threads) or that do not change the agent
 _PPO_OWN = {"total_steps": "steps", "seed": "seeds", "num_threads": "threads (run_sweep)"}
-_PPO_MACHINE = ("num_threads", "checkpoint_every_s", "device")
+# the machine's settings, not the agent's: a cell resumes with another thread count, device or
+# precision (fp32 where the CPU lacks bf16) under the same name, as the trainer allows
+_PPO_MACHINE = ("num_threads", "checkpoint_every_s", "device", "precision")
 _ENV_OWN = {"num_levels": "levels", "start_level": "levels (training levels start at 0)"}
 
 #: The article's footnote 10: two runs per level count, success on 10,000 train and test
@@ -265,8 +268,8 @@ class SweepConfig:
 
     def cell_definition(self, levels: int, seed: int) -> dict[str, Any]:
         """What defines a cell's trained agent (hashed into its name): levels, seed, steps,
-        every PPO setting but the machine's (threads, checkpoint interval, device) and every
-        env option."""
+        every PPO setting but the machine's (threads, checkpoint interval, device, precision)
+        and every env option."""
         cfg, env = self.training(levels, seed)
         ppo = {k: v for k, v in asdict(cfg).items() if k not in _PPO_MACHINE}
         return json_safe(
@@ -343,11 +346,14 @@ def _steps_text(steps: int) -> str:
 
 def cell_name(config: SweepConfig, levels: int, seed: int) -> str:
     """A cell's folder name: readable, plus a short hash of what defines its trained agent
-    (:meth:`SweepConfig.cell_definition`), so any training setting gives another name.
+    (:meth:`SweepConfig.cell_definition`), so any training setting but the machine's gives
+    another name.
 
     >>> cell_name(SweepConfig(), 100, 0)
     'levels-100_seed-0_5M-...'
     >>> cell_name(SweepConfig(ppo={"lr": 1e-4}), 100, 0) != cell_name(SweepConfig(), 100, 0)
+    True
+    >>> cell_name(SweepConfig(ppo={"precision": "fp32"}), 100, 0) == cell_name(SweepConfig(), 100, 0)
     True
     """
     text = json.dumps(config.cell_definition(levels, seed), sort_keys=True, separators=(",", ":"))
@@ -397,6 +403,10 @@ def _keep_newest_checkpoint(run_dir: Path) -> Path:
         if old.name != name and old.is_dir():
             shutil.rmtree(old)
     return run_dir / name
+
+
+class SweepStopped(RuntimeError):
+    """A cell's training was stopped (SIGINT/SIGTERM) before its steps; it resumes next run."""
 
 
 def _train_cell(
@@ -463,6 +473,12 @@ def run_cell(
     t_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     train_s = _train_cell(cfg, levels, seed, run_dir, threads, progress)
+    trained = _latest_steps(run_dir) or 0
+    if trained < cfg.steps:  # a stop signal ended the training: record nothing, resume later
+        raise SweepStopped(
+            f"cell {name} stopped at {trained:,} of {cfg.steps:,} steps; its checkpoint is "
+            "kept and nothing is recorded for it: run the sweep again to resume it"
+        )
     ckpt = _keep_newest_checkpoint(run_dir)
     agent = load_agent(run_dir)
     steps = int(agent.checkpoint_config["steps"])

@@ -20,6 +20,7 @@ from rlvision_widgets.studies.sweep import (
     TEST_RANGE,
     SweepConfig,
     SweepResults,
+    SweepStopped,
     cell_name,
     load_sweep,
     plot_sweep,
@@ -186,6 +187,22 @@ def test_interrupted_cell_resumed_its_training(tiny):
     assert log[0] == tiny.partial_log[0]  # the first update was kept, not trained again
     assert [json.loads(line)["steps"] for line in log] == [128, 256]
     assert not (folder / "ckpt-000000000128").exists()  # the older checkpoint was removed
+
+
+def test_a_stopped_cell_is_not_evaluated_or_recorded(tmp_path, monkeypatch):
+    import rlvision_widgets.training.ppo as ppo
+
+    real = ppo.train
+
+    def stopped_early(run_dir, config, env, **kw):  # what SIGTERM mid-run leaves
+        return real(run_dir, dataclasses.replace(config, total_steps=128), env, **kw)
+
+    monkeypatch.setattr(ppo, "train", stopped_early)
+    first = TINY.cells()[0]
+    with pytest.raises(SweepStopped, match=f"{first.name} stopped at 128 of 256 steps"):
+        run_sweep(TINY, tmp_path, progress=False)
+    assert not (tmp_path / first.name / "result.json").exists()
+    assert (tmp_path / first.name / "ckpt-000000000128").is_dir()  # kept for resuming
 
 
 def test_second_run_skips_done_cells(tiny):
