@@ -504,7 +504,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .engines import check_engine
-    from .studies.sweep import SweepConfig, plot_sweep, publish_sweep, run_sweep
+    from .studies.sweep import SweepConfig, SweepStopped, plot_sweep, publish_sweep, run_sweep
 
     check_engine(a.engine, a.address)
     out = Path(a.out_dir)
@@ -533,7 +533,11 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         cfg = cfg.replace(**changes)
     if a.publish:
         check_output_path(Path(a.publish) / "results.json", "--publish")
-    results = run_sweep(cfg, out, engine=a.engine, address=a.address, threads=a.threads)
+    try:
+        results = run_sweep(cfg, out, engine=a.engine, address=a.address, threads=a.threads)
+    except SweepStopped as exc:  # SIGINT/SIGTERM: not an error; the next run resumes
+        print(f"rlvision sweep: stopped: {exc}", file=sys.stderr)
+        return 130
     print(results.table())
     plot_sweep(results, out)
     print(f"results: {out / 'results.json'}, {out / 'results.csv'}; figures in {out}")

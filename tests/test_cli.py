@@ -248,6 +248,20 @@ def test_stop_process_group_kills_what_ignores_sigterm():
     assert not os.path.exists(f"/proc/{proc.pid}/status") or not _alive(proc.pid)
 
 
+def test_a_stopped_sweep_exits_130_with_one_line(monkeypatch, tmp_path, capsys):
+    from rlvision_widgets.studies import sweep
+
+    def stopped(cfg, out, **kwargs):
+        raise sweep.SweepStopped("cell c stopped at 128 of 256 steps; run the sweep again")
+
+    monkeypatch.setattr(sweep, "run_sweep", stopped)
+    assert main(["sweep", str(tmp_path / "s"), "--smoke"]) == 130
+    err = capsys.readouterr().err
+    assert (
+        err == "rlvision sweep: stopped: cell c stopped at 128 of 256 steps; run the sweep again\n"
+    )
+
+
 def test_sweep_smoke_picks_the_smoke_config_and_excludes_config(monkeypatch, tmp_path, capsys):
     from rlvision_widgets.studies import sweep
     from rlvision_widgets.studies.sweep import SweepConfig

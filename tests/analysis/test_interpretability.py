@@ -54,8 +54,8 @@ def scores(shipped, traj):
 
 
 def test_shipped_agent_is_more_interpretable_than_random_weights(scores):
-    # measured on these frames: the 25M-step agent 2/8 identified (its other saw features are
-    # duplicates, plus velocity and weak ones), consistency 0.92, score 0.49; the 3.1M-step
+    # measured on these frames: the 25M-step agent 2/8 identified (2 saw features; the others
+    # find the velocity squares or are weak), consistency 0.92, score 0.49; the 3.1M-step
     # agent 5/8 (3 saw, 2 crate); random 0/8 (its features find only the velocity squares,
     # which do not count); seeds 0-2 alike
     good, rand = scores
