@@ -84,6 +84,7 @@ def main() -> None:
         failed_episodes,
         feature_maps,
         integrated_gradients,
+        model_hash,
         receptive_field,
         trajectory_scale,
         value_spikes,
@@ -108,7 +109,8 @@ def main() -> None:
     obs, values, rewards, firsts, episodes = trajectories(agent, args.envs, args.steps)
     print(f"trajectories {obs.shape[:2]}: {time.perf_counter() - t0:.1f} s (not counted)")
     os.makedirs(args.cache, exist_ok=True)
-    cpath = os.path.join(args.cache, f"corpus-{args.agent}-{args.corpus}-128")
+    # keyed by the weights: a re-packaged agent must not reuse the old agent's play
+    cpath = os.path.join(args.cache, f"corpus-{model_hash(agent)[:16]}-{args.corpus}-128")
     t0 = time.perf_counter()
     try:
         corpus = Corpus.load(cpath)

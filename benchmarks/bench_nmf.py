@@ -53,7 +53,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from rlvision_widgets.agents import build_network
-    from rlvision_widgets.analysis import AnalysisCache, AttributionNMF, cached_attribution
+    from rlvision_widgets.analysis import (
+        AnalysisCache,
+        AttributionNMF,
+        cached_attribution,
+        model_hash,
+    )
     from rlvision_widgets.analysis.nmf import stack_signed_rows
     from rlvision_widgets.rollouts.corpus import Corpus, collect_corpus
 
@@ -71,7 +76,8 @@ def main() -> None:
     )
 
     os.makedirs(args.cache, exist_ok=True)
-    cpath = os.path.join(args.cache, f"corpus-{args.agent}-{args.corpus}-{args.interval}")
+    # keyed by the weights: a re-packaged agent must not reuse the old agent's play
+    cpath = os.path.join(args.cache, f"corpus-{model_hash(net)[:16]}-{args.corpus}-{args.interval}")
     t0 = time.perf_counter()
     try:
         corpus = Corpus.load(cpath)

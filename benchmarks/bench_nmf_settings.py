@@ -60,7 +60,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from rlvision_widgets.agents.registry import load_agent
-    from rlvision_widgets.analysis import AnalysisCache, AttributionNMF, cached_attribution
+    from rlvision_widgets.analysis import (
+        AnalysisCache,
+        AttributionNMF,
+        cached_attribution,
+        model_hash,
+    )
     from rlvision_widgets.analysis.settings import NMF_SETTINGS
     from rlvision_widgets.files import array_hash, write_json_atomic
     from rlvision_widgets.rollouts import Trajectories, collect_trajectories
@@ -72,7 +77,10 @@ def main() -> None:
         f"machine slow every time); current NMF_SETTINGS {NMF_SETTINGS}"
     )
     os.makedirs(args.cache, exist_ok=True)
-    tpath = os.path.join(args.cache, f"traj-coinrun-{args.envs}x{args.steps}")
+    # keyed by the weights: a re-packaged agent must not reuse the old agent's play
+    tpath = os.path.join(
+        args.cache, f"traj-coinrun-{model_hash(agent)[:16]}-{args.envs}x{args.steps}"
+    )
     try:
         traj = Trajectories.load(tpath)
     except (FileNotFoundError, ValueError):
