@@ -262,6 +262,25 @@ def test_a_stopped_sweep_exits_130_with_one_line(monkeypatch, tmp_path, capsys):
     )
 
 
+def test_a_stopped_cell_is_reported_without_the_engines_task_wrapping(
+    monkeypatch, tmp_path, capsys
+):
+    from rlvision_widgets.engines import run_tasks
+    from rlvision_widgets.studies import sweep
+
+    def cell(levels):
+        raise sweep.SweepStopped(f"cell {levels} stopped at 128 of 256 steps")
+
+    def stopped(cfg, out, **kwargs):  # the local engine re-raises a task's error, wrapped
+        run_tasks(cell, [{"levels": 100}], engine="local", progress=False, desc="sweep")
+
+    monkeypatch.setattr(sweep, "run_sweep", stopped)
+    assert main(["sweep", str(tmp_path / "s"), "--smoke"]) == 130
+    assert (
+        capsys.readouterr().err == "rlvision sweep: stopped: cell 100 stopped at 128 of 256 steps\n"
+    )
+
+
 def test_sweep_smoke_picks_the_smoke_config_and_excludes_config(monkeypatch, tmp_path, capsys):
     from rlvision_widgets.studies import sweep
     from rlvision_widgets.studies.sweep import SweepConfig
