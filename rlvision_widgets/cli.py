@@ -536,9 +536,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     try:
         results = run_sweep(cfg, out, engine=a.engine, address=a.address, threads=a.threads)
     except SweepStopped as exc:  # SIGINT/SIGTERM: not an error; the next run resumes
-        # the cell's own message, without the engine's "task i of n (...) failed:" wrapping
-        stop = exc.__cause__ if isinstance(exc.__cause__, SweepStopped) else exc
-        print(f"rlvision sweep: stopped: {stop}", file=sys.stderr)
+        # the cell's own words, without the engine's "task i of n (...) failed:" wrapping
+        print(f"rlvision sweep: stopped: {getattr(exc, 'task_message', exc)}", file=sys.stderr)
         return 130
     print(results.table())
     plot_sweep(results, out)

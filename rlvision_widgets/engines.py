@@ -226,15 +226,18 @@ def _task_error(
     kind: type, message: str, index: int, task: Mapping[str, Any], n: int, desc: str
 ) -> Exception:
     """An exception of the task's own type (a RuntimeError if that type cannot be built from
-    one message) whose message names the task."""
+    one message) whose message names the task; ``task_message`` keeps the task's own words
+    (on either engine)."""
     text = f"{desc}: task {index} of {n} ({_describe(task)}) failed: {message}"
+    err: Exception = RuntimeError(text)
     try:
-        err = kind(text)
-        if isinstance(err, Exception):
-            return err
+        built = kind(text)
+        if isinstance(built, Exception):
+            err = built
     except Exception:
         pass
-    return RuntimeError(text)
+    err.task_message = message  # type: ignore[attr-defined]
+    return err
 
 
 def _call(fn: Callable[..., Any], threads: int, keys: list[str], *values: Any) -> tuple:

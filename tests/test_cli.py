@@ -271,7 +271,7 @@ def test_a_stopped_cell_is_reported_without_the_engines_task_wrapping(
     def cell(levels):
         raise sweep.SweepStopped(f"cell {levels} stopped at 128 of 256 steps")
 
-    def stopped(cfg, out, **kwargs):  # the local engine re-raises a task's error, wrapped
+    def stopped(cfg, out, **kwargs):  # the engine re-raises a task's error, wrapped
         run_tasks(cell, [{"levels": 100}], engine="local", progress=False, desc="sweep")
 
     monkeypatch.setattr(sweep, "run_sweep", stopped)
