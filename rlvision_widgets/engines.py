@@ -51,6 +51,10 @@ T = TypeVar("T")
 #: the engines a large job can run on
 ENGINES = ("local", "ray")
 
+#: seconds a failed Ray job waits for its cancelled tasks to end (a training cell finishes its
+#: update and checkpoints on the interrupt; about a minute at one thread)
+CANCEL_GRACE_S = 300.0
+
 INSTALL_RAY = "pip install 'rlvision_widgets[ray]'"
 
 
@@ -269,7 +273,8 @@ def run_tasks(
     in memory (Ray's serialisation), never through files. A tqdm bar (``desc``) advances as
     tasks finish. An exception in a task is raised here with the task's index and arguments
     in its message, of the task's exception type (its cause: the original, or on Ray the
-    worker's traceback); the remaining Ray tasks are cancelled.
+    worker's traceback); the remaining Ray tasks are cancelled (an interrupt in their worker,
+    which a trainer answers by checkpointing) and waited for, up to :data:`CANCEL_GRACE_S`.
 
     >>> run_tasks(pow, [{"base": 2, "exp": 10}, {"base": 3, "exp": 2}], progress=False)
     [1024, 9]
@@ -368,6 +373,12 @@ def _run_ray(
 
 
 def _cancel(ray: Any, refs: list) -> None:
+    """Cancel ``refs`` (SIGINT in a running task's worker) and wait for them to end, up to
+    :data:`CANCEL_GRACE_S`, so that a task that stops cleanly (a trainer checkpoints) is not
+    killed halfway when this process exits."""
     for ref in refs:
         with contextlib.suppress(Exception):
             ray.cancel(ref)
+    if refs:
+        with contextlib.suppress(Exception):
+            ray.wait(list(refs), num_returns=len(refs), timeout=CANCEL_GRACE_S)

@@ -34,6 +34,31 @@ def fail_on(value, bad):
     return value
 
 
+def stop_like_a_trainer(role, folder, finish_s=1.0, run_s=60.0):
+    """``"fail"`` raises once the other task is ready; ``"train"`` answers SIGINT (Ray's
+    cancel) as the PPO trainer does: it finishes its "update" (``finish_s``), then writes its
+    "checkpoint" file. ``finish_s=None``: it ignores the interrupt and runs for ``run_s``."""
+    import signal
+    from pathlib import Path
+
+    folder = Path(folder)
+    if role == "fail":
+        t0 = time.monotonic()
+        while not (folder / "ready").exists() and time.monotonic() - t0 < 30:
+            time.sleep(0.05)
+        raise RuntimeError("this cell stopped")
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    (folder / "ready").write_text("")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < run_s and (finish_s is None or not stop):
+        time.sleep(0.05)
+    if stop and finish_s is not None:
+        time.sleep(finish_s)
+        (folder / "checkpoint").write_text("")
+    return role
+
+
 # -- split -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 10, 33])
 @pytest.mark.parametrize("parts", [1, 2, 3, 8, 50])
@@ -170,6 +195,25 @@ def test_ray_task_errors_name_the_task_and_carry_the_worker_traceback(ray_cluste
     assert "demo: task 1 of 3 (value=1, bad=1) failed" in str(info.value)
     assert "no such thing as 1" in str(info.value)
     assert "in fail_on" in str(info.value.__cause__)  # the worker's traceback, as text
+
+
+def test_a_failed_ray_job_lets_its_cancelled_tasks_finish_cleanly(
+    ray_cluster, tmp_path, monkeypatch
+):
+    # a stopped sweep cell must not take the other cell's last update with it
+    tasks = [{"role": "train", "folder": str(tmp_path)}, {"role": "fail", "folder": str(tmp_path)}]
+    with pytest.raises(RuntimeError, match="this cell stopped"):
+        run_tasks(stop_like_a_trainer, tasks, engine="ray", threads=1, progress=False)
+    assert (tmp_path / "checkpoint").exists()  # the interrupted task checkpointed before the raise
+    # a task that ignores the interrupt is waited for CANCEL_GRACE_S, not for ever
+    (tmp_path / "ready").unlink()
+    monkeypatch.setattr(engines, "CANCEL_GRACE_S", 2.0)
+    tasks[0].update(finish_s=None, run_s=20.0)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="this cell stopped"):
+        run_tasks(stop_like_a_trainer, tasks, engine="ray", threads=1, progress=False)
+    assert time.monotonic() - t0 < 15
+    assert run_tasks(threads_and_value, [{"value": 1}], engine="ray", progress=False) == [(1, 1)]
 
 
 def test_evaluate_on_ray_is_identical_to_the_local_run(ray_cluster):
