@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -379,6 +380,16 @@ def _cancel(ray: Any, refs: list) -> None:
     for ref in refs:
         with contextlib.suppress(Exception):
             ray.cancel(ref)
-    if refs:
-        with contextlib.suppress(Exception):
-            ray.wait(list(refs), num_returns=len(refs), timeout=CANCEL_GRACE_S)
+    if not refs:
+        return
+    try:
+        _, running = ray.wait(list(refs), num_returns=len(refs), timeout=CANCEL_GRACE_S)
+    except Exception:  # Ray is gone: nothing left to wait for
+        return
+    if running:
+        warnings.warn(
+            f"{len(running)} cancelled Ray task(s) still running after {CANCEL_GRACE_S:g} s; "
+            "they are stopped when this process ends, without finishing cleanly",
+            RuntimeWarning,
+            stacklevel=3,
+        )
