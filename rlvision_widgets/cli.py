@@ -502,6 +502,19 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _cells(text: str) -> tuple[tuple[int, int], ...]:
+    """``"1000:1,unbounded:2"`` -> ``((1000, 1), (0, 2))``."""
+    out = []
+    for part in text.split(","):
+        levels, sep, seed = part.partition(":")
+        if not sep:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated LEVELS:SEED pairs, e.g. 1000:1, got {part.strip()!r}"
+            )
+        out.append((_level_counts(levels)[0], _seeds(seed)[0]))
+    return tuple(out)
+
+
 def cmd_sweep(a: argparse.Namespace) -> int:
     from .engines import check_engine
     from .studies.sweep import SweepConfig, SweepStopped, plot_sweep, publish_sweep, run_sweep
@@ -524,6 +537,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
             ("seeds", a.seeds),
             ("steps", a.steps),
             ("eval_levels", a.eval_levels),
+            ("extra_cells", a.extra_cells),
         )
         if v is not None
     }
@@ -692,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep",
         help="the diversity sweep: train, evaluate and score agents on more and more levels",
-        description="Train one agent per cell (training levels x seed) with the project's PPO, "
+        description="Train one agent per cell (training levels x seed, plus any extra cells) "
+        "with the project's PPO, "
         "evaluate it on its training levels and on unseen levels (sampled with replacement, "
         "the same number for every cell) and score its interpretability automatically "
         "(docs/diversity.md). Done cells are skipped, stopped ones resume; a sweep folder "
@@ -713,6 +728,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="training-level counts, e.g. 100,1000,10000,unbounded (the default)",
     )
     p.add_argument("--seeds", type=_seeds, default=None, help="training seeds, e.g. 0,1 (0)")
+    p.add_argument(
+        "--extra-cells",
+        type=_cells,
+        default=None,
+        metavar="LEVELS:SEED,...",
+        help="cells beyond the levels x seeds grid, e.g. 1000:1 (a second seed of 1,000 levels; "
+        "replaces the saved list)",
+    )
     p.add_argument("--steps", type=POSITIVE, default=None, help="PPO steps per cell (5M)")
     p.add_argument(
         "--eval-levels",

@@ -300,3 +300,30 @@ def test_sweep_smoke_picks_the_smoke_config_and_excludes_config(monkeypatch, tmp
         main(["sweep", str(tmp_path / "s"), "--smoke", "--config", str(tmp_path / "c.json")])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_sweep_extra_cells_replace_the_saved_list(monkeypatch, tmp_path, capsys):
+    from rlvision_widgets.studies import sweep
+    from rlvision_widgets.studies.sweep import SweepConfig
+
+    class Ran(Exception):
+        pass
+
+    def fake_run_sweep(cfg, out, **kwargs):
+        raise Ran(cfg)
+
+    monkeypatch.setattr(sweep, "run_sweep", fake_run_sweep)
+    out = tmp_path / "s"
+    out.mkdir()
+    saved = SweepConfig(levels=(100, 1000), extra_cells=[(100, 1)], eval_levels=50)
+    (out / "sweep.json").write_text(json.dumps(saved.to_json()))
+    with pytest.raises(Ran) as ran:
+        main(["sweep", str(out), "--extra-cells", "1000:1,unbounded:2"])
+    (cfg,) = ran.value.args
+    assert cfg == saved.replace(extra_cells=((1000, 1), (0, 2)))
+    assert [(c.levels, c.seed) for c in cfg.cells()][-3:] == [(1000, 0), (1000, 1), (0, 2)]
+    for bad in ("1000", "1000:x", "-5:1"):
+        with pytest.raises(SystemExit) as exc:
+            main(["sweep", str(out), "--extra-cells", bad])
+        assert exc.value.code == 2
+        assert "--extra-cells" in capsys.readouterr().err

@@ -165,7 +165,8 @@ class SweepConfig:
     (``num_levels``/``start_level`` come from ``levels``). ``ppo``: :class:`~rlvision_widgets.
     training.ppo.PPOConfig` overrides for every cell (the article's defaults otherwise;
     ``total_steps``, ``seed`` and ``num_threads`` come from ``steps``, ``seeds`` and the
-    ``threads`` of :func:`run_sweep`). ``eval_levels``: train and unseen levels played per
+    ``threads`` of :func:`run_sweep`). ``extra_cells``: ``(levels, seed)`` cells beyond the
+    grid, e.g. a second seed of one level count. ``eval_levels``: train and unseen levels played per
     cell, sampled with replacement (the article: 10,000); ``eval_seed``: seeds the samples and
     the sampled actions; ``test_start_level``: first unseen level (above every training level).
     ``interp_envs`` x ``interp_steps``: frames collected on unseen levels with
@@ -173,6 +174,8 @@ class SweepConfig:
 
     >>> SweepConfig(levels=(100, 0), seeds=(0, 1)).cells()[-1]
     SweepCell(levels=0, seed=1, name='levels-unbounded_seed-1_5M-...')
+    >>> [(c.levels, c.seed) for c in SweepConfig(levels=(100, 0), extra_cells=[(100, 1)]).cells()]
+    [(100, 0), (100, 1), (0, 0)]
     >>> SweepConfig.from_json(SweepConfig(steps=1000).to_json()).steps
     1000
     >>> SweepConfig(ppo={"total_steps": 10})
@@ -194,11 +197,13 @@ class SweepConfig:
     interp_frames: int = 1024
     interp_rank: int = 8
     interp_seed: int = 0
+    extra_cells: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "levels", _int_tuple("levels", self.levels, 0, 2**31))
         set_(self, "seeds", _int_tuple("seeds", self.seeds, 0, 2**31))
+        set_(self, "extra_cells", self._extra_cells(self.extra_cells))
         _check_int("steps", self.steps, 1)
         for name in ("eval_levels", "interp_envs", "interp_steps", "interp_rank"):
             _check_int(name, getattr(self, name), 1)
@@ -211,7 +216,7 @@ class SweepConfig:
                 f"interp_envs x interp_steps = {self.interp_envs * self.interp_steps} frames; "
                 "the interpretability score needs at least 32"
             )
-        top = max(self.levels)
+        top = max((*self.levels, *(n for n, _ in self.extra_cells)))
         if self.test_start_level < top:
             raise ValueError(
                 f"test_start_level {self.test_start_level} lies inside the training levels "
@@ -248,10 +253,44 @@ class SweepConfig:
             raise ValueError(f"{name}: {exc}") from None
         return out
 
+    def _extra_cells(self, value: Any) -> tuple[tuple[int, int], ...]:
+        how = "extra_cells must be a list of [levels, seed] pairs, e.g. [[1000, 1]]"
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            raise ValueError(f"{how}, got {value!r}")
+        out: list[tuple[int, int]] = []
+        for pair in value:
+            if (
+                isinstance(pair, (str, bytes, Mapping))
+                or not isinstance(pair, (Sequence, np.ndarray))
+                or len(pair) != 2
+                or not all(_is_int(v) and 0 <= v < 2**31 for v in pair)
+            ):
+                raise ValueError(f"{how} (integers >= 0, 0 = unbounded), got {pair!r}")
+            cell = (int(pair[0]), int(pair[1]))
+            if cell in out or (cell[0] in self.levels and cell[1] in self.seeds):
+                raise ValueError(
+                    f"extra_cells: levels {cell[0]}, seed {cell[1]} is already a cell of the "
+                    "sweep (the levels x seeds grid or an earlier extra cell)"
+                )
+            out.append(cell)
+        return tuple(out)
+
     # -- cells -----------------------------------------------------------------------------
     def cells(self) -> list[SweepCell]:
-        """Every cell, levels outer, seeds inner, in the order given."""
-        return [SweepCell(n, s, cell_name(self, n, s)) for n in self.levels for s in self.seeds]
+        """Every cell: the levels x seeds grid (levels outer, seeds inner, in the order
+        given) with each extra cell after the grid's cells of its level count (new level
+        counts last, in the order given)."""
+        order = list(self.levels)
+        order += [n for n, _ in self.extra_cells if n not in order]
+        pairs = [
+            (n, s)
+            for n in dict.fromkeys(order)
+            for s in (
+                *(self.seeds if n in self.levels else ()),
+                *(s for m, s in self.extra_cells if m == n),
+            )
+        ]
+        return [SweepCell(n, s, cell_name(self, n, s)) for n, s in pairs]
 
     def training(self, levels: int, seed: int, threads: int = 0) -> tuple[PPOConfig, EnvOptions]:
         """The PPO config and env options a cell trains with.

@@ -106,6 +106,36 @@ def test_cell_names_are_stable_readable_and_differ_by_training_setting():
     ]
 
 
+def test_extra_cells_join_the_grid_without_renaming_it():
+    grid = SweepConfig(levels=(100, 1000, 0))
+    cfg = grid.replace(extra_cells=[[1000, 1], (10_000, 2), (100, 3)])
+    assert cfg.extra_cells == ((1000, 1), (10_000, 2), (100, 3))
+    cells = [(c.levels, c.seed) for c in cfg.cells()]
+    assert cells == [(100, 0), (100, 3), (1000, 0), (1000, 1), (0, 0), (10_000, 2)]
+    # the grid's cells keep their names (a done cell is found again), the extra ones are new
+    names = {(c.levels, c.seed): c.name for c in cfg.cells()}
+    assert all(names[c.levels, c.seed] == c.name for c in grid.cells())
+    assert names[1000, 1] == cell_name(SweepConfig(seeds=(1,)), 1000, 1)
+    assert len(set(names.values())) == len(names)
+    # JSON: pairs come back as tuples; an older sweep.json without the field still loads
+    assert SweepConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    old = {k: v for k, v in grid.to_json().items() if k != "extra_cells"}
+    assert SweepConfig.from_json(old) == grid
+    # the unseen levels must start above the largest extra cell too
+    with pytest.raises(ValueError, match="test_start_level 1000000 lies inside"):
+        SweepConfig(extra_cells=[(2_000_000, 0)])
+    for bad, message in [
+        ((1000, 1), "list of \\[levels, seed\\] pairs"),
+        ([(1000,)], "list of \\[levels, seed\\] pairs"),
+        ([(1000, -1)], "integers >= 0"),
+        ([("1000", 1)], "integers >= 0"),
+        ([(1000, 0)], "levels 1000, seed 0 is already a cell"),
+        ([(5, 1), (5, 1)], "levels 5, seed 1 is already a cell"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            grid.replace(extra_cells=bad)
+
+
 def test_levels_are_sampled_with_replacement_reproducibly_within_range():
     cfg = SweepConfig(levels=(5, 0), seeds=(0, 1), eval_levels=200)
     train_a, test_a = sample_levels(cfg, 5, 0)
