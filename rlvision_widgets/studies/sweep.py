@@ -500,7 +500,7 @@ def run_cell(
     from ..rollouts.evaluate import evaluate
 
     cfg = config if isinstance(config, SweepConfig) else SweepConfig.from_json(config)
-    if levels not in cfg.levels or seed not in cfg.seeds:
+    if not any(c.levels == levels and c.seed == seed for c in cfg.cells()):
         raise ValueError(f"cell (levels {levels}, seed {seed}) is not a cell of this sweep")
     name = cell_name(cfg, levels, seed)
     run_dir = Path(out_dir) / name

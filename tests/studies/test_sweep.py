@@ -121,6 +121,9 @@ def test_extra_cells_join_the_grid_without_renaming_it():
     assert SweepConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
     old = {k: v for k, v in grid.to_json().items() if k != "extra_cells"}
     assert SweepConfig.from_json(old) == grid
+    # run_cell takes an extra cell and still refuses a pair outside the sweep
+    with pytest.raises(ValueError, match="levels 10, seed 1\\) is not a cell"):
+        sweep_module.run_cell(cfg.to_json(), 10, 1, "unused")
     # the unseen levels must start above the largest extra cell too
     with pytest.raises(ValueError, match="test_start_level 1000000 lies inside"):
         SweepConfig(extra_cells=[(2_000_000, 0)])
@@ -349,3 +352,10 @@ def test_bad_engine_is_refused_before_any_work(tmp_path):
 
 def test_docstrings_run():
     assert doctest.testmod(sweep_module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_an_extra_cell_trains_and_records_like_a_grid_cell(tmp_path):
+    cfg = TINY.replace(extra_cells=[(2, 1)])
+    out = sweep_module.run_cell(cfg.to_json(), 2, 1, str(tmp_path), threads=1, progress=False)
+    assert (out["levels"], out["seed"], out["cell"]) == (2, 1, cfg.cells()[1].name)
+    assert out["steps"] >= cfg.steps and (tmp_path / out["cell"] / "result.json").is_file()
